@@ -1,0 +1,329 @@
+//! The image trailer at the end of every slot, as MCUboot (swap-scratch / swap-move and
+//! overwrite-only) lays it out, and as imgtool writes it with `--pad` / `--confirm`.
+//!
+//! From the end of a slot of size `S` backwards, with `A` = max write alignment
+//! (`BOOT_MAX_ALIGN`, `max(8, W)`), `W` = flash write size, `M` = max image sectors,
+//! `E` = erased value:
+//!
+//! | field | offset | size |
+//! | --- | --- | --- |
+//! | magic | `S - align_up(16, A)` (magic in the last 16 bytes) | `align_up(16, A)` |
+//! | `image_ok` | magic − `A` | 1 byte, padded to `A` with `E` |
+//! | `copy_done` | `image_ok` − `A` | 1, padded |
+//! | `swap_info` | `copy_done` − `A` | 1, padded: low nibble [`SwapType`], high nibble image number |
+//! | `swap_size` | `swap_info` − `A` | u32, padded |
+//! | swap status | `S - trailer_size` | `M * 3 * W`: one `W`-sized record per state |
+//!
+//! `trailer_size` (imgtool's rule, used for `--pad` and the room check) is
+//! `M*3*W + 4*A + align_up(16, A)` in swap modes and `2*A + align_up(16, A)` with
+//! `--overwrite-only`.
+//!
+//! Flags decode as MCUboot does: `E` → unset, `0x01` → set, anything else → bad.
+
+use super::align_up;
+
+/// Trailer magic for `BOOT_MAX_ALIGN == 8`.
+pub const MAGIC_ALIGN8: [u8; 16] = [
+    0x77, 0xc2, 0x95, 0xf3, 0x60, 0xd2, 0xef, 0x7f, 0x35, 0x52, 0x50, 0x0f, 0x2c, 0xb6, 0x79, 0x80,
+];
+/// The last 14 bytes of the trailer magic when `BOOT_MAX_ALIGN != 8` (first two are A as u16).
+pub const MAGIC_TAIL_OTHER: [u8; 14] = [
+    0x2d, 0xe1, 0x5d, 0x29, 0x41, 0x0b, 0x8d, 0x77, 0x67, 0x9c, 0x11, 0x0f, 0x1f, 0x8a,
+];
+/// Value written to `image_ok` / `copy_done` when set.
+pub const FLAG_SET: u8 = 0x01;
+/// Swap status states per sector in swap-scratch and swap-move.
+pub const STATUS_STATES: u32 = 3;
+
+/// `BOOT_SWAP_TYPE_*`: what the bootloader does on this boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum SwapType {
+    /// 1: boot the primary as it is.
+    None,
+    /// 2: swap once; revert on the next boot unless the new image confirms itself.
+    Test,
+    /// 3: swap permanently.
+    Perm,
+    /// 4: swap back to the previous image.
+    Revert,
+    /// 5: the secondary failed validation during a recorded swap.
+    Fail,
+    /// 0xff: unrecoverable.
+    Panic,
+}
+
+impl SwapType {
+    /// The numeric value MCUboot uses (and stores in `swap_info`).
+    #[must_use]
+    pub const fn to_u8(self) -> u8 {
+        match self {
+            Self::None => 1,
+            Self::Test => 2,
+            Self::Perm => 3,
+            Self::Revert => 4,
+            Self::Fail => 5,
+            Self::Panic => 0xff,
+        }
+    }
+
+    /// Decodes a numeric swap type.
+    #[must_use]
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::None,
+            2 => Self::Test,
+            3 => Self::Perm,
+            4 => Self::Revert,
+            5 => Self::Fail,
+            0xff => Self::Panic,
+            _ => return None,
+        })
+    }
+}
+
+/// State of a one-byte trailer flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagState {
+    /// `0x01`.
+    Set,
+    /// Erased.
+    Unset,
+    /// Anything else.
+    Bad,
+}
+
+/// State of the 16-byte trailer magic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MagicState {
+    /// Equal to the expected magic.
+    Good,
+    /// All erased.
+    Unset,
+    /// Anything else.
+    Bad,
+}
+
+/// Geometry of a slot's trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TrailerLayout {
+    /// Slot size `S`.
+    pub slot_size: u32,
+    /// Flash write size `W` (imgtool `--align`): 1, 2, 4, 8, 16 or 32.
+    pub write_align: u32,
+    /// `BOOT_MAX_ALIGN` `A`: `max(8, W)` unless set explicitly (`--max-align`).
+    pub max_align: u32,
+    /// `MCUBOOT_MAX_IMG_SECTORS` `M` (imgtool `-M`, default 128).
+    pub max_sectors: u32,
+    /// Erased value `E`: 0xff, or 0x00 on PSoC 6 internal flash.
+    pub erased_val: u8,
+    /// Overwrite-only upgrades: no swap status area.
+    pub overwrite_only: bool,
+}
+
+impl TrailerLayout {
+    /// A layout with `max_align = max(8, write_align)`.
+    #[must_use]
+    pub const fn new(
+        slot_size: u32,
+        write_align: u32,
+        max_sectors: u32,
+        erased_val: u8,
+        overwrite_only: bool,
+    ) -> Self {
+        let max_align = if write_align > 8 { write_align } else { 8 };
+        Self {
+            slot_size,
+            write_align,
+            max_align,
+            max_sectors,
+            erased_val,
+            overwrite_only,
+        }
+    }
+
+    /// `align_up(16, A)`: the space the magic occupies.
+    #[must_use]
+    pub const fn magic_area_size(&self) -> u32 {
+        align_up(16, self.max_align)
+    }
+
+    /// imgtool's trailer size: the bytes at the end of the slot an image must leave free.
+    #[must_use]
+    pub const fn trailer_size(&self) -> u32 {
+        let fields = if self.overwrite_only { 2 } else { 4 } * self.max_align;
+        let status = if self.overwrite_only {
+            0
+        } else {
+            self.max_sectors * STATUS_STATES * self.write_align
+        };
+        status + fields + self.magic_area_size()
+    }
+
+    /// Largest image (header + payload + TLVs) that fits in the slot.
+    #[must_use]
+    pub const fn max_image_size(&self) -> u32 {
+        self.slot_size.saturating_sub(self.trailer_size())
+    }
+
+    /// Offset of the 16 magic bytes (always `S - 16`).
+    #[must_use]
+    pub const fn magic_off(&self) -> u32 {
+        self.slot_size - 16
+    }
+
+    /// Offset of `image_ok`.
+    #[must_use]
+    pub const fn image_ok_off(&self) -> u32 {
+        self.slot_size - self.magic_area_size() - self.max_align
+    }
+
+    /// Offset of `copy_done`.
+    #[must_use]
+    pub const fn copy_done_off(&self) -> u32 {
+        self.image_ok_off() - self.max_align
+    }
+
+    /// Offset of `swap_info`.
+    #[must_use]
+    pub const fn swap_info_off(&self) -> u32 {
+        self.copy_done_off() - self.max_align
+    }
+
+    /// Offset of `swap_size`.
+    #[must_use]
+    pub const fn swap_size_off(&self) -> u32 {
+        self.swap_info_off() - self.max_align
+    }
+
+    /// Offset of the first swap status record.
+    #[must_use]
+    pub const fn status_off(&self) -> u32 {
+        self.slot_size - self.trailer_size()
+    }
+
+    /// The 16-byte magic for this layout's `A`.
+    #[must_use]
+    pub fn magic(&self) -> [u8; 16] {
+        magic_for(self.max_align)
+    }
+
+    /// Classifies a flag byte.
+    #[must_use]
+    pub fn flag_state(&self, byte: u8) -> FlagState {
+        if byte == self.erased_val {
+            FlagState::Unset
+        } else if byte == FLAG_SET {
+            FlagState::Set
+        } else {
+            FlagState::Bad
+        }
+    }
+
+    /// Classifies the 16 magic bytes.
+    #[must_use]
+    pub fn magic_state(&self, bytes: &[u8; 16]) -> MagicState {
+        if *bytes == self.magic() {
+            MagicState::Good
+        } else if bytes.iter().all(|b| *b == self.erased_val) {
+            MagicState::Unset
+        } else {
+            MagicState::Bad
+        }
+    }
+
+    /// An `A`-sized flag record: `value` then `A-1` erased bytes. At most 32 bytes are used.
+    #[must_use]
+    pub fn flag_record(&self, value: u8) -> ([u8; 32], usize) {
+        let mut rec = [self.erased_val; 32];
+        rec[0] = value;
+        (rec, (self.max_align as usize).min(32))
+    }
+}
+
+/// The trailer magic for a given `BOOT_MAX_ALIGN`.
+#[must_use]
+pub fn magic_for(max_align: u32) -> [u8; 16] {
+    if max_align == 8 {
+        return MAGIC_ALIGN8;
+    }
+    let mut m = [0u8; 16];
+    m[0..2].copy_from_slice(&(max_align as u16).to_le_bytes());
+    m[2..].copy_from_slice(&MAGIC_TAIL_OTHER);
+    m
+}
+
+/// Decodes a `swap_info` byte: `(swap type, image number)`; erased or unknown → `None`/0.
+#[must_use]
+pub fn decode_swap_info(byte: u8, erased_val: u8) -> (SwapType, u8) {
+    if byte == erased_val {
+        return (SwapType::None, 0);
+    }
+    match SwapType::from_u8(byte & 0x0f) {
+        Some(t @ (SwapType::Test | SwapType::Perm | SwapType::Revert)) => (t, byte >> 4),
+        _ => (SwapType::None, 0),
+    }
+}
+
+/// Encodes a `swap_info` byte.
+#[must_use]
+pub const fn encode_swap_info(swap_type: SwapType, image_num: u8) -> u8 {
+    (image_num << 4) | (swap_type.to_u8() & 0x0f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worked_sizes_from_the_spec() {
+        assert_eq!(
+            TrailerLayout::new(0x1c0000, 8, 3584, 0xff, false).trailer_size(),
+            0x15030
+        );
+        assert_eq!(
+            TrailerLayout::new(0xe6000, 8, 1840, 0, false).trailer_size(),
+            0xacb0
+        );
+        assert_eq!(
+            TrailerLayout::new(0x20000, 4, 128, 0xff, false).trailer_size(),
+            0x630
+        );
+        assert_eq!(
+            TrailerLayout::new(0x20000, 16, 128, 0xff, false).trailer_size(),
+            0x1850
+        );
+        assert_eq!(
+            TrailerLayout::new(0x1c0000, 8, 3584, 0xff, true).trailer_size(),
+            32
+        );
+    }
+
+    #[test]
+    fn offsets_for_align8() {
+        let t = TrailerLayout::new(0x20000, 4, 128, 0xff, false);
+        assert_eq!(t.magic_off(), 0x20000 - 16);
+        assert_eq!(t.image_ok_off(), 0x20000 - 24);
+        assert_eq!(t.copy_done_off(), 0x20000 - 32);
+        assert_eq!(t.swap_info_off(), 0x20000 - 40);
+        assert_eq!(t.swap_size_off(), 0x20000 - 48);
+    }
+
+    #[test]
+    fn magic_for_align16_matches_v11() {
+        let m = magic_for(16);
+        assert_eq!(&m[..4], &[0x10, 0x00, 0x2d, 0xe1]);
+        assert_eq!(m[15], 0x8a);
+    }
+
+    #[test]
+    fn swap_info_round_trip() {
+        for t in [SwapType::Test, SwapType::Perm, SwapType::Revert] {
+            for img in 0..16 {
+                assert_eq!(decode_swap_info(encode_swap_info(t, img), 0xff), (t, img));
+            }
+        }
+        assert_eq!(decode_swap_info(0xff, 0xff), (SwapType::None, 0));
+    }
+}

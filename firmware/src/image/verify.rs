@@ -1,0 +1,558 @@
+//! Image validation: SHA-256 over the hashed region, key selection by KEYHASH (or PUBKEY), and
+//! ECDSA P-256 signature verification, with public keys only.
+//!
+//! This mirrors MCUboot's `bootutil_img_validate`:
+//!
+//! 1. hash bytes `[0, U)`: header (with padding), payload and the whole protected TLV area;
+//! 2. walk the unprotected TLVs: `SHA256` must be 32 bytes and equal the hash; `KEYHASH` selects
+//!    the key whose SubjectPublicKeyInfo hashes to it (`PUBKEY` selects the key equal to it);
+//!    the following `ECDSA_SIG` (DER `SEQUENCE { r, s }`) is verified with that key over the hash;
+//! 3. valid iff the hash matched and, when keys are given, one signature verified.
+//!
+//! [`validate`] reads through [`ImageRead`], so the bootloader runs it directly on flash with a
+//! 512-byte buffer and no heap; the host runs it on a byte slice.
+
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use super::header::{ImageFlags, ImageHeader, IMAGE_HEADER_SIZE};
+use super::tlv::{TlvArea, TlvIter, TlvKind, TLV_HEADER_SIZE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
+use super::ImageError;
+
+/// DER prefix of a P-256 SubjectPublicKeyInfo (followed by the 65-byte uncompressed point).
+pub const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+/// Length of a P-256 SubjectPublicKeyInfo in DER.
+pub const P256_SPKI_LEN: usize = 91;
+/// Largest ECDSA P-256 DER signature we accept (72, plus `--pad-sig` slack).
+pub const MAX_SIG_LEN: usize = 80;
+
+/// An ECDSA P-256 public key as MCUboot knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+}
+
+/// Why key bytes were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyError;
+
+impl core::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("not an ECDSA P-256 public key")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for KeyError {}
+
+impl PublicKey {
+    /// From the 91-byte DER SubjectPublicKeyInfo (`imgtool getpub -e raw`).
+    ///
+    /// # Errors
+    /// [`KeyError`] for anything but a valid P-256 point in that encoding.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        if der.len() != P256_SPKI_LEN || der[..26] != P256_SPKI_PREFIX {
+            return Err(KeyError);
+        }
+        Self::from_sec1(&der[26..])
+    }
+
+    /// From a SEC1-encoded point (65-byte uncompressed or 33-byte compressed).
+    ///
+    /// # Errors
+    /// [`KeyError`] when the point is not on the curve.
+    pub fn from_sec1(bytes: &[u8]) -> Result<Self, KeyError> {
+        VerifyingKey::from_sec1_bytes(bytes)
+            .map(|key| Self { key })
+            .map_err(|_| KeyError)
+    }
+
+    /// Wraps a p256 verifying key.
+    #[must_use]
+    pub const fn from_verifying_key(key: VerifyingKey) -> Self {
+        Self { key }
+    }
+
+    /// The p256 verifying key.
+    #[must_use]
+    pub const fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// The 91-byte DER SubjectPublicKeyInfo (what `PUBKEY` holds and `KEYHASH` hashes).
+    #[must_use]
+    pub fn to_spki_der(&self) -> [u8; P256_SPKI_LEN] {
+        let mut out = [0u8; P256_SPKI_LEN];
+        out[..26].copy_from_slice(&P256_SPKI_PREFIX);
+        out[26..].copy_from_slice(self.key.to_encoded_point(false).as_bytes());
+        out
+    }
+
+    /// `KEYHASH`: SHA-256 of [`Self::to_spki_der`].
+    #[must_use]
+    pub fn key_hash(&self) -> [u8; 32] {
+        Sha256::digest(self.to_spki_der()).into()
+    }
+
+    /// Verifies a DER ECDSA signature over a SHA-256 digest.
+    #[must_use]
+    pub fn verify_digest(&self, digest: &[u8; 32], der_sig: &[u8]) -> bool {
+        match signature_from_der(der_sig) {
+            Some(sig) => self.key.verify_prehash(digest, &sig).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// Reads one DER INTEGER at `pos`; returns its value left-padded to 32 bytes and the next position.
+fn der_integer(der: &[u8], pos: usize) -> Option<([u8; 32], usize)> {
+    if *der.get(pos)? != 0x02 {
+        return None;
+    }
+    let len = usize::from(*der.get(pos + 1)?);
+    let mut v = der.get(pos + 2..pos + 2 + len)?;
+    if len == 0 || len > 33 {
+        return None;
+    }
+    if v.len() == 33 {
+        if v[0] != 0 {
+            return None;
+        }
+        v = &v[1..];
+    }
+    let mut out = [0u8; 32];
+    out[32 - v.len()..].copy_from_slice(v);
+    Some((out, pos + 2 + len))
+}
+
+/// Decodes a DER `SEQUENCE { INTEGER r, INTEGER s }`; trailing zero bytes (imgtool `--pad-sig`)
+/// are tolerated as MCUboot's tinycrypt path does.
+#[must_use]
+pub fn signature_from_der(der: &[u8]) -> Option<Signature> {
+    if *der.first()? != 0x30 {
+        return None;
+    }
+    let seq_len = usize::from(*der.get(1)?);
+    if seq_len >= 0x80 || der.len() < 2 + seq_len || der[2 + seq_len..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    let (r, next) = der_integer(der, 2)?;
+    let (s, end) = der_integer(der, next)?;
+    if end != 2 + seq_len {
+        return None;
+    }
+    Signature::from_scalars(r, s).ok()
+}
+
+/// Random-access reads of an image, from a byte slice or from a flash slot.
+pub trait ImageRead {
+    /// The read error.
+    type Error;
+    /// Bytes available (slot size or slice length).
+    fn capacity(&self) -> u32;
+    /// Fills `buf` from `offset`.
+    ///
+    /// # Errors
+    /// Whatever the underlying storage reports.
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+}
+
+/// A read past the end of a byte slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfBounds;
+
+impl ImageRead for &[u8] {
+    type Error = OutOfBounds;
+
+    fn capacity(&self) -> u32 {
+        u32::try_from(self.len()).unwrap_or(u32::MAX)
+    }
+
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        let start = offset as usize;
+        let src = self
+            .get(start..start.saturating_add(buf.len()))
+            .ok_or(OutOfBounds)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Why an image failed validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyError<E> {
+    /// Reading the storage failed.
+    Read(E),
+    /// The header or TLV structure is malformed.
+    Format(ImageError),
+    /// The image (up to the end of its TLVs) does not fit in the usable size (end, limit).
+    TooLarge {
+        /// End of the image's TLV area.
+        end: u64,
+        /// The usable size.
+        limit: u32,
+    },
+    /// `IMAGE_F_NON_BOOTABLE`, encryption or compression flags that this validator does not support.
+    UnsupportedFlags(u32),
+    /// No SHA256 TLV.
+    NoHash,
+    /// The SHA256 TLV is not 32 bytes.
+    BadHashLength(u16),
+    /// The computed hash differs from the SHA256 TLV.
+    HashMismatch,
+    /// Keys were given but the image carries no signature.
+    Unsigned,
+    /// The image's KEYHASH/PUBKEY matches none of the given keys.
+    UnknownKey,
+    /// The signature does not verify with the selected key (or is not valid DER).
+    BadSignature,
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for VerifyError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "read error: {e:?}"),
+            Self::Format(e) => write!(f, "malformed image: {e}"),
+            Self::TooLarge { end, limit } => {
+                write!(
+                    f,
+                    "image ends at {end:#x}, past the usable slot size {limit:#x}"
+                )
+            }
+            Self::UnsupportedFlags(fl) => write!(f, "unsupported image flags {fl:#x}"),
+            Self::NoHash => f.write_str("no SHA256 TLV"),
+            Self::BadHashLength(l) => write!(f, "SHA256 TLV has length {l}, expected 32"),
+            Self::HashMismatch => {
+                f.write_str("hash mismatch: header, payload or protected TLVs were modified")
+            }
+            Self::Unsigned => f.write_str("image is not signed (no ECDSA_SIG TLV)"),
+            Self::UnknownKey => {
+                f.write_str("image was signed with a different key (key hash does not match)")
+            }
+            Self::BadSignature => f.write_str("signature does not verify"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<E: core::fmt::Debug> std::error::Error for VerifyError<E> {}
+
+impl<E> From<ImageError> for VerifyError<E> {
+    fn from(e: ImageError) -> Self {
+        Self::Format(e)
+    }
+}
+
+/// What [`validate`] learned about a valid image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifiedImage {
+    /// The header.
+    pub header: ImageHeader,
+    /// SHA-256 of `[0, U)`.
+    pub hash: [u8; 32],
+    /// Index into the key list of the key that verified the signature (`None` if no keys given).
+    pub key_index: Option<usize>,
+    /// The protected SEC_CNT value, if present.
+    pub security_counter: Option<u32>,
+    /// End of the unprotected TLV area: the image's total size.
+    pub end: u32,
+}
+
+const UNSUPPORTED_FLAGS: u32 = ImageFlags::NON_BOOTABLE
+    | ImageFlags::ENCRYPTED_AES128
+    | ImageFlags::ENCRYPTED_AES256
+    | ImageFlags::PIC
+    | ImageFlags::COMPRESSED_LZMA1
+    | ImageFlags::COMPRESSED_LZMA2
+    | ImageFlags::COMPRESSED_ARM_THUMB;
+
+fn read_info<R: ImageRead>(r: &mut R, off: u64, magic: u16) -> Result<u16, VerifyError<R::Error>> {
+    let cap = u64::from(r.capacity());
+    if off + TLV_HEADER_SIZE as u64 > cap {
+        return Err(ImageError::Truncated {
+            needed: off + 4,
+            available: cap,
+        }
+        .into());
+    }
+    let mut info = [0u8; 4];
+    r.read(off as u32, &mut info).map_err(VerifyError::Read)?;
+    let found = u16::from_le_bytes([info[0], info[1]]);
+    let tot = u16::from_le_bytes([info[2], info[3]]);
+    if found != magic {
+        return Err(ImageError::BadTlvMagic {
+            offset: off as u32,
+            found,
+        }
+        .into());
+    }
+    if usize::from(tot) < TLV_HEADER_SIZE {
+        return Err(ImageError::TlvAreaTooSmall(off as u32).into());
+    }
+    Ok(tot)
+}
+
+/// Hashes `[0, len)` of `r`.
+///
+/// # Errors
+/// Storage read errors.
+pub fn hash_region<R: ImageRead>(r: &mut R, len: u32) -> Result<[u8; 32], R::Error> {
+    let mut hasher = Sha256::new();
+    let mut buf = [0u8; 512];
+    let mut off = 0u32;
+    while off < len {
+        let n = (len - off).min(buf.len() as u32) as usize;
+        r.read(off, &mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        off += n as u32;
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Validates the image at the start of `r`, as MCUboot does before a swap or a boot.
+///
+/// `limit` is the usable size (slot size minus trailer); pass `r.capacity()` for none.
+/// With an empty `keys`, only the hash is checked (an unsigned image, like `imgtool verify`
+/// without `-k`).
+///
+/// # Errors
+/// The first [`VerifyError`] found, in MCUboot's order: format, size, hash, key, signature.
+pub fn validate<R: ImageRead>(
+    r: &mut R,
+    limit: u32,
+    keys: &[PublicKey],
+) -> Result<VerifiedImage, VerifyError<R::Error>> {
+    let cap = u64::from(r.capacity());
+    let mut hb = [0u8; IMAGE_HEADER_SIZE];
+    if cap < IMAGE_HEADER_SIZE as u64 {
+        return Err(ImageError::TooShortForHeader.into());
+    }
+    r.read(0, &mut hb).map_err(VerifyError::Read)?;
+    let header = ImageHeader::parse(&hb)?;
+    if header.flags.0 & UNSUPPORTED_FLAGS != 0 {
+        return Err(VerifyError::UnsupportedFlags(header.flags.0));
+    }
+    let prot_off = header.tlv_offset();
+    let u = header.unprotected_tlv_offset();
+    if header.protect_tlv_size != 0 {
+        let tot = read_info(r, prot_off, TLV_PROT_INFO_MAGIC)?;
+        if tot != header.protect_tlv_size {
+            return Err(ImageError::ProtectedSizeMismatch {
+                header: header.protect_tlv_size,
+                area: tot,
+            }
+            .into());
+        }
+    }
+    let tot = read_info(r, u, TLV_INFO_MAGIC)?;
+    let end = u + u64::from(tot);
+    if end > cap {
+        return Err(ImageError::Truncated {
+            needed: end,
+            available: cap,
+        }
+        .into());
+    }
+    if end > u64::from(limit) {
+        return Err(VerifyError::TooLarge { end, limit });
+    }
+    // From here on every offset is < end ≤ cap ≤ u32::MAX.
+    let hash = hash_region(r, u as u32).map_err(VerifyError::Read)?;
+    let security_counter = find_sec_cnt(r, &header)?;
+
+    let mut hash_ok = false;
+    let mut key: Option<usize> = None;
+    let mut key_tlv_seen = false;
+    let mut sig_ok = false;
+    let mut sig_seen = false;
+    let mut pos = u as u32 + TLV_HEADER_SIZE as u32;
+    let end32 = end as u32;
+    let mut val = [0u8; P256_SPKI_LEN];
+    while pos < end32 {
+        let mut th = [0u8; 4];
+        if pos + 4 > end32 {
+            return Err(ImageError::TlvOverrun(pos).into());
+        }
+        r.read(pos, &mut th).map_err(VerifyError::Read)?;
+        let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
+        let len = u16::from_le_bytes([th[2], th[3]]);
+        let vpos = pos + 4;
+        if vpos + u32::from(len) > end32 {
+            return Err(ImageError::TlvOverrun(pos).into());
+        }
+        let l = usize::from(len);
+        match kind {
+            TlvKind::SHA256 => {
+                if len != 32 {
+                    return Err(VerifyError::BadHashLength(len));
+                }
+                r.read(vpos, &mut val[..32]).map_err(VerifyError::Read)?;
+                if val[..32] != hash {
+                    return Err(VerifyError::HashMismatch);
+                }
+                hash_ok = true;
+            }
+            TlvKind::KEYHASH if len == 32 => {
+                key_tlv_seen = true;
+                r.read(vpos, &mut val[..32]).map_err(VerifyError::Read)?;
+                key = keys.iter().position(|k| k.key_hash()[..] == val[..32]);
+            }
+            TlvKind::PUBKEY if l == P256_SPKI_LEN => {
+                key_tlv_seen = true;
+                r.read(vpos, &mut val).map_err(VerifyError::Read)?;
+                key = keys.iter().position(|k| k.to_spki_der() == val);
+            }
+            TlvKind::ECDSA_SIG => {
+                sig_seen = true;
+                if !hash_ok {
+                    return Err(VerifyError::NoHash);
+                }
+                if let Some(k) = key {
+                    if l > MAX_SIG_LEN {
+                        return Err(VerifyError::BadSignature);
+                    }
+                    let mut sig = [0u8; MAX_SIG_LEN];
+                    r.read(vpos, &mut sig[..l]).map_err(VerifyError::Read)?;
+                    if !keys[k].verify_digest(&hash, &sig[..l]) {
+                        return Err(VerifyError::BadSignature);
+                    }
+                    sig_ok = true;
+                }
+            }
+            _ => {}
+        }
+        pos = vpos + u32::from(len);
+    }
+    if !hash_ok {
+        return Err(VerifyError::NoHash);
+    }
+    if !keys.is_empty() && !sig_ok {
+        return Err(if !sig_seen {
+            VerifyError::Unsigned
+        } else if key_tlv_seen && key.is_none() {
+            VerifyError::UnknownKey
+        } else {
+            VerifyError::BadSignature
+        });
+    }
+    Ok(VerifiedImage {
+        header,
+        hash,
+        key_index: if keys.is_empty() { None } else { key },
+        security_counter,
+        end: end32,
+    })
+}
+
+fn find_sec_cnt<R: ImageRead>(
+    r: &mut R,
+    header: &ImageHeader,
+) -> Result<Option<u32>, VerifyError<R::Error>> {
+    if header.protect_tlv_size == 0 {
+        return Ok(None);
+    }
+    let start = header.tlv_offset() as u32;
+    let end = start + u32::from(header.protect_tlv_size);
+    let mut pos = start + TLV_HEADER_SIZE as u32;
+    while pos < end {
+        if pos + 4 > end {
+            return Err(ImageError::TlvOverrun(pos).into());
+        }
+        let mut th = [0u8; 4];
+        r.read(pos, &mut th).map_err(VerifyError::Read)?;
+        let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
+        let len = u32::from(u16::from_le_bytes([th[2], th[3]]));
+        if pos + 4 + len > end {
+            return Err(ImageError::TlvOverrun(pos).into());
+        }
+        if kind == TlvKind::SEC_CNT && len == 4 {
+            let mut v = [0u8; 4];
+            r.read(pos + 4, &mut v).map_err(VerifyError::Read)?;
+            return Ok(Some(u32::from_le_bytes(v)));
+        }
+        pos += 4 + len;
+    }
+    Ok(None)
+}
+
+/// An image in memory, split into its parts (for `otactl info` and the publisher).
+#[derive(Clone, Copy, Debug)]
+pub struct ParsedImage<'a> {
+    /// The header.
+    pub header: ImageHeader,
+    /// The whole image from offset 0 to the end of the unprotected TLV area.
+    pub bytes: &'a [u8],
+    /// The protected TLV area, if any.
+    pub protected: Option<TlvArea<'a>>,
+    /// The unprotected TLV area.
+    pub unprotected: TlvArea<'a>,
+}
+
+impl<'a> ParsedImage<'a> {
+    /// Splits `data` (which may extend past the image, e.g. a padded file) into its parts.
+    ///
+    /// # Errors
+    /// [`ImageError`] for a bad header, truncation or malformed TLV areas (entries included).
+    pub fn parse(data: &'a [u8]) -> Result<Self, ImageError> {
+        let header = ImageHeader::parse(data)?;
+        let protected = if header.protect_tlv_size == 0 {
+            None
+        } else {
+            let area = TlvArea::locate(data, header.tlv_offset(), true)?;
+            if area.bytes.len() != usize::from(header.protect_tlv_size) {
+                return Err(ImageError::ProtectedSizeMismatch {
+                    header: header.protect_tlv_size,
+                    area: area.bytes.len() as u16,
+                });
+            }
+            Some(area)
+        };
+        let unprotected = TlvArea::locate(data, header.unprotected_tlv_offset(), false)?;
+        let end = unprotected.offset as usize + unprotected.bytes.len();
+        let parsed = Self {
+            header,
+            bytes: &data[..end],
+            protected,
+            unprotected,
+        };
+        for tlv in parsed.tlvs() {
+            tlv?;
+        }
+        Ok(parsed)
+    }
+
+    /// The payload (`[hdr_size, hdr_size + img_size)`).
+    #[must_use]
+    pub fn payload(&self) -> &'a [u8] {
+        let start = usize::from(self.header.hdr_size);
+        &self.bytes[start..start + self.header.img_size as usize]
+    }
+
+    /// Total image size: end of the unprotected TLV area.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true: a parsed image has at least a header and a TLV area.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// All TLVs, protected first.
+    pub fn tlvs(&self) -> impl Iterator<Item = Result<super::Tlv<'a>, ImageError>> {
+        let prot: Option<TlvIter<'a>> = self.protected.map(|a| a.iter());
+        prot.into_iter().flatten().chain(self.unprotected.iter())
+    }
+
+    /// The first TLV of `kind`.
+    #[must_use]
+    pub fn find(&self, kind: TlvKind) -> Option<super::Tlv<'a>> {
+        self.tlvs().filter_map(Result::ok).find(|t| t.kind == kind)
+    }
+}

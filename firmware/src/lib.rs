@@ -1,0 +1,35 @@
+//! # firmware — the device side of otactl
+//!
+//! Everything the device and the host tool share lives here, once:
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`image`] | MCUboot image header, TLV areas, trailer layout, hashing and signature verification |
+//! | [`protocol`] | Infineon `ota-update` MQTT topics, JSON messages and the 32-byte chunk header |
+//! | [`flashmap`] | slot geometry (primary, secondary, scratch, status) and its checks |
+//! | [`boot`] | MCUboot-equivalent bootloader logic: swap type, swap/overwrite/revert, resume |
+//! | [`agent`] | the device OTA agent: a sans-IO state machine that downloads into the secondary slot |
+//! | `sim` | (feature `sim`) a simulated NOR flash with power-cut injection, and a simulated board |
+//!
+//! The core is `no_std` and allocation-free; build it with `--no-default-features`.
+//!
+//! ## Features
+//! - `std` (default): use the standard library.
+//! - `serde`: parse Infineon flash-map JSON and derive serde for shared types.
+//! - `sim`: the simulated flash and board (host only).
+//! - `host`: the host device application (`simboard`), MQTT over rumqttc + rustls.
+//! - `log`: log through the `log` crate.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[macro_use]
+mod fmt;
+
+pub mod agent;
+pub mod boot;
+pub mod flashmap;
+pub mod image;
+pub mod protocol;
+#[cfg(feature = "sim")]
+pub mod sim;

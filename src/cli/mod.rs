@@ -1,0 +1,259 @@
+//! The command line: clap definitions, option layering (flag > `OTACTL_*` env > `otactl.toml`),
+//! and dispatch. Only this module touches clap, indicatif and dialoguer.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use otactl::config::ConfigFile;
+
+mod cert_to_c;
+mod certs;
+mod completions;
+mod demo;
+mod info;
+mod init;
+mod job;
+mod keys;
+mod publish;
+mod sign;
+mod status;
+mod verify;
+
+/// Over-the-air firmware updates for MCUboot-based microcontrollers over MQTT.
+///
+/// Signs imgtool-compatible MCUboot images, makes TLS material for the broker and devices, and
+/// serves updates to unmodified Infineon `ota-update` devices.
+///
+/// Every option can also come from an `OTACTL_<OPTION>` environment variable (e.g.
+/// `OTACTL_BROKER`) or from `otactl.toml`; flags win over the environment, which wins over the file.
+///
+/// Exit codes: 0 success, 1 a "no" answer (verification failed, update rejected), 2 usage or
+/// environment error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "otactl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more (repeat for more detail).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Read defaults from this file instead of ./otactl.toml (also OTACTL_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Never prompt: a missing answer is an error naming the flag to pass.
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
+    Keygen(keys::KeygenCmd),
+    /// Print the public half of a signing key (pem, raw, lang-c, lang-rust).
+    Getpub(keys::GetpubCmd),
+    /// Print the SHA-256 of the public key (the image's KEYHASH).
+    Getpubhash(keys::GetpubhashCmd),
+    /// Sign an image for MCUboot, with imgtool's `sign` options.
+    Sign(sign::Cmd),
+    /// Check an image's hash, key hash and signature.
+    Verify(verify::Cmd),
+    /// Show an image's header, TLVs and trailer (like `imgtool dumpinfo`).
+    Info(info::Cmd),
+    /// Make TLS material: CA, broker, publisher and device certificates, mosquitto config.
+    #[command(subcommand)]
+    Certs(certs::Cmd),
+    /// Print PEM files as C string literals for `ota_app_config.h`, or write a header.
+    CertToC(cert_to_c::Cmd),
+    /// Print the job document ("Update Available") for a signed image.
+    Job(job::Cmd),
+    /// Serve updates to devices over MQTT.
+    Publish(publish::Cmd),
+    /// Show devices, versions, results and blocked versions from a publisher's state file.
+    Status(status::Cmd),
+    /// Run the whole update story on this machine: broker, publisher and a simulated board.
+    Demo(demo::Cmd),
+    /// Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml.
+    Init(init::Cmd),
+    /// Print a shell completion script.
+    Completions(completions::Cmd),
+}
+
+/// What every command gets besides its own options.
+#[derive(Debug)]
+pub struct Ctx {
+    /// `-q`.
+    pub quiet: bool,
+    /// `-v` count.
+    pub verbose: u8,
+    /// Never prompt (flag, or no terminal on stdin).
+    pub non_interactive: bool,
+    /// The loaded `otactl.toml` (empty if none).
+    pub config: ConfigFile,
+}
+
+impl Ctx {
+    /// Whether progress bars and colours may be drawn on stderr.
+    pub fn fancy(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+}
+
+/// Parses the command line with `otactl.toml` and `OTACTL_*` defaults layered underneath.
+///
+/// # Errors
+/// clap errors (exit through `clap::Error::exit`), or an unreadable config file.
+pub fn parse<I, T>(args: I) -> Result<(Cli, ConfigFile), ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let config =
+        ConfigFile::discover(explicit_config(&args).as_deref()).map_err(ParseError::Config)?;
+    let cmd = layer(Cli::command(), &config, &mut Vec::new()).map_err(ParseError::Config)?;
+    let matches = cmd.try_get_matches_from(args).map_err(ParseError::Clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    Ok((cli, config))
+}
+
+/// Why the command line could not be parsed.
+pub enum ParseError {
+    /// Usage error, `--help` or `--version`.
+    Clap(clap::Error),
+    /// The config file is missing or invalid.
+    Config(anyhow::Error),
+}
+
+/// `--config FILE` / `--config=FILE` before clap runs (it decides the defaults clap sees).
+fn explicit_config(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--" {
+            break;
+        }
+        if s == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = s.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+/// The environment variable for a long option: `OTACTL_` + upper snake case.
+pub fn env_name(long: &str) -> String {
+    format!("OTACTL_{}", long.to_ascii_uppercase().replace('-', "_"))
+}
+
+const NOT_LAYERED: [&str; 4] = ["help", "version", "config", "non-interactive"];
+
+/// Adds `OTACTL_*` env names and config-file defaults to every long option, recursively.
+fn layer(
+    mut cmd: clap::Command,
+    config: &ConfigFile,
+    path: &mut Vec<String>,
+) -> Result<clap::Command> {
+    let ids: Vec<(String, String, bool)> = cmd
+        .get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            (!NOT_LAYERED.contains(&long)).then(|| {
+                (
+                    a.get_id().to_string(),
+                    long.to_string(),
+                    a.get_env().is_none(),
+                )
+            })
+        })
+        .collect();
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    for (id, long, needs_env) in ids {
+        let values = config.lookup(&p, &long)?;
+        cmd = cmd.mut_arg(id, |mut a| {
+            if needs_env {
+                a = a.env(env_name(&long));
+            }
+            if let Some(v) = values {
+                a = a.required(false).default_values(v);
+            }
+            a
+        });
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in subs {
+        path.push(name.clone());
+        let sub = cmd.find_subcommand(&name).cloned().expect("listed above");
+        let sub = layer(sub, config, path)?;
+        path.pop();
+        cmd = cmd.mut_subcommand(&name, |_| sub);
+    }
+    Ok(cmd)
+}
+
+/// Runs the chosen command.
+///
+/// # Errors
+/// Whatever the command reports; [`otactl::Rejected`] means "no" (exit 1).
+pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
+    use std::io::IsTerminal;
+    let ctx = Ctx {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        non_interactive: cli.global.non_interactive || !std::io::stdin().is_terminal(),
+        config,
+    };
+    match cli.command {
+        Command::Keygen(c) => c.run(&ctx),
+        Command::Getpub(c) => c.run(&ctx),
+        Command::Getpubhash(c) => c.run(&ctx),
+        Command::Sign(c) => c.run(&ctx),
+        Command::Verify(c) => c.run(&ctx),
+        Command::Info(c) => c.run(&ctx),
+        Command::Certs(c) => c.run(&ctx),
+        Command::CertToC(c) => c.run(&ctx),
+        Command::Job(c) => c.run(&ctx),
+        Command::Publish(c) => c.run(&ctx),
+        Command::Status(c) => c.run(&ctx),
+        Command::Demo(c) => c.run(&ctx),
+        Command::Init(c) => c.run(&ctx),
+        Command::Completions(c) => c.run(&ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_name("topic-prefix"), "OTACTL_TOPIC_PREFIX");
+    }
+}

@@ -1,0 +1,139 @@
+//! Writing files the way users expect from a tool that handles keys: nothing half-written
+//! (temp file in the same directory + rename), private keys mode 0600, and no overwriting of an
+//! existing key or certificate without `--force`.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+/// Whether an existing file may be replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Refuse if the file exists (keys, certificates).
+    Refuse,
+    /// Replace it (`--force`, or outputs that are not secrets).
+    Allow,
+}
+
+impl Overwrite {
+    /// `Allow` when `force` is set.
+    #[must_use]
+    pub fn from_force(force: bool) -> Self {
+        if force {
+            Self::Allow
+        } else {
+            Self::Refuse
+        }
+    }
+}
+
+/// File permissions for a new file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// 0644 (subject to umask).
+    Public,
+    /// 0600: private keys.
+    Private,
+}
+
+/// Fails with a message naming `path` if it exists and `overwrite` is `Refuse`.
+///
+/// # Errors
+/// When the file exists and may not be replaced.
+pub fn check_overwrite(path: &Path, overwrite: Overwrite) -> Result<()> {
+    if overwrite == Overwrite::Refuse && path.exists() {
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, then rename.
+///
+/// # Errors
+/// When the file exists and `overwrite` is `Refuse`, or on any I/O error (named with the path).
+pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, overwrite: Overwrite) -> Result<()> {
+    check_overwrite(path, overwrite)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".otactl-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    set_mode(tmp.as_file(), mode)
+        .with_context(|| format!("cannot set permissions for {}", path.display()))?;
+    tmp.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if overwrite == Overwrite::Refuse {
+        // Hard-link style "create new": fails if someone created the file meanwhile.
+        tmp.persist_noclobber(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+    } else {
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(file: &fs::File, mode: Mode) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bits = match mode {
+        Mode::Private => 0o600,
+        Mode::Public => 0o644,
+    };
+    file.set_permissions(fs::Permissions::from_mode(bits))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_file: &fs::File, _mode: Mode) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Reads a whole file, naming it in the error.
+///
+/// # Errors
+/// I/O errors, with the path.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_to_overwrite_and_keeps_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        write_atomic(&p, b"one", Mode::Private, Overwrite::Refuse).unwrap();
+        let err = write_atomic(&p, b"two", Mode::Private, Overwrite::Refuse).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"two", Mode::Private, Overwrite::Allow).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        // No temp files left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

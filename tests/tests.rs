@@ -1,0 +1,3 @@
+//! otactl integration tests: one binary (see Cargo.toml `[[test]]`).
+
+mod util;
