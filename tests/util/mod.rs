@@ -51,6 +51,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
+    dirs.push(PathBuf::from("/usr/sbin"));
     for d in dirs {
         let p = d.join(name);
         if p.is_file() {
@@ -62,4 +63,114 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     }
     eprintln!("skipping: {name} not found (install it, or run .ci/run)");
     None
+}
+
+/// A free TCP port on 127.0.0.1 (bind to :0, read, release).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until a TCP connect to `127.0.0.1:port` succeeds or `timeout` passes.
+pub fn wait_for_port(port: u16, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+/// A real mosquitto broker, our own child process, killed (by its PID only) on drop.
+pub struct Mosquitto {
+    child: Option<std::process::Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    bin: PathBuf,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto with the config file `conf`, which must listen on `port`.
+    /// `None` (skip) when mosquitto is not installed and CI does not require it.
+    pub fn start(conf: &Path, port: u16) -> Option<Self> {
+        let bin = tool("mosquitto").or_else(|| {
+            let p = PathBuf::from("/usr/sbin/mosquitto");
+            p.is_file().then_some(p)
+        })?;
+        let log = conf.with_extension("log");
+        let mut m = Self {
+            child: None,
+            port,
+            conf: conf.to_path_buf(),
+            log,
+            bin,
+        };
+        m.restart();
+        Some(m)
+    }
+
+    /// A plain (no TLS) anonymous broker on a free loopback port, config in `dir`.
+    pub fn start_plain(dir: &Path) -> Option<Self> {
+        let port = free_port();
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_inflight_messages 0\nmax_queued_messages 10000\n"),
+        )
+        .unwrap();
+        Self::start(&conf, port)
+    }
+
+    /// Stops the broker (kill + wait); `restart` brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts the broker and waits until it accepts connections (10 s timeout).
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mosquitto");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, std::time::Duration::from_secs(10)),
+            "mosquitto did not listen on {} within 10 s; log:\n{}",
+            self.port,
+            self.log_text()
+        );
+    }
+
+    /// What mosquitto logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
