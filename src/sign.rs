@@ -149,18 +149,19 @@ pub fn parse_key_pem(pem: &[u8], path: &Path) -> Result<KeyFile, SignError> {
                 .map_err(|e| invalid(e.to_string()))
         }
         "EC PRIVATE KEY" => {
-            // ECPrivateKey ::= SEQUENCE { version, privateKey, [0] namedCurve, [1] publicKey }
-            if !contains(&der, &P256_CURVE_DER) {
-                let what = if contains(&der, &P384_CURVE_DER) {
-                    "an ECDSA P-384 key"
-                } else {
-                    "an EC key on another curve"
-                };
-                return Err(not_p256(what.into()));
+            // ECPrivateKey ::= SEQUENCE { version, privateKey, [0] namedCurve OPTIONAL, … }
+            if contains(&der, &P384_CURVE_DER) {
+                return Err(not_p256("an ECDSA P-384 key".into()));
             }
             p256::SecretKey::from_sec1_der(&der)
                 .map(|k| KeyFile::Private(SigningKey::from(k)))
-                .map_err(|e| invalid(e.to_string()))
+                .map_err(|e| {
+                    if contains(&der, &P256_CURVE_DER) {
+                        invalid(e.to_string())
+                    } else {
+                        not_p256("an EC key on another curve".into())
+                    }
+                })
         }
         "PUBLIC KEY" => {
             let spki = p256::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(&der)

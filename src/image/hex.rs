@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn low_addresses_have_no_offset_record_and_gaps_fill_ff() {
         let text = write(&[(0x10, &[1, 2][..]), (0x20, &[3][..])]);
-        assert_eq!(text, ":020010000102EB\n:01002000039C\n:00000001FF\n");
+        assert_eq!(text, ":020010000102EB\n:0100200003DC\n:00000001FF\n");
         let (base, back) = parse(text.as_bytes()).unwrap();
         assert_eq!(base, 0x10);
         assert_eq!(back.len(), 0x11);
