@@ -534,7 +534,7 @@ impl SignedImage {
     ///
     /// # Errors
     /// [`ImageBuildError::NoHexAddress`] when there is no address, or an address overflow.
-    pub fn to_hex(&self, hex_addr: Option<u32>) -> Result<String, ImageBuildError> {
+    pub fn to_hex(&self, hex_addr: Option<u32>) -> Result<Vec<u8>, ImageBuildError> {
         let base = u64::from(
             hex_addr
                 .or(self.base_addr)
@@ -573,7 +573,7 @@ impl SignedImage {
     ) -> Result<Vec<u8>, ImageBuildError> {
         match format {
             FileFormat::Bin => Ok(self.to_bin()),
-            FileFormat::Hex => self.to_hex(hex_addr).map(String::into_bytes),
+            FileFormat::Hex => self.to_hex(hex_addr),
         }
     }
 }
