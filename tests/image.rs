@@ -415,3 +415,80 @@ fn info_json_shows_header_tlvs_and_trailer_state() {
         .args(["info", "payload-64k.bin"]));
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn option_combinations_beyond_the_vectors_match_live_imgtool() {
+    let Some(imgtool) = tool("imgtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = "--pad-header -H 0x200 --align 8 -S 0x20000 -v 2.3.4+5";
+    let hex_in = "payload-64k-at-0x10028400.hex";
+    let bin_in = "payload-64k.bin";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (format!("{p} --pad --confirm"), hex_in, "hex"),
+        (format!("{p} --test"), hex_in, "hex"),
+        (format!("{p} --align 16 --max-align 32 --confirm"), hex_in, "hex"),
+        (format!("{p} --overwrite-only --confirm"), hex_in, "hex"),
+        (format!("{p} -x 0x8000000 --pad"), bin_in, "hex"),
+        (format!("{p} --max-align 16 --confirm"), bin_in, "bin"),
+        (format!("{p} --align 32 --pad"), bin_in, "bin"),
+        (format!("{p} --align 4 --align 2 --pad"), bin_in, "bin"),
+        (format!("{p} -F 0x10028000 --non-bootable"), bin_in, "bin"),
+        (
+            format!("{p} -s 0x10 -d (0,1.0.0),(2,3.4.5+6) --custom-tlv 0xa1 hello --custom-tlv 0x1234 0x00ff"),
+            bin_in,
+            "bin",
+        ),
+        (format!("{p} --overwrite-only --confirm -R 0"), bin_in, "bin"),
+        (
+            "-H 0x20 -S 0x20000 -v 0 --public-key-format full -s auto".into(),
+            "payload-64k-zerohdr32.bin",
+            "hex",
+        ),
+    ];
+    for (i, (args, input, ext)) in cases.iter().enumerate() {
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let theirs = dir.path().join(format!("i{i}.{ext}"));
+        let ours = dir.path().join(format!("o{i}.{ext}"));
+        let sig = dir.path().join(format!("s{i}.b64"));
+        // Binary input has no address: give HEX output one.
+        let x: &[&str] = if *ext == "hex" && !input.ends_with(".hex") && !args.contains(&"-x") {
+            &["-x", "0x10000000"]
+        } else {
+            &[]
+        };
+        let o = run(std::process::Command::new(&imgtool)
+            .current_dir(vectors())
+            .arg("sign")
+            .args(&args)
+            .args(x)
+            .args(["-k", KEY, "--sig-out"])
+            .arg(&sig)
+            .arg(input)
+            .arg(&theirs));
+        assert!(
+            o.status.success(),
+            "imgtool {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = run(otactl()
+            .current_dir(vectors())
+            .arg("sign")
+            .args(&args)
+            .args(x)
+            .arg("--fix-sig")
+            .arg(&sig)
+            .args(["--fix-sig-pubkey", PUB, input])
+            .arg(&ours));
+        assert!(
+            o.status.success(),
+            "otactl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::read(&theirs).unwrap() == std::fs::read(&ours).unwrap(),
+            "{args:?} {input}: output differs from imgtool's"
+        );
+    }
+}

@@ -26,7 +26,11 @@ use super::Ctx;
 ///
 ///   otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem app.unsigned.hex app.hex
 #[derive(Debug, Args)]
-#[command(disable_version_flag = true, verbatim_doc_comment)]
+#[command(
+    disable_version_flag = true,
+    args_override_self = true,
+    verbatim_doc_comment
+)]
 pub struct Cmd {
     #[command(flatten)]
     args: Box<SignArgs>,

@@ -10,6 +10,8 @@
 //! all when every address is below 0x10000); no start address; `:00000001FF` at the end; LF
 //! line endings; upper-case hex digits.
 
+use std::borrow::Cow;
+
 /// Largest span a HEX input may cover (gaps are filled, so a stray record far away would
 /// otherwise allocate gigabytes).
 pub const MAX_SPAN: u64 = 64 << 20;
@@ -159,11 +161,16 @@ fn assemble(
 pub fn write(segments: &[(u64, &[u8])]) -> Vec<u8> {
     let total: usize = segments.iter().map(|s| s.1.len()).sum();
     let mut out = Vec::with_capacity(total * 2 + total / 16 * 12 + 64);
-    let nonempty: Vec<(u64, &[u8])> = segments
-        .iter()
-        .copied()
-        .filter(|s| !s.1.is_empty())
-        .collect();
+    // intelhex keeps a sparse byte map, so touching segments form one run of records.
+    let mut nonempty: Vec<(u64, Cow<'_, [u8]>)> = Vec::new();
+    for (addr, data) in segments.iter().filter(|s| !s.1.is_empty()) {
+        match nonempty.last_mut() {
+            Some((a, prev)) if *a + prev.len() as u64 == *addr => {
+                prev.to_mut().extend_from_slice(data)
+            }
+            _ => nonempty.push((*addr, Cow::Borrowed(*data))),
+        }
+    }
     let Some(last) = nonempty.last() else {
         out.extend_from_slice(b":00000001FF\n");
         return out;
@@ -171,7 +178,8 @@ pub fn write(segments: &[(u64, &[u8])]) -> Vec<u8> {
     let maxaddr = last.0 + last.1.len() as u64 - 1;
     let need_offset = maxaddr > 0xffff;
     let mut high: Option<u64> = None;
-    for (base, data) in nonempty {
+    for (base, data) in &nonempty {
+        let base = *base;
         let mut pos = 0usize;
         while pos < data.len() {
             let addr = base + pos as u64;
