@@ -492,3 +492,99 @@ fn option_combinations_beyond_the_vectors_match_live_imgtool() {
         );
     }
 }
+
+#[test]
+fn sign_with_flashmap_derives_infineons_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    // (flash map, extra flags, input, vector it must reproduce)
+    let cases = [
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "",
+            "payload-64k.bin",
+            "v01-ifx-psoc6-ext-swap.bin",
+        ),
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "--confirm",
+            "payload-64k.bin",
+            "v03-ifx-psoc6-ext-swap-confirm.bin",
+        ),
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "",
+            "payload-64k-at-0x10028400.hex",
+            "v04-ifx-psoc6-ext-swap-hex.hex",
+        ),
+        (
+            "psoc62_2m_int_swap_single.json",
+            "--pad",
+            "payload-64k.bin",
+            "v06-ifx-psoc6-int-swap-erased0-pad.bin",
+        ),
+        (
+            "psoc62_2m_ext_overwrite_single.json",
+            "--pad",
+            "payload-64k.bin",
+            "v07-overwrite-only-pad.bin",
+        ),
+        // Binary in, HEX out: the map gives the address (the primary slot).
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "",
+            "payload-64k.bin",
+            "v04-ifx-psoc6-ext-swap-hex.hex",
+        ),
+    ];
+    for (i, (map, extra, input, vector)) in cases.iter().enumerate() {
+        let name = vector.trim_end_matches(".bin").trim_end_matches(".hex");
+        let vector_file = Path::new(vector);
+        let out = dir.path().join(format!(
+            "{i}.{}",
+            vector_file.extension().unwrap().to_str().unwrap()
+        ));
+        let sig_name = if vector.ends_with(".hex") {
+            "v04-ifx-psoc6-ext-swap-hex".to_string()
+        } else {
+            name.to_string()
+        };
+        let o = run(otactl()
+            .current_dir(vectors())
+            .arg("sign")
+            .arg("--flashmap")
+            .arg(vectors().join("../flashmap-infineon").join(map))
+            .args(["-v", "1.1.0"])
+            .args(extra.split_whitespace())
+            .arg("--fix-sig")
+            .arg(format!("out/{sig_name}.sig.b64"))
+            .args(["--fix-sig-pubkey", PUB, input])
+            .arg(&out));
+        assert!(
+            o.status.success(),
+            "{map} {extra}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::read(&out).unwrap()
+                == std::fs::read(vectors().join("out").join(vector)).unwrap(),
+            "--flashmap {map} {extra} {input} differs from {vector}"
+        );
+    }
+    // The slot is 0xe6000 on the internal-swap map; a 1 MiB payload cannot fit.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 0x100000]).unwrap();
+    let o = run(otactl()
+        .arg("sign")
+        .arg("--flashmap")
+        .arg(vectors().join("../flashmap-infineon/psoc62_2m_int_swap_single.json"))
+        .args(["-v", "1.0.0"])
+        .arg(&big)
+        .arg(dir.path().join("never.bin")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("slot (-S) is 0xe6000") && err.contains("too large"),
+        "{err}"
+    );
+    assert!(!dir.path().join("never.bin").exists());
+}

@@ -124,10 +124,23 @@ pub struct SignArgs {
     /// Mark the image non-bootable.
     #[arg(long)]
     pub non_bootable: bool,
-    /// Derive -S, -L, -M, -R, -H and --overwrite-only from an Infineon flash map JSON (see
-    /// `--help`). Explicit flags win.
-    #[arg(long, value_name = "FILE")]
+    /// Derive the slot options from an Infineon flash map JSON, as Infineon's build does
+    /// (explicit flags win):
+    ///   -H 0x400 --pad-header  fixed (MCUBOOT_HEADER_SIZE)
+    ///   -S                     primary slot size
+    ///   -L                     primary slot offset in internal flash (sets RAM_LOAD)
+    ///   -M                     max over both slots of ceil(size / erase size), at least 32
+    ///   -R 0                   only if the secondary slot erases to 0x00 (PSoC 6 internal)
+    ///   --align 8              the slots' write size
+    ///   --overwrite-only       if the map's mode is overwrite (Infineon's PSoC 6 script
+    ///                          leaves it off; that only makes its room check stricter)
+    ///   -x                     primary slot address, for HEX output from a binary input
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     pub flashmap: Option<PathBuf>,
+    /// Platform of a PSoC 6 flash map whose file name does not start with its prefix
+    /// (PSOC_062_2M, PSOC_062_1M, PSOC_062_512K).
+    #[arg(long, value_name = "NAME", requires = "flashmap")]
+    pub platform: Option<String>,
     /// Input image: .hex (Intel HEX, keeps its address) or raw binary.
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,
@@ -153,7 +166,15 @@ impl Cmd {
 
 impl SignArgs {
     fn run(self) -> Result<()> {
-        let opts = self.options()?;
+        let derived = match &self.flashmap {
+            Some(p) => {
+                let d = image::FlashmapOptions::read(p, self.platform.as_deref())?;
+                log::debug!("{}: {}", p.display(), d.imgtool_args());
+                Some(d)
+            }
+            None => None,
+        };
+        let opts = self.options(derived.as_ref())?;
         let signer_key;
         let signer = match (&self.key, &self.fix_sig) {
             (Some(k), _) => {
@@ -166,9 +187,21 @@ impl SignArgs {
         let input = Payload::read(&self.infile)?;
         let img = image::build(&opts, &input, &signer)
             .with_context(|| format!("cannot sign {}", self.infile.display()))?;
+        if let Some(d) = derived.as_ref() {
+            if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {
+                log::warn!(
+                    "the image ({:#x} bytes) reaches into the flash sectors that hold the trailer \
+                     (from {:#x}): MCUboot's upstream swap (otactl's simulated bootloader) will not \
+                     install it; Infineon's MCUBootApp with its swap-status partition does",
+                    img.bytes.len(),
+                    d.bootloader_max_image
+                );
+            }
+        }
         let format = FileFormat::from_path(&self.outfile);
+        let hex_addr = self.hex_addr.or(derived.as_ref().map(|d| d.hex_addr));
         let out = img
-            .encode(format, self.hex_addr)
+            .encode(format, hex_addr)
             .with_context(|| format!("cannot write {}", self.outfile.display()))?;
         let sig_b64 = match (&self.sig_out, &img.signature) {
             (Some(p), None) => bail!(
@@ -201,7 +234,7 @@ impl SignArgs {
     }
 
     /// The imgtool options from the flags (flash map derivation comes first, flags win).
-    fn options(&self) -> Result<SignOptions> {
+    fn options(&self, d: Option<&image::FlashmapOptions>) -> Result<SignOptions> {
         let text = self
             .image_version
             .as_deref()
@@ -210,11 +243,6 @@ impl SignArgs {
         if self.endian.as_deref() == Some("big") {
             bail!("-e big is not supported: MCUboot targets here are little-endian");
         }
-        let derived = match &self.flashmap {
-            Some(p) => Some(image::FlashmapOptions::read(p)?),
-            None => None,
-        };
-        let d = derived.as_ref();
         let header_size = self
             .header_size
             .or(d.map(|d| d.header_size))
