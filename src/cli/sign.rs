@@ -198,25 +198,8 @@ impl SignArgs {
                 );
             }
         }
-        let format = FileFormat::from_path(&self.outfile);
         let hex_addr = self.hex_addr.or(derived.as_ref().map(|d| d.hex_addr));
-        let out = img
-            .encode(format, hex_addr)
-            .with_context(|| format!("cannot write {}", self.outfile.display()))?;
-        let sig_b64 = match (&self.sig_out, &img.signature) {
-            (Some(p), None) => bail!(
-                "--sig-out {}: the image is not signed (pass -k or --fix-sig)",
-                p.display()
-            ),
-            (_, sig) => sig.as_ref().map(|s| {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.encode(s)
-            }),
-        };
-        fsutil::write_atomic(&self.outfile, &out, Mode::Public, Overwrite::Allow)?;
-        if let (Some(p), Some(b64)) = (&self.sig_out, sig_b64) {
-            fsutil::write_atomic(p, b64.as_bytes(), Mode::Public, Overwrite::Allow)?;
-        }
+        self.write_outputs(&img, hex_addr)?;
         log::info!(
             "signed {} → {}: version {}, {} bytes of image, {} bytes free before the trailer, {}",
             self.infile.display(),
@@ -230,6 +213,29 @@ impl SignArgs {
                 "unsigned"
             }
         );
+        Ok(())
+    }
+
+    /// Encodes everything first, then writes the image and `--sig-out` atomically.
+    fn write_outputs(&self, img: &image::SignedImage, hex_addr: Option<u32>) -> Result<()> {
+        use base64::Engine;
+        let format = FileFormat::from_path(&self.outfile);
+        let out = img
+            .encode(format, hex_addr)
+            .with_context(|| format!("cannot write {}", self.outfile.display()))?;
+        let sig_b64 = match (&self.sig_out, &img.signature) {
+            (Some(p), None) => bail!(
+                "--sig-out {}: the image is not signed (pass -k or --fix-sig)",
+                p.display()
+            ),
+            (_, sig) => sig
+                .as_ref()
+                .map(|s| base64::engine::general_purpose::STANDARD.encode(s)),
+        };
+        fsutil::write_atomic(&self.outfile, &out, Mode::Public, Overwrite::Allow)?;
+        if let (Some(p), Some(b64)) = (&self.sig_out, sig_b64) {
+            fsutil::write_atomic(p, b64.as_bytes(), Mode::Public, Overwrite::Allow)?;
+        }
         Ok(())
     }
 
@@ -271,6 +277,16 @@ impl SignArgs {
         o.confirm = self.confirm;
         o.test = self.test;
         o.overwrite_only = self.overwrite_only || d.is_some_and(|d| d.overwrite_only);
+        self.protected_tlvs(&mut o)?;
+        o.public_key_format = match self.public_key_format {
+            Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
+            _ => PublicKeyFormat::Hash,
+        };
+        Ok(o)
+    }
+
+    /// `-s`, `-d` and `--custom-tlv`.
+    fn protected_tlvs(&self, o: &mut SignOptions) -> Result<()> {
         o.security_counter = self.security_counter;
         if let Some(deps) = &self.dependencies {
             o.dependencies = parse_dependencies(deps).map_err(anyhow::Error::msg)?;
@@ -282,11 +298,7 @@ impl SignArgs {
             }
             o.custom_tlvs.push(tlv);
         }
-        o.public_key_format = match self.public_key_format {
-            Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
-            _ => PublicKeyFormat::Hash,
-        };
-        Ok(o)
+        Ok(())
     }
 }
 
