@@ -1,6 +1,8 @@
 //! Shared test helpers: signing keys, signed test images, simulated devices.
 #![allow(dead_code)]
 
+pub mod publisher;
+
 use firmware::flashmap::{infineon, FlashMap};
 use firmware::image::header::{ImageFlags, ImageHeader, Version};
 use firmware::image::tlv::{encode_entry_header, encode_info, TlvKind, TLV_INFO_MAGIC};
