@@ -6,10 +6,13 @@
 
 mod common;
 
+use common::publisher::{agent_config, run, End, Publisher};
 use common::{app, holds, public_key, sim_map, SIM_MAPS};
+use firmware::agent::{Agent, BootReport};
 use firmware::boot::app as bootapp;
 use firmware::flashmap::UpgradeMode;
 use firmware::image::Version;
+use firmware::protocol::AppVersion;
 use firmware::sim::SimDevice;
 
 /// Performs the operation under test; an `Err` means the power was cut.
@@ -24,6 +27,8 @@ pub struct Cut {
     /// The cut hit the scenario's last flash operation (or a random run, where any
     /// operation of the recovery boots may have been cut too).
     pub at_end: bool,
+    /// The cut point of an exhaustive run.
+    pub index: Option<u64>,
 }
 
 pub fn seed() -> u64 {
@@ -79,6 +84,7 @@ pub fn sweep(name: &str, start: &SimDevice, action: &Action<'_>, check: &Check<'
             &Cut {
                 what,
                 at_end: i + 1 == n,
+                index: Some(i),
             },
         );
     }
@@ -117,7 +123,14 @@ fn random_cuts(
         }
         recover(&mut dev);
         let what = format!("{name} random run {k} (seed {base:#x})");
-        check(&mut dev, &Cut { what, at_end: true });
+        check(
+            &mut dev,
+            &Cut {
+                what,
+                at_end: true,
+                index: None,
+            },
+        );
     }
 }
 
@@ -192,6 +205,66 @@ fn power_cut_during_confirm_boots_old_or_new(name: &str) -> u64 {
         }
     };
     sweep(&format!("{name}/confirm"), &start, &confirm, &check)
+}
+
+const V10: AppVersion = AppVersion::new(1, 0, 0);
+const V11: AppVersion = AppVersion::new(1, 1, 0);
+
+/// One agent session on a freshly booted device running 1.0.0.
+fn download_session(
+    dev: &mut SimDevice,
+    publ: &Publisher,
+) -> Result<(BootReport, Option<u32>), String> {
+    let keys = [public_key(0)];
+    let mut agent =
+        Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).map_err(|e| e.to_string())?;
+    let report = agent
+        .on_boot(&mut dev.primary, &mut dev.secondary)
+        .map_err(|e| e.to_string())?;
+    if report == BootReport::RebootPending {
+        return Ok((report, None));
+    }
+    let mut now = 0;
+    match run(&mut agent, &mut dev.secondary, publ, &mut now, 100)? {
+        End::Reboot => Ok((report, agent.status().resumed_from)),
+        End::Stalled => Err(format!("download stalled: {:?}", agent.status())),
+    }
+}
+
+fn power_cut_during_download_resumes(name: &str) -> u64 {
+    let (old, new) = old_new();
+    let start = common::device_with(sim_map(name), &old);
+    let publ = Publisher::new(new.clone(), V11);
+    let action = |dev: &mut SimDevice| download_session(dev, &publ).map(|_| ());
+    let check = |dev: &mut SimDevice, cut: &Cut| {
+        let what = &cut.what;
+        assert!(
+            holds(dev.primary.data(), &old) || holds(dev.primary.data(), &new),
+            "{what}"
+        );
+        if !holds(dev.primary.data(), &new) {
+            let (report, resumed) =
+                download_session(dev, &publ).unwrap_or_else(|e| panic!("{what}: {e}"));
+            // Cut 0 is the slot erase, cut 1 the journal header: only then may it start over.
+            if cut.index.is_some_and(|i| i >= 2) && report != BootReport::RebootPending {
+                assert!(resumed.is_some(), "{what}: download restarted from zero");
+            }
+            recover(dev);
+        }
+        assert!(
+            holds(dev.primary.data(), &new),
+            "{what}: new image installed"
+        );
+    };
+    sweep(&format!("{name}/download"), &start, &action, &check)
+}
+
+#[test]
+fn power_cut_sweep_download() {
+    println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
+    for name in SIM_MAPS {
+        assert!(power_cut_during_download_resumes(name) > 0);
+    }
 }
 
 #[test]
