@@ -374,14 +374,14 @@ pub fn validate<R: ImageRead>(
     let mut val = [0u8; P256_SPKI_LEN];
     while pos < end32 {
         let mut th = [0u8; 4];
-        if pos + 4 > end32 {
+        if u64::from(pos) + 4 > end {
             return Err(ImageError::TlvOverrun(pos).into());
         }
         r.read(pos, &mut th).map_err(VerifyError::Read)?;
         let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
         let len = u16::from_le_bytes([th[2], th[3]]);
         let vpos = pos + 4;
-        if vpos + u32::from(len) > end32 {
+        if u64::from(vpos) + u64::from(len) > end {
             return Err(ImageError::TlvOverrun(pos).into());
         }
         let l = usize::from(len);
@@ -459,14 +459,14 @@ fn find_sec_cnt<R: ImageRead>(
     let end = start + u32::from(header.protect_tlv_size);
     let mut pos = start + TLV_HEADER_SIZE as u32;
     while pos < end {
-        if pos + 4 > end {
+        if u64::from(pos) + 4 > u64::from(end) {
             return Err(ImageError::TlvOverrun(pos).into());
         }
         let mut th = [0u8; 4];
         r.read(pos, &mut th).map_err(VerifyError::Read)?;
         let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
         let len = u32::from(u16::from_le_bytes([th[2], th[3]]));
-        if pos + 4 + len > end {
+        if u64::from(pos) + 4 + u64::from(len) > u64::from(end) {
             return Err(ImageError::TlvOverrun(pos).into());
         }
         if kind == TlvKind::SEC_CNT && len == 4 {
