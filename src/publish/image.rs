@@ -112,32 +112,16 @@ fn cut(bytes: &Bytes, version: AppVersion) -> Option<Vec<Bytes>> {
     Some(out)
 }
 
-/// Reads the public key from a PEM file holding either the signing key (PKCS#8 or SEC1
-/// `EC PRIVATE KEY`) or its public half (`PUBLIC KEY`).
+/// Reads the public key from a PEM file holding either the signing key (PKCS#8 or SEC1) or
+/// its public half (`PUBLIC KEY`), through [`crate::sign::load_key`].
 ///
 /// # Errors
 /// [`PublishError::Key`] naming the file.
 pub fn load_public_key(path: &Path) -> Result<PublicKey, PublishError> {
-    use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
-    let err = |reason: &str| PublishError::Key {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(&format!("cannot read: {e}")))?;
-    let public = if text.contains("-----BEGIN PUBLIC KEY-----") {
-        p256::PublicKey::from_public_key_pem(&text).map_err(|_| err("not a P-256 public key"))?
-    } else if text.contains("-----BEGIN PRIVATE KEY-----") {
-        p256::SecretKey::from_pkcs8_pem(&text)
-            .map_err(|_| err("not a P-256 PKCS#8 private key"))?
-            .public_key()
-    } else if text.contains("-----BEGIN EC PRIVATE KEY-----") {
-        p256::SecretKey::from_sec1_pem(&text)
-            .map_err(|_| err("not a P-256 SEC1 private key"))?
-            .public_key()
-    } else {
-        return Err(err(
-            "expected a PEM PUBLIC KEY, PRIVATE KEY or EC PRIVATE KEY",
-        ));
-    };
-    Ok(PublicKey::from_verifying_key(public.into()))
+    crate::sign::load_key(path)
+        .map(|k| k.public_key())
+        .map_err(|e| PublishError::Key {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
