@@ -105,6 +105,9 @@ impl Events {
     pub fn sink(&self) -> EventSink {
         let me = self.clone();
         Arc::new(move |e: Event| {
+            if let Event::Disconnected { error, .. } = &e {
+                eprintln!("publisher disconnected: {error}");
+            }
             if let Event::Warning { topic, message } = &e {
                 eprintln!("publisher warning: {topic}: {message}");
             }

@@ -3,6 +3,7 @@
 
 mod device;
 mod fixture;
+mod resilience;
 
 use std::time::Duration;
 
