@@ -7,6 +7,7 @@ use std::process::Output;
 use crate::util::{otactl, run, tool, vectors_dir};
 
 mod cli;
+mod props;
 
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";
