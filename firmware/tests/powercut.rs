@@ -7,10 +7,10 @@
 mod common;
 
 use common::publisher::{agent_config, run, End, Publisher};
-use common::{app, holds, public_key, sim_map, SIM_MAPS};
+use common::{app, holds, public_key};
 use firmware::agent::{Agent, BootReport};
 use firmware::boot::app as bootapp;
-use firmware::flashmap::UpgradeMode;
+use firmware::flashmap::{FlashMap, UpgradeMode};
 use firmware::image::Version;
 use firmware::protocol::AppVersion;
 use firmware::sim::SimDevice;
@@ -148,9 +148,9 @@ fn boot_action(dev: &mut SimDevice) -> Result<(), String> {
     boot(dev).map(|_| ())
 }
 
-fn power_cut_during_swap_boots_new_image(name: &str) -> u64 {
+fn power_cut_during_swap_boots_new_image(name: &str, map: FlashMap) -> u64 {
     let (old, new) = old_new();
-    let mut start = common::device_with(sim_map(name), &old);
+    let mut start = common::device_with(map, &old);
     stage(&mut start, &new, false);
     // A test image gets one boot: a cut at the very end (the `copy_done` write) may leave
     // `copy_done` set before the image ever ran, and the next boot reverts, as MCUboot would.
@@ -168,9 +168,9 @@ fn power_cut_during_swap_boots_new_image(name: &str) -> u64 {
     sweep(&format!("{name}/swap"), &start, &boot_action, &check)
 }
 
-fn power_cut_during_revert_boots_old_image(name: &str) -> u64 {
+fn power_cut_during_revert_boots_old_image(name: &str, map: FlashMap) -> u64 {
     let (old, new) = old_new();
-    let mut start = common::device_with(sim_map(name), &old);
+    let mut start = common::device_with(map, &old);
     stage(&mut start, &new, false);
     boot(&mut start).unwrap();
     let check = |dev: &mut SimDevice, cut: &Cut| {
@@ -184,9 +184,8 @@ fn power_cut_during_revert_boots_old_image(name: &str) -> u64 {
     sweep(&format!("{name}/revert"), &start, &boot_action, &check)
 }
 
-fn power_cut_during_confirm_boots_old_or_new(name: &str) -> u64 {
+fn power_cut_during_confirm_boots_old_or_new(name: &str, map: FlashMap) -> u64 {
     let (old, new) = old_new();
-    let map = sim_map(name);
     let mut start = common::device_with(map, &old);
     stage(&mut start, &new, false);
     boot(&mut start).unwrap();
@@ -231,9 +230,9 @@ fn download_session(
     }
 }
 
-fn power_cut_during_download_resumes(name: &str) -> u64 {
+fn power_cut_during_download_resumes(name: &str, map: FlashMap) -> u64 {
     let (old, new) = old_new();
-    let start = common::device_with(sim_map(name), &old);
+    let start = common::device_with(map, &old);
     let publ = Publisher::new(new.clone(), V11);
     let action = |dev: &mut SimDevice| download_session(dev, &publ).map(|_| ());
     let check = |dev: &mut SimDevice, cut: &Cut| {
@@ -262,22 +261,21 @@ fn power_cut_during_download_resumes(name: &str) -> u64 {
 #[test]
 fn power_cut_sweep_download() {
     println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
-    for name in SIM_MAPS {
-        assert!(power_cut_during_download_resumes(name) > 0);
+    for (name, map) in common::matrix() {
+        assert!(power_cut_during_download_resumes(&name, map) > 0);
     }
 }
 
 #[test]
 fn power_cut_sweep_swap_revert_confirm() {
     println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
-    for name in SIM_MAPS {
-        let map = sim_map(name);
-        assert!(power_cut_during_swap_boots_new_image(name) > 0);
+    for (name, map) in common::matrix() {
+        assert!(power_cut_during_swap_boots_new_image(&name, map) > 0);
         if map.mode == UpgradeMode::Swap {
-            assert!(power_cut_during_revert_boots_old_image(name) > 0);
+            assert!(power_cut_during_revert_boots_old_image(&name, map) > 0);
         } else {
             println!("{name}/revert: 0 cut points (overwrite-only has no revert)");
         }
-        assert!(power_cut_during_confirm_boots_old_or_new(name) > 0);
+        assert!(power_cut_during_confirm_boots_old_or_new(&name, map) > 0);
     }
 }

@@ -63,9 +63,7 @@ impl Agent<'_> {
         };
         self.resumed_from = None;
         match resume {
-            Some(r)
-                if r.version == version && r.total > 0 && next_rec < self.journal.capacity() =>
-            {
+            Some(r) if r.version == version && r.total > 0 => {
                 let at = self.safe_resume_point(flash, r.written.min(r.total))?;
                 d.total = Some(r.total);
                 d.received = at;
@@ -74,7 +72,7 @@ impl Agent<'_> {
                 self.resumed_from = Some(at);
                 if at < r.written {
                     self.journal
-                        .append(flash, &mut d.next_rec, at)
+                        .append(flash, &mut d.next_rec, at, false)
                         .map_err(AgentError::Flash)?;
                 }
             }
@@ -236,7 +234,7 @@ impl Agent<'_> {
             return self.finish(now, flash, d);
         }
         self.journal
-            .append(flash, &mut d.next_rec, d.flushed)
+            .append(flash, &mut d.next_rec, d.flushed, false)
             .map_err(AgentError::Flash)?;
         self.state = State::Download(d);
         if self.cfg.delivery == super::Delivery::Push {
@@ -302,7 +300,7 @@ impl Agent<'_> {
             d.flushed += w;
         }
         self.journal
-            .append(flash, &mut d.next_rec, d.received)
+            .append(flash, &mut d.next_rec, d.received, true)
             .map_err(AgentError::Flash)?;
         self.state = State::Download(d);
         self.verify_and_set_pending(now, flash, d.received)
@@ -449,7 +447,7 @@ impl Agent<'_> {
             .map_err(AgentError::Flash)?;
         let mut next = 1;
         self.journal
-            .append(flash, &mut next, total)
+            .append(flash, &mut next, total, true)
             .map_err(AgentError::Flash)
     }
 }
