@@ -333,6 +333,14 @@ impl Agent<'_> {
             return self.fail(now, code, flash).map(Ok);
         }
         let layout = self.cfg.map.trailer_for(&self.cfg.map.secondary);
+        if !SlotState::fields_erased(flash, &layout).map_err(AgentError::Flash)? {
+            // Debris of an interrupted "set pending": start the trailer afresh.
+            let version = match self.state {
+                State::Download(d) => d.version,
+                _ => AppVersion::default(),
+            };
+            self.rewrite_trailer(flash, version, total)?;
+        }
         app::set_pending(flash, &layout, self.cfg.permanent).map_err(|e| match e {
             crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
             _ => AgentError::BufferTooSmall,
@@ -377,9 +385,6 @@ impl Agent<'_> {
         if let Some(r) = resume.filter(|r| r.total > 0 && r.written >= r.total) {
             // A finished download whose "set pending" never completed (or left a trailer the
             // bootloader could not act on, e.g. a torn `image_ok`).
-            if sec.magic != MagicState::Unset {
-                self.rewrite_trailer(secondary, r.version, r.total)?;
-            }
             self.state = State::Download(Download {
                 version: r.version,
                 total: Some(r.total),

@@ -327,8 +327,12 @@ impl SimFlash {
         for i in from..from + done {
             self.data[i] = good(i);
         }
+        let mut x = self.rail.random() | 1;
         for i in from + done..to {
-            let r = self.rail.random();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = x;
             self.data[i] = match r % 3 {
                 0 => self.data[i],
                 1 => good(i),
