@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::publisher::{agent_config, outbound, run, End, Publisher};
+use common::publisher::{agent_config, outbound, run, run_limited, End, Publisher};
 use common::{app, holds, public_key, sim_map, SIM_MAPS};
 use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
 use firmware::image::trailer::SwapType;
@@ -222,4 +222,52 @@ fn reverted_update_is_reported_once() {
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Normal
     );
+}
+
+#[test]
+fn file_backed_board_loop_survives_restarts() {
+    // What a simulated board process does: open its flash files, boot, run the agent; the
+    // "process" restarts (re-open) after the reboot request and after a reset mid-download.
+    let dir = tempfile::tempdir().unwrap();
+    let map = sim_map(SIM_MAPS[0]);
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    SimDevice::open(dir.path(), map, 1)
+        .unwrap()
+        .primary
+        .program(0, &old);
+    let publ = Publisher::new(new.clone(), V11);
+    let keys = keys();
+    let mut now = 0;
+    {
+        let mut dev = SimDevice::open(dir.path(), map, 1).unwrap();
+        assert_eq!(dev.boot(&keys, true).unwrap().image.header.version.minor, 0);
+        let mut agent = Agent::new::<()>(agent_config(map, &keys, V10), 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        // Only a few timer ticks: the download is cut short by a "reset".
+        let end = run_limited(&mut agent, &mut dev.secondary, &publ, &mut now, 1, 4);
+        assert_eq!(end.unwrap(), End::Stalled);
+        assert_eq!(agent.status().phase, Phase::Downloading);
+    }
+    {
+        let mut dev = SimDevice::open(dir.path(), map, 2).unwrap();
+        dev.boot(&keys, true).unwrap();
+        let mut agent = Agent::new::<()>(agent_config(map, &keys, V10), 2).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        assert_eq!(
+            run(&mut agent, &mut dev.secondary, &publ, &mut now, 50).unwrap(),
+            End::Reboot
+        );
+    }
+    let mut dev = SimDevice::open(dir.path(), map, 3).unwrap();
+    assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::Test);
+    let mut agent = Agent::new::<()>(agent_config(map, &keys, V11), 3).unwrap();
+    assert_eq!(
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
+        BootReport::AwaitingConfirm
+    );
+    agent.confirm(now, &mut dev.primary).unwrap();
+    drop(dev);
+    let mut dev = SimDevice::open(dir.path(), map, 4).unwrap();
+    assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::None);
+    assert!(holds(dev.primary.data(), &new));
 }

@@ -119,6 +119,18 @@ pub fn run(
     now: &mut u64,
     steps: u32,
 ) -> Result<End, String> {
+    run_limited(agent, flash, publ, now, steps, usize::MAX)
+}
+
+/// [`run`], but stops (as `Stalled`) after delivering `max_msgs` messages to the agent.
+pub fn run_limited(
+    agent: &mut Agent<'_>,
+    flash: &mut SimFlash,
+    publ: &Publisher,
+    now: &mut u64,
+    steps: u32,
+    mut max_msgs: usize,
+) -> Result<End, String> {
     let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
     for _ in 0..steps {
         if agent.status().phase == Phase::ReadyToReboot {
@@ -132,6 +144,10 @@ pub fn run(
             None => {}
         }
         while let Some(msg) = queue.pop_front() {
+            if max_msgs == 0 {
+                return Ok(End::Stalled);
+            }
+            max_msgs -= 1;
             let topic = agent.unique_topic().to_string();
             let inbound = Inbound::Publish {
                 topic: &topic,
