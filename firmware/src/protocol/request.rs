@@ -31,6 +31,8 @@ pub struct Request<'a> {
     pub board: Option<&'a str>,
     /// `BoardName` (a fixed template literal; informational only).
     pub board_name: Option<&'a str>,
+    /// `SerialNumber` (a template literal; the closest thing to an identity the device sends).
+    pub serial_number: Option<&'a str>,
     /// `Offset` of a chunk request.
     pub offset: Option<u64>,
     /// `Size` (or `Length`) of a chunk request.
@@ -91,6 +93,7 @@ struct Raw<'a> {
     version: Option<&'a str>,
     board: Option<&'a str>,
     board_name: Option<&'a str>,
+    serial_number: Option<&'a str>,
     offset: Option<Value<'a>>,
     size: Option<Value<'a>>,
     filename: Option<&'a str>,
@@ -110,6 +113,8 @@ impl<'a> Raw<'a> {
             self.board = s;
         } else if is("BoardName") {
             self.board_name = s;
+        } else if is("SerialNumber") {
+            self.serial_number = s;
         } else if is("Offset") {
             self.offset = Some(v);
         } else if is("Size") || is("Length") {
@@ -168,6 +173,7 @@ pub fn decode_request(payload: &[u8]) -> Result<Request<'_>, RequestError> {
         version: raw.version,
         board: raw.board,
         board_name: raw.board_name,
+        serial_number: raw.serial_number,
         offset,
         size,
         filename: raw.filename,
@@ -195,6 +201,7 @@ mod tests {
                 (kind, Some(T), Some("1.0.0"))
             );
             assert_eq!(r.board_name, Some("CY8CPROTO_062_4343W"));
+            assert_eq!(r.serial_number, Some("ABC213450001"));
         }
         let n = encode_chunk_request(&mut b, id, v, T, "", 8192, -1).unwrap();
         let r = decode_request(&b[..n]).unwrap();
