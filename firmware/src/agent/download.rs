@@ -341,10 +341,7 @@ impl Agent<'_> {
             };
             self.rewrite_trailer(flash, version, total)?;
         }
-        app::set_pending(flash, &layout, self.cfg.permanent).map_err(|e| match e {
-            crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
-            _ => AgentError::BufferTooSmall,
-        })?;
+        app::set_pending(flash, &layout, self.cfg.permanent).map_err(AgentError::from_boot)?;
         self.state = State::ReadyToReboot;
         Ok(Ok(Out::Reboot))
     }

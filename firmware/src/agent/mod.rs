@@ -205,6 +205,18 @@ pub enum AgentError<E> {
     Topic(TopicError),
     /// An outbound message did not fit [`OUT_MAX`].
     BufferTooSmall,
+    /// A trailer holds values the agent cannot write over (see [`crate::boot::BootError`]).
+    Trailer(crate::flashmap::AreaKind),
+}
+
+impl<E> AgentError<E> {
+    fn from_boot(e: crate::boot::BootError<E>) -> Self {
+        match e {
+            crate::boot::BootError::Flash { error, .. } => Self::Flash(error),
+            crate::boot::BootError::Corrupted(area) => Self::Trailer(area),
+            _ => Self::Trailer(crate::flashmap::AreaKind::Secondary),
+        }
+    }
 }
 
 impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
@@ -213,6 +225,7 @@ impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
             Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
             Self::Topic(e) => write!(f, "bad topic configuration: {e:?}"),
             Self::BufferTooSmall => f.write_str("outbound message too long"),
+            Self::Trailer(a) => write!(f, "{a} trailer cannot be written"),
         }
     }
 }
@@ -457,10 +470,7 @@ impl<'a> Agent<'a> {
             return Ok(None);
         }
         let layout = self.cfg.map.trailer_for(&self.cfg.map.primary);
-        crate::boot::app::set_confirmed(primary, &layout).map_err(|e| match e {
-            crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
-            _ => AgentError::BufferTooSmall,
-        })?;
+        crate::boot::app::set_confirmed(primary, &layout).map_err(AgentError::from_boot)?;
         self.idle(now);
         let out = self.result(true).map_err(|()| AgentError::BufferTooSmall)?;
         Ok(self.emit(out))
