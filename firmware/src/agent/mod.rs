@@ -201,8 +201,6 @@ pub enum BootReport {
 pub enum AgentError<E> {
     /// A flash operation failed (e.g. power loss in the simulator).
     Flash(E),
-    /// A topic could not be built from the configuration.
-    Topic(TopicError),
     /// An outbound message did not fit [`OUT_MAX`].
     BufferTooSmall,
     /// A trailer holds values the agent cannot write over (see [`crate::boot::BootError`]).
@@ -223,7 +221,6 @@ impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
-            Self::Topic(e) => write!(f, "bad topic configuration: {e:?}"),
             Self::BufferTooSmall => f.write_str("outbound message too long"),
             Self::Trailer(a) => write!(f, "{a} trailer cannot be written"),
         }
@@ -281,15 +278,14 @@ type Res<T, E> = Result<T, AgentError<E>>;
 
 impl<'a> Agent<'a> {
     /// An agent whose session topic is made from `tick_ms` (milliseconds since boot), as the
-    /// C device does. The first update check is due immediately.
+    /// C device does. The first update check is due immediately; call [`Self::on_boot`] first.
     ///
     /// # Errors
-    /// [`AgentError::Topic`] for a prefix or board that cannot form a topic.
-    pub fn new<E>(cfg: AgentConfig<'a>, tick_ms: u32) -> Res<Self, E> {
+    /// A prefix or board that cannot form a topic.
+    pub fn new(cfg: AgentConfig<'a>, tick_ms: u32) -> Result<Self, TopicError> {
         Ok(Self {
-            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)
-                .map_err(AgentError::Topic)?,
-            request: topics::request_topic(cfg.prefix, cfg.board).map_err(AgentError::Topic)?,
+            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)?,
+            request: topics::request_topic(cfg.prefix, cfg.board)?,
             journal: Journal::new(&cfg.map),
             cfg,
             state: State::Idle { next_check: 0 },
