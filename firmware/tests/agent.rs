@@ -130,6 +130,13 @@ fn wrong_board_job_is_rejected() {
 }
 
 #[test]
+fn redirect_to_another_broker_is_refused() {
+    let mut publ = Publisher::new(app(1, 1, 2100), V11);
+    publ.broker = Some("elsewhere.example".into());
+    rejected(SIM_MAPS[0], &publ, ErrorCode::ChangingServer);
+}
+
+#[test]
 fn downgrade_job_and_downgrade_image_are_rejected() {
     for name in SIM_MAPS {
         rejected(

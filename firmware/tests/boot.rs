@@ -159,3 +159,23 @@ fn set_pending_refuses_a_bad_magic() {
         Err(BootError::Corrupted(_))
     ));
 }
+
+#[test]
+fn interrupted_swap_is_resumed_on_the_next_boot() {
+    for (name, map) in matrix() {
+        if map.mode != UpgradeMode::Swap {
+            continue;
+        }
+        let (old, new) = (app(1, 0, 1500), app(1, 1, 1700));
+        let mut dev = common::device_with(map, &old);
+        stage(&mut dev, &new, false);
+        // Past the trailer set-up and the first unit's first steps.
+        dev.rail.cut_after(12);
+        assert!(dev.boot(&[public_key(0)], true).is_err());
+        dev.rail.restore();
+        let out = dev.boot(&[public_key(0)], true).unwrap();
+        assert!(out.resumed, "{name}");
+        assert_eq!(out.swap_type, SwapType::Test, "{name}");
+        assert!(holds(dev.primary.data(), &new));
+    }
+}

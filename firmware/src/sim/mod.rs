@@ -279,11 +279,6 @@ impl SimFlash {
         &self.rail
     }
 
-    /// Moves this flash onto another rail (e.g. a fresh one for the next sweep step).
-    pub fn set_rail(&mut self, rail: PowerRail) {
-        self.rail = rail;
-    }
-
     /// Operation counters.
     #[must_use]
     pub const fn stats(&self) -> SimStats {

@@ -20,6 +20,8 @@ pub struct Publisher {
     pub version: AppVersion,
     pub board: String,
     pub chunk: u32,
+    /// A `Broker` field for the job (a redirect), if any.
+    pub broker: Option<String>,
 }
 
 impl Publisher {
@@ -29,6 +31,7 @@ impl Publisher {
             version,
             board: BOARD.to_string(),
             chunk: 256,
+            broker: None,
         }
     }
 
@@ -40,6 +43,9 @@ impl Publisher {
         w.field("Board", &self.board).unwrap();
         w.field("Version", &v).unwrap();
         w.field("Connection", "MQTT").unwrap();
+        if let Some(b) = &self.broker {
+            w.field("Broker", b).unwrap();
+        }
         let n = w.finish().unwrap();
         buf[..n].to_vec()
     }
