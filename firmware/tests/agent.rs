@@ -160,6 +160,11 @@ fn reset_mid_download_resumes_from_persisted_progress() {
     let publ = Publisher::new(new.clone(), V11);
     let keys = keys();
     let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
+    assert!(
+        agent.poll(1000, &mut dev.secondary).unwrap().is_none(),
+        "nothing before on_boot"
+    );
+    agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     let mut now = 0;
     // Deliver only the job and four chunks, then "reset".
     let mut pending = Vec::new();

@@ -371,6 +371,7 @@ impl Agent<'_> {
         primary: &mut P,
         secondary: &mut S,
     ) -> Res<BootReport, P::Error> {
+        self.state = State::Idle { next_check: 0 };
         let pl = self.cfg.map.trailer_for(&self.cfg.map.primary);
         if app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)? {
             self.state = State::AwaitingConfirm;

@@ -154,6 +154,8 @@ pub enum Outbound<'o> {
 /// Where the agent is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// [`Agent::on_boot`] has not run yet; the agent does nothing until it has.
+    Unchecked,
     /// Waiting for the next update check.
     Idle,
     /// The running image is a test image: no updates until [`Agent::confirm`].
@@ -247,9 +249,15 @@ struct Download {
 
 #[derive(Clone, Copy, Debug)]
 enum State {
-    Idle { next_check: u64 },
+    /// [`Agent::on_boot`] not called yet: do nothing (it could erase a revert image).
+    Unchecked,
+    Idle {
+        next_check: u64,
+    },
     AwaitingConfirm,
-    WaitJob { deadline: u64 },
+    WaitJob {
+        deadline: u64,
+    },
     Download(Download),
     ReadyToReboot,
 }
@@ -278,7 +286,9 @@ type Res<T, E> = Result<T, AgentError<E>>;
 
 impl<'a> Agent<'a> {
     /// An agent whose session topic is made from `tick_ms` (milliseconds since boot), as the
-    /// C device does. The first update check is due immediately; call [`Self::on_boot`] first.
+    /// C device does. Nothing happens until [`Self::on_boot`] has looked at the slots (so a
+    /// test image's revert copy is never erased); then the first update check is due
+    /// immediately.
     ///
     /// # Errors
     /// A prefix or board that cannot form a topic.
@@ -288,7 +298,7 @@ impl<'a> Agent<'a> {
             request: topics::request_topic(cfg.prefix, cfg.board)?,
             journal: Journal::new(&cfg.map),
             cfg,
-            state: State::Idle { next_check: 0 },
+            state: State::Unchecked,
             out: [0; OUT_MAX],
             resumed_from: None,
             last_error: None,
@@ -311,6 +321,7 @@ impl<'a> Agent<'a> {
     #[must_use]
     pub fn status(&self) -> Status {
         let (phase, received, total) = match &self.state {
+            State::Unchecked => (Phase::Unchecked, 0, None),
             State::Idle { .. } => (Phase::Idle, 0, None),
             State::AwaitingConfirm => (Phase::AwaitingConfirm, 0, None),
             State::WaitJob { .. } => (Phase::WaitingForJob, 0, None),
