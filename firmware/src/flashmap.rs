@@ -359,7 +359,8 @@ impl FlashMap {
     }
 
     /// [`Self::validate`] plus what [`crate::boot`] needs: slots and scratch aligned to their
-    /// erase sectors, and (swap mode) a scratch area holding at least one swap unit.
+    /// erase sectors, the larger slot sector a multiple of the smaller, and (swap mode) a
+    /// scratch area holding at least one swap unit.
     ///
     /// # Errors
     /// The first [`FlashMapError`] found.
@@ -376,8 +377,11 @@ impl FlashMap {
                 }
             }
         }
+        let unit = self.swap_unit();
+        if unit % self.primary.erase_size != 0 || unit % self.secondary.erase_size != 0 {
+            return Err(FlashMapError::NotEraseAligned(AreaKind::Secondary));
+        }
         if let (UpgradeMode::Swap, Some(scratch)) = (self.mode, self.scratch) {
-            let unit = self.swap_unit();
             if scratch.size < unit || unit % scratch.erase_size != 0 {
                 return Err(FlashMapError::ScratchTooSmall {
                     scratch: scratch.size,

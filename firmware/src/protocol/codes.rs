@@ -38,6 +38,8 @@ pub enum ErrorCode {
     ImageBadSignature,
     /// The image uses flags (encryption, compression, …) this device does not support.
     ImageUnsupported,
+    /// The installed test image did not confirm itself and the bootloader reverted it.
+    ImageReverted,
     /// A chunk fails the header checks (`CY_RSLT_OTA_ERROR_NOT_A_HEADER`).
     NotAHeader,
     /// The offered version is not newer than the running one (`INVALID_VERSION`).
@@ -79,7 +81,7 @@ pub enum ErrorCode {
 }
 
 /// Every code, in numeric order (for tables and round-trip tests).
-pub const ALL: [ErrorCode; 32] = [
+pub const ALL: [ErrorCode; 33] = [
     ErrorCode::Success,
     ErrorCode::StorageErase,
     ErrorCode::StorageWrite,
@@ -93,6 +95,7 @@ pub const ALL: [ErrorCode; 32] = [
     ErrorCode::ImageUnknownKey,
     ErrorCode::ImageBadSignature,
     ErrorCode::ImageUnsupported,
+    ErrorCode::ImageReverted,
     ErrorCode::NotAHeader,
     ErrorCode::InvalidVersion,
     ErrorCode::WrongBoard,
@@ -131,6 +134,7 @@ impl ErrorCode {
             Self::ImageUnknownKey => (2005, "image_unknown_key"),
             Self::ImageBadSignature => (2006, "image_bad_signature"),
             Self::ImageUnsupported => (2007, "image_unsupported"),
+            Self::ImageReverted => (2008, "image_reverted"),
             Self::NotAHeader => (3001, "not_a_header"),
             Self::InvalidVersion => (3002, "invalid_version"),
             Self::WrongBoard => (3003, "wrong_board"),
