@@ -40,7 +40,7 @@ fn updated(o: &Outcome, image: &[u8], what: &str) {
     }
 }
 
-/// Job flow, direct flow and chunk flow each deliver a slot-filling image bit-exact.
+/// Job flow, direct flow ("Request Update" and "Send Direct Update") and chunk flow each deliver a slot-filling image bit-exact.
 #[test]
 fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,9 +50,14 @@ fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
     let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
     rt().block_on(async {
         let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
-        for (i, flow) in [Flow::Job, Flow::Direct, Flow::JobChunks]
-            .into_iter()
-            .enumerate()
+        for (i, flow) in [
+            Flow::Job,
+            Flow::Direct,
+            Flow::DirectBroadcast,
+            Flow::JobChunks,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 100 + i as u16 * 10);
             d.flow = flow;
@@ -63,7 +68,17 @@ fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
             eprintln!("{flow:?}: {:?}", t0.elapsed());
             updated(&o, &image, &format!("{flow:?}"));
         }
-        assert_eq!(p.events.count(|e| matches!(e, Event::Sent { .. })), 3);
+        assert_eq!(p.events.count(|e| matches!(e, Event::Sent { .. })), 4);
+        assert_eq!(
+            p.events.count(|e| matches!(
+                e,
+                Event::Started {
+                    mode: otactl::publish::Mode::Direct,
+                    ..
+                }
+            )),
+            1
+        );
         p.stop().await;
     });
 }
