@@ -148,7 +148,7 @@ impl Server {
         match req.kind {
             MessageKind::UpdateAvailability => self.on_availability(&image, &device, &req),
             MessageKind::RequestUpdate => self.on_request_update(&image, &device, &req),
-            MessageKind::SendDirectUpdate => self.on_direct(&image),
+            MessageKind::SendDirectUpdate => self.on_direct(&image, &device, &req),
             MessageKind::RequestDataChunk => self.on_chunk_request(&image, &device, &req),
             MessageKind::Success | MessageKind::Failure => self.on_result(&image, &device, &req),
             _ => self.warn(topic, format!("{:?} ignored", req.kind)),
@@ -272,10 +272,13 @@ impl Server {
         self.start_push(image, topic, device, Mode::Push);
     }
 
-    fn on_direct(self: &Arc<Self>, image: &Arc<ServedImage>) {
+    fn on_direct(self: &Arc<Self>, image: &Arc<ServedImage>, device: &str, req: &Request<'_>) {
         let Ok(topic) = topics::direct_topic(&self.prefix, &image.board) else {
             return;
         };
+        if !self.may_send(image, device, req, &topic) {
+            return;
+        }
         if lock(&self.active).contains_key(topic.as_str()) {
             log::debug!("direct broadcast on {topic} already running");
             return;
