@@ -199,25 +199,25 @@ impl Server {
         match decision {
             Ok(()) => match self.template.render(&image.board, image.version, topic) {
                 Ok(doc) => {
-                    self.publish(topic.to_string(), Bytes::from(doc));
                     self.emit(Event::Offered {
                         device: device.to_string(),
                         running: running.to_string(),
                         version: image.version.to_string(),
                     });
+                    self.publish(topic.to_string(), Bytes::from(doc));
                 }
                 Err(e) => self.warn(topic, format!("cannot build the job document: {e:#}")),
             },
             Err(why) => {
                 let mut buf = [0u8; 512];
-                if let Ok(n) = encode_no_update(&mut buf, topic) {
-                    self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
-                }
                 self.emit(Event::NoUpdate {
                     device: device.to_string(),
                     running: running.to_string(),
                     reason: why.reason().into(),
                 });
+                if let Ok(n) = encode_no_update(&mut buf, topic) {
+                    self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
+                }
             }
         }
     }

@@ -68,15 +68,30 @@ fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
             eprintln!("{flow:?}: {:?}", t0.elapsed());
             updated(&o, &image, &format!("{flow:?}"));
         }
-        assert_eq!(p.events.count(|e| matches!(e, Event::Sent { .. })), 4);
         assert_eq!(
-            p.events.count(|e| matches!(
-                e,
-                Event::Started {
-                    mode: otactl::publish::Mode::Direct,
-                    ..
-                }
-            )),
+            p.events
+                .wait_count(
+                    |e| matches!(e, Event::Sent { .. }),
+                    4,
+                    Duration::from_secs(10)
+                )
+                .await,
+            4
+        );
+        assert_eq!(
+            p.events
+                .wait_count(
+                    |e| matches!(
+                        e,
+                        Event::Started {
+                            mode: otactl::publish::Mode::Direct,
+                            ..
+                        }
+                    ),
+                    1,
+                    Duration::from_secs(10)
+                )
+                .await,
             1
         );
         p.stop().await;
@@ -111,10 +126,24 @@ fn equal_version_and_other_board_get_no_update() {
         ));
         assert_eq!(
             p.events
-                .count(|e| matches!(e, Event::NoUpdate { reason, .. } if reason == "not_newer")),
+                .wait_count(
+                    |e| matches!(e, Event::NoUpdate { reason, .. } if reason == "not_newer"),
+                    2,
+                    Duration::from_secs(10)
+                )
+                .await,
             2
         );
-        assert_eq!(p.events.count(|e| matches!(e, Event::Started { .. })), 0);
+        assert_eq!(
+            p.events
+                .wait_count(
+                    |e| matches!(e, Event::Started { .. }),
+                    0,
+                    Duration::from_secs(10)
+                )
+                .await,
+            0
+        );
         p.stop().await;
     });
 }

@@ -170,7 +170,12 @@ fn blocklist_survives_a_publisher_restart() {
         ));
         assert_eq!(
             p.events
-                .count(|e| matches!(e, Event::Result { result, .. } if result == "reverted")),
+                .wait_count(
+                    |e| matches!(e, Event::Result { result, .. } if result == "reverted"),
+                    1,
+                    Duration::from_secs(10)
+                )
+                .await,
             1
         );
         p.stop().await;
@@ -182,7 +187,12 @@ fn blocklist_survives_a_publisher_restart() {
         ));
         assert_eq!(
             p.events
-                .count(|e| matches!(e, Event::NoUpdate { reason, .. } if reason == "blocked")),
+                .wait_count(
+                    |e| matches!(e, Event::NoUpdate { reason, .. } if reason == "blocked"),
+                    1,
+                    Duration::from_secs(10)
+                )
+                .await,
             1
         );
         p.stop().await;
