@@ -180,3 +180,30 @@ fn twenty_devices_update_at_once() {
         p.stop().await;
     });
 }
+
+/// Several boards (`--image BOARD=FILE` repeated): each board's devices get their own image.
+#[test]
+fn several_boards_each_get_their_own_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let other = "APP_KIT_XMC72_EVK";
+    let a = fixture::signed_image((1, 1, 0), 50_000, 11);
+    let b = fixture::signed_image((1, 1, 0), 70_001, 12);
+    let (pa, pb) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+    std::fs::write(&pa, &a).unwrap();
+    std::fs::write(&pb, &b).unwrap();
+    rt().block_on(async {
+        let p = Running::start(config(
+            broker.port,
+            vec![served(BOARD, &pa), served(other, &pb)],
+        ))
+        .await;
+        let da = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 900);
+        let db = DeviceConfig::new(broker.port, other, (1, 0, 0), 910);
+        updated(&device::session(&da).await, &a, BOARD);
+        updated(&device::session(&db).await, &b, other);
+        p.stop().await;
+    });
+}
