@@ -358,3 +358,49 @@ fn slow_and_vanished_devices_do_not_stall_others() {
         p.stop().await;
     });
 }
+
+/// Push mode: the broker restarts while several whole-image pushes are in flight; every device
+/// still completes (no false "reverted" for a push cut by the restart).
+#[test]
+fn broker_restart_during_pushes_does_not_block_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let image = std::sync::Arc::new(image);
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let mut tasks = Vec::new();
+        for i in 0..8u16 {
+            let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 1500 + i * 10);
+            d.data_timeout = Duration::from_secs(3);
+            tasks.push(tokio::spawn(device::until_updated(
+                d,
+                Duration::from_secs(90),
+            )));
+        }
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Progress { .. }),
+                    Duration::from_secs(20)
+                )
+                .await
+        );
+        tokio::task::block_in_place(|| broker.restart());
+        for (i, t) in tasks.into_iter().enumerate() {
+            let o = tokio::time::timeout(Duration::from_secs(100), t)
+                .await
+                .expect("bounded")
+                .unwrap();
+            updated(&o, &image, &format!("push device {i} after broker restart"));
+        }
+        assert_eq!(
+            p.events
+                .count(|e| matches!(e, Event::Result { result, .. } if result == "reverted")),
+            0
+        );
+        p.stop().await;
+    });
+}
