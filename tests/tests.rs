@@ -1,3 +1,4 @@
 //! otactl integration tests: one binary (see Cargo.toml `[[test]]`).
 
+mod cli;
 mod util;
