@@ -10,6 +10,8 @@
 //! | [`boot`] | MCUboot-equivalent bootloader logic: swap type, swap/overwrite/revert, resume |
 //! | [`agent`] | the device OTA agent: a sans-IO state machine that downloads into the secondary slot |
 //! | `sim` | (feature `sim`) a simulated NOR flash with power-cut injection, and a simulated board |
+//! | `app` | (feature `host`) the device application: LED task + OTA task over rumqttc/rustls (`devapp`) |
+//! | `board` | (feature `host`) the simulated board: bootloader, watchdog, resets, transcript (`simboard`) |
 //!
 //! The core is `no_std` and allocation-free; build it with `--no-default-features`.
 //!
@@ -33,3 +35,8 @@ pub mod image;
 pub mod protocol;
 #[cfg(feature = "sim")]
 pub mod sim;
+
+#[cfg(feature = "host")]
+pub mod app;
+#[cfg(feature = "host")]
+pub mod board;

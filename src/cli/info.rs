@@ -1,16 +1,201 @@
-//! `otactl info` (being written).
+//! `otactl info`: an image's header, TLVs and trailer (like `imgtool dumpinfo`).
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Args;
+use firmware::image::{ParsedImage, Tlv};
+use otactl::image::{hex_string, read_image_file, read_trailer, TrailerInfo};
+use serde_json::{json, Value};
 
 use super::Ctx;
 
-/// Not available yet.
+/// Show an image's header, TLVs and trailer (like `imgtool dumpinfo`).
+///
+/// The trailer is shown when the file extends past the image (a --pad/--confirm output, or a
+/// slot dump); its erased value is taken from the byte after the image unless --erased-val is
+/// given. Example:
+///
+///   otactl info app.bin --json | jq .header.version
 #[derive(Debug, Args)]
-pub struct Cmd {}
+#[command(verbatim_doc_comment)]
+pub struct Cmd {
+    /// The image (.bin, or .hex).
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Erased value of the flash the file came from (0 or 0xff), for decoding the trailer.
+    #[arg(short = 'R', long, value_name = "VALUE", value_parser = ["0", "0xff"])]
+    pub erased_val: Option<String>,
+}
 
 impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
-        bail!("this command is not available yet")
+        let bytes = read_image_file(&self.image)?;
+        let img = ParsedImage::parse(&bytes)
+            .map_err(|e| otactl::Rejected(format!("{}: {e}", self.image.display())))
+            .context("not an MCUboot image")?;
+        let erased = self
+            .erased_val
+            .as_deref()
+            .map(|v| if v == "0" { 0 } else { 0xff });
+        let trailer = read_trailer(&bytes, img.len(), erased);
+        let doc = describe(&self.image, &img, trailer.as_ref(), bytes.len());
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            print_text(&doc);
+        }
+        Ok(())
+    }
+}
+
+fn tlv_json(t: &Tlv<'_>) -> Value {
+    json!({
+        "type": t.kind.0,
+        "name": t.kind.name().unwrap_or("UNKNOWN"),
+        "offset": t.offset,
+        "len": t.value.len(),
+        "value": hex_string(t.value),
+    })
+}
+
+fn describe(
+    path: &std::path::Path,
+    img: &ParsedImage<'_>,
+    t: Option<&TrailerInfo>,
+    file_len: usize,
+) -> Value {
+    let h = &img.header;
+    let (prot, unprot): (Vec<Tlv<'_>>, Vec<Tlv<'_>>) =
+        img.tlvs().filter_map(Result::ok).partition(|t| t.protected);
+    json!({
+        "file": path.display().to_string(),
+        "file_size": file_len,
+        "header": {
+            "magic": format!("{:#010x}", firmware::image::IMAGE_MAGIC),
+            "load_addr": h.load_addr,
+            "hdr_size": h.hdr_size,
+            "protect_tlv_size": h.protect_tlv_size,
+            "img_size": h.img_size,
+            "flags": h.flags.0,
+            "flag_names": h.flags.names().collect::<Vec<_>>(),
+            "version": h.version.to_string(),
+        },
+        "payload": { "offset": h.hdr_size, "size": h.img_size },
+        "protected_tlvs": prot.iter().map(tlv_json).collect::<Vec<_>>(),
+        "tlvs": unprot.iter().map(tlv_json).collect::<Vec<_>>(),
+        "image_size": img.len(),
+        "trailer": t.map(|t| json!({
+            "slot_size": t.layout.slot_size,
+            "max_align": t.layout.max_align,
+            "erased_val": t.layout.erased_val,
+            "magic": format!("{:?}", t.magic).to_lowercase(),
+            "image_ok": format!("{:?}", t.image_ok.1).to_lowercase(),
+            "image_ok_byte": t.image_ok.0,
+            "copy_done": format!("{:?}", t.copy_done.1).to_lowercase(),
+            "copy_done_byte": t.copy_done.0,
+            "swap_type": format!("{:?}", t.swap_info.1).to_lowercase(),
+            "image_num": t.swap_info.2,
+            "swap_info_byte": t.swap_info.0,
+            "swap_size": t.swap_size,
+        })),
+    })
+}
+
+fn print_text(d: &Value) {
+    let h = &d["header"];
+    println!(
+        "{} ({} bytes)",
+        d["file"].as_str().unwrap_or(""),
+        d["file_size"]
+    );
+    println!("header:");
+    println!(
+        "  magic:              {}",
+        h["magic"].as_str().unwrap_or("")
+    );
+    for k in [
+        "load_addr",
+        "hdr_size",
+        "protect_tlv_size",
+        "img_size",
+        "flags",
+    ] {
+        println!(
+            "  {:<19} {:#x}",
+            format!("{k}:"),
+            h[k].as_u64().unwrap_or(0)
+        );
+    }
+    let names: Vec<&str> = h["flag_names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !names.is_empty() {
+        println!("  flag names:         {}", names.join(" | "));
+    }
+    println!(
+        "  version:            {}",
+        h["version"].as_str().unwrap_or("")
+    );
+    println!(
+        "payload: offset {:#x}, {:#x} bytes",
+        h["hdr_size"].as_u64().unwrap_or(0),
+        h["img_size"].as_u64().unwrap_or(0)
+    );
+    for (title, key) in [("protected TLVs", "protected_tlvs"), ("TLVs", "tlvs")] {
+        let list = d[key].as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            continue;
+        }
+        println!("{title}:");
+        for t in list {
+            println!(
+                "  {:#06x} {:<12} @{:#x} len {:#x}: {}",
+                t["type"].as_u64().unwrap_or(0),
+                t["name"].as_str().unwrap_or(""),
+                t["offset"].as_u64().unwrap_or(0),
+                t["len"].as_u64().unwrap_or(0),
+                t["value"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!(
+        "image size: {:#x} bytes",
+        d["image_size"].as_u64().unwrap_or(0)
+    );
+    match d["trailer"].as_object() {
+        None => println!("trailer: none (file ends with the image)"),
+        Some(t) => {
+            println!(
+                "trailer (slot size {:#x}, max align {}, erased {:#04x}):",
+                t["slot_size"].as_u64().unwrap_or(0),
+                t["max_align"],
+                t["erased_val"].as_u64().unwrap_or(0)
+            );
+            println!("  magic:     {}", t["magic"].as_str().unwrap_or(""));
+            println!(
+                "  image_ok:  {} ({:#04x})",
+                t["image_ok"].as_str().unwrap_or(""),
+                t["image_ok_byte"].as_u64().unwrap_or(0)
+            );
+            println!(
+                "  copy_done: {} ({:#04x})",
+                t["copy_done"].as_str().unwrap_or(""),
+                t["copy_done_byte"].as_u64().unwrap_or(0)
+            );
+            println!(
+                "  swap_info: {} image {} ({:#04x})",
+                t["swap_type"].as_str().unwrap_or(""),
+                t["image_num"],
+                t["swap_info_byte"].as_u64().unwrap_or(0)
+            );
+            println!("  swap_size: {:#x}", t["swap_size"].as_u64().unwrap_or(0));
+        }
     }
 }

@@ -1,16 +1,59 @@
-//! `otactl job` (being written).
+//! `otactl job`: print the job document ("Update Available") for a signed image.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Args;
+use firmware::image::verify;
+use firmware::protocol::AppVersion;
+use otactl::publish::{load_public_key, JobTemplate};
 
 use super::Ctx;
 
-/// Not available yet.
+/// Print the job document for a signed image, with the example's fields and spelling.
+///
+/// Version comes from the image's MCUboot header. Example:
+///
+///   otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem
 #[derive(Debug, Args)]
-pub struct Cmd {}
+pub struct Cmd {
+    /// The signed image.
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+    /// Board string of the devices (CY_TARGET_BOARD_STRING), e.g. APP_CY8CPROTO_062S2_43439.
+    #[arg(long)]
+    board: Option<String>,
+    /// Check the image's signature with this key (private or public PEM) first.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// UniqueTopicName to put in the document (the publisher fills in each device's).
+    #[arg(long, default_value = "replace")]
+    topic: String,
+    /// Job template (default: the built-in copy of the example's ota_update.json).
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+}
 
 impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
-        bail!("this command is not available yet")
+        let path = self.image.context("--image is required")?;
+        let board = self.board.context("--board is required")?;
+        let data =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let keys = match &self.key {
+            Some(k) => vec![load_public_key(k)?],
+            None => Vec::new(),
+        };
+        let limit = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let verified = verify::validate(&mut data.as_slice(), limit, &keys)
+            .map_err(|e| otactl::Rejected(format!("{}: does not verify: {e:?}", path.display())))?;
+        let template = match &self.template {
+            Some(t) => JobTemplate::load(t)?,
+            None => JobTemplate::default(),
+        };
+        let version = AppVersion::from_image(verified.header.version);
+        let doc = template.render(&board, version, &self.topic)?;
+        println!("{}", String::from_utf8_lossy(&doc));
+        Ok(())
     }
 }

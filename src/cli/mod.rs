@@ -16,6 +16,7 @@ mod info;
 mod init;
 mod job;
 mod keys;
+mod progress;
 mod prompt;
 mod publish;
 mod sign;

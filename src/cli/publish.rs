@@ -1,16 +1,196 @@
-//! `otactl publish` (being written).
+//! `otactl publish`: the update server.
 
-use anyhow::{bail, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use otactl::publish::{
+    self, load_public_key, ClientOptions, JobTemplate, PublishConfig, ServedImage, State,
+};
 
+use super::progress::{self, Style};
 use super::Ctx;
 
-/// Not available yet.
+/// Serve updates to unmodified Infineon ota-update devices over MQTT.
+///
+/// Answers "Update Availability" with a job document when the image is newer than the device's
+/// version (else "No Update Available"), streams the image for "Request Update", broadcasts it
+/// for "Send Direct Update", serves "Request Data Chunk", and keeps results and blocked versions
+/// in the state file. Example:
+///
+///   otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \
+///       --image app.signed.bin --key signing.pem
 #[derive(Debug, Args)]
-pub struct Cmd {}
+pub struct Cmd {
+    /// Broker URL: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883).
+    #[arg(long)]
+    broker: Option<String>,
+    /// Board string (CY_TARGET_BOARD_STRING) for an --image given without BOARD=.
+    #[arg(long)]
+    board: Option<String>,
+    /// Signed image to serve: FILE (for --board) or BOARD=FILE. Repeat for several boards.
+    #[arg(long, value_name = "[BOARD=]FILE")]
+    image: Vec<String>,
+    /// Signing key (private PEM) or its public half; every image must verify with it.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Company topic prefix (COMPANY_TOPIC_PREPEND of the devices).
+    #[arg(long, default_value = firmware::protocol::topics::PREFIX_APP)]
+    topic_prefix: String,
+    /// State file: device versions, results, blocked versions.
+    #[arg(long, value_name = "FILE", default_value = "otactl-state.json")]
+    state: PathBuf,
+    /// Clear a device's blocked versions (DEVICE as shown by `otactl status`, or "all") first.
+    #[arg(long, value_name = "DEVICE")]
+    unblock: Vec<String>,
+    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    client_key: Option<PathBuf>,
+    /// Do not verify the broker's certificate (explicit opt-out; never the default).
+    #[arg(long)]
+    insecure: bool,
+    /// MQTT client ID of the publisher.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Split requests with other publishers through an MQTT 5 shared subscription ($share/NAME/...).
+    #[arg(long, value_name = "NAME")]
+    share_group: Option<String>,
+    /// Run an in-process broker (rumqttd, plain MQTT 3.1.1) on ADDR and serve through it.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:1883")]
+    embedded_broker: Option<SocketAddr>,
+    /// Job document template (default: the example's ota_update.json fields).
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+    /// QoS 1 messages in flight without PUBACK.
+    #[arg(long, default_value_t = publish::DEFAULT_INFLIGHT)]
+    inflight: u16,
+    /// One JSON event per line on stdout (device, version, bytes, result).
+    #[arg(long)]
+    json: bool,
+}
 
 impl Cmd {
-    pub fn run(self, _ctx: &Ctx) -> Result<()> {
-        bail!("this command is not available yet")
+    fn images(&self) -> Result<Vec<(String, PathBuf)>> {
+        if self.image.is_empty() {
+            bail!("--image is required (FILE with --board, or BOARD=FILE)");
+        }
+        self.image
+            .iter()
+            .map(|spec| match spec.split_once('=') {
+                Some((b, f)) => Ok((b.to_string(), PathBuf::from(f))),
+                None => {
+                    let board = self.board.clone().context(
+                        "--board is required for --image FILE (or use --image BOARD=FILE)",
+                    )?;
+                    Ok((board, PathBuf::from(spec)))
+                }
+            })
+            .collect()
     }
+
+    fn mqtt(&self) -> Result<ClientOptions> {
+        let url = match (&self.broker, self.embedded_broker) {
+            (Some(u), _) => u.clone(),
+            (None, Some(addr)) => format!("mqtt://{addr}"),
+            (None, None) => {
+                bail!("--broker is required (e.g. mqtt://127.0.0.1:1883), or use --embedded-broker")
+            }
+        };
+        let id = self
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("otactl-publish-{}", std::process::id()));
+        broker_options(&url, &id, self.share_group.is_some(), self)
+    }
+
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let key_path = self
+            .key
+            .clone()
+            .context("--key is required (the signing key or its public half)")?;
+        let key = load_public_key(&key_path)?;
+        let mut images = Vec::new();
+        for (board, path) in self.images()? {
+            let img = ServedImage::load(&board, &path, &[key])?;
+            log::info!(
+                "{board}: {} version {} ({} bytes)",
+                path.display(),
+                img.version,
+                img.len()
+            );
+            images.push(Arc::new(img));
+        }
+        let template = match &self.template {
+            Some(t) => JobTemplate::load(t)?,
+            None => JobTemplate::default(),
+        };
+        if !self.unblock.is_empty() {
+            let mut st = State::load(&self.state)?;
+            for d in &self.unblock {
+                let n = st.unblock((d != "all").then_some(d.as_str()), None);
+                log::info!("unblocked {n} version(s) for {d}");
+            }
+            st.save(&self.state)?;
+        }
+        if let Some(addr) = self.embedded_broker {
+            publish::embedded::start(addr)?;
+        }
+        let mut cfg = PublishConfig::new(self.mqtt()?, images);
+        cfg.prefix = self.topic_prefix.clone();
+        cfg.template = template;
+        cfg.state_file = Some(self.state.clone());
+        cfg.share_group = self.share_group.clone();
+        cfg.inflight = self.inflight;
+        let style = if self.json {
+            Style::Json
+        } else if ctx.fancy() {
+            Style::Bars
+        } else {
+            Style::Lines
+        };
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(async move {
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            publish::run(cfg, stop, progress::sink(style)).await
+        })?;
+        Ok(())
+    }
+}
+
+/// Broker URL → client options (plain `mqtt://`; `mqtts://` needs `otactl::mqtt`'s TLS).
+fn broker_options(url: &str, client_id: &str, v5: bool, cmd: &Cmd) -> Result<ClientOptions> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else {
+        bail!("--broker {url:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]");
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => (
+            h,
+            p.parse::<u16>()
+                .with_context(|| format!("--broker {url:?}: bad port"))?,
+        ),
+        _ => (rest, if tls { 8883 } else { 1883 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("--broker {url:?}: no host");
+    }
+    if tls || cmd.ca.is_some() || cmd.cert.is_some() || cmd.client_key.is_some() || cmd.insecure {
+        bail!("--broker {url:?}: TLS options need otactl's TLS support (otactl::mqtt), which this build does not have yet; use mqtt:// ");
+    }
+    Ok(ClientOptions::plain(client_id, host, port, v5))
 }

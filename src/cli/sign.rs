@@ -1,16 +1,324 @@
-//! `otactl sign` (being written).
+//! `otactl sign`: imgtool's `sign` options and meaning, plus `--flashmap`.
 
-use anyhow::{bail, Result};
-use clap::Args;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use firmware::image::Version;
+use otactl::fsutil::{self, Mode, Overwrite};
+use otactl::image::{
+    self, parse_custom_tlv, parse_dependencies, parse_int, FileFormat, Payload, PublicKeyFormat,
+    SecurityCounter, SignOptions, Signer,
+};
 
 use super::Ctx;
 
-/// Not available yet.
+/// Sign an image for MCUboot, with imgtool's `sign` options.
+///
+/// Input and output are Intel HEX when the file name ends in `.hex`, raw binary otherwise (a HEX
+/// input keeps its address; with --pad-header the header goes in front of it). Nothing is written
+/// unless the whole image (header + payload + TLVs + trailer) fits in the slot.
+///
+/// Example (Infineon PSoC 6, external-flash swap):
+///
+///   otactl sign -e little --pad-header --align 8 -H 0x400 -M 3584 -v 1.1.0 -L 0x028000 \
+///     -S 0x1c0000 -k cypress-test-ec-p256.pem app.unsigned.hex app.hex
+///
+///   otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem app.unsigned.hex app.hex
 #[derive(Debug, Args)]
-pub struct Cmd {}
+#[command(
+    disable_version_flag = true,
+    args_override_self = true,
+    verbatim_doc_comment
+)]
+pub struct Cmd {
+    #[command(flatten)]
+    args: Box<SignArgs>,
+}
+
+/// The options of `otactl sign` (boxed: there are many).
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Private key to sign with (ECDSA P-256, PKCS#8 or SEC1 PEM). Without it (and without
+    /// --fix-sig) the image carries only its SHA256 hash.
+    #[arg(short, long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Image version: MAJOR[.MINOR[.REVISION[+BUILD]]], e.g. 1.2.3+4.
+    #[arg(short = 'v', long = "version", value_name = "VERSION")]
+    pub image_version: Option<String>,
+    /// Header size (-H): the payload's offset in the slot, at least 0x20. Infineon uses 0x400.
+    #[arg(short = 'H', long, value_name = "SIZE", value_parser = parse_int)]
+    pub header_size: Option<u32>,
+    /// Put --header-size erased bytes in front of the input for the header (else the input's
+    /// first --header-size bytes must be zero and are overwritten).
+    #[arg(long)]
+    pub pad_header: bool,
+    /// Slot size (-S); the image plus its trailer must fit in it.
+    #[arg(short = 'S', long, value_name = "SIZE", value_parser = parse_int)]
+    pub slot_size: Option<u32>,
+    /// Flash write alignment used by the swap status records: 1, 2, 4, 8, 16 or 32 (default 1).
+    #[arg(long, value_name = "BYTES", value_parser = ["1", "2", "4", "8", "16", "32"])]
+    pub align: Option<String>,
+    /// BOOT_MAX_ALIGN when it differs from max(8, --align): 8, 16 or 32.
+    #[arg(long, value_name = "BYTES", value_parser = ["8", "16", "32"])]
+    pub max_align: Option<String>,
+    /// MCUBOOT_MAX_IMG_SECTORS (-M): sizes the trailer's swap status area (default 128).
+    #[arg(short = 'M', long, value_name = "COUNT", value_parser = parse_int)]
+    pub max_sectors: Option<u32>,
+    /// Value of erased flash (-R): 0 or 0xff (default 0xff). PSoC 6 internal flash erases to 0.
+    #[arg(short = 'R', long, value_name = "VALUE", value_parser = ["0", "0xff"])]
+    pub erased_val: Option<String>,
+    /// Load address (-L); non-zero sets the RAM_LOAD flag. Infineon passes the primary slot's
+    /// offset in internal flash.
+    #[arg(short = 'L', long, value_name = "ADDR", value_parser = parse_int)]
+    pub load_addr: Option<u32>,
+    /// Flash address the image is built for (-F); sets ROM_FIXED.
+    #[arg(short = 'F', long, value_name = "ADDR", value_parser = parse_int)]
+    pub rom_fixed: Option<u32>,
+    /// Address of the output HEX (-x), e.g. for binary input.
+    #[arg(short = 'x', long, value_name = "ADDR", value_parser = parse_int)]
+    pub hex_addr: Option<u32>,
+    /// Byte order (-e); only little is supported (MCUboot on Cortex-M).
+    #[arg(short = 'e', long, value_name = "ENDIAN", value_parser = ["little", "big"])]
+    pub endian: Option<String>,
+    /// Pad the output to the slot size and write the trailer magic (a "test" upgrade).
+    #[arg(long)]
+    pub pad: bool,
+    /// Like --pad, and mark the image confirmed (image_ok = 1: a permanent upgrade).
+    #[arg(long)]
+    pub confirm: bool,
+    /// Like --pad (image_ok left erased: a test upgrade).
+    #[arg(long)]
+    pub test: bool,
+    /// Size the trailer for overwrite-only upgrades (no swap status area).
+    #[arg(long)]
+    pub overwrite_only: bool,
+    /// Security counter (-s) in a protected SEC_CNT TLV: a number, or `auto` for
+    /// MAJOR << 24 | MINOR << 16 | REVISION.
+    #[arg(short = 's', long, value_name = "N|auto", value_parser = SecurityCounter::parse)]
+    pub security_counter: Option<SecurityCounter>,
+    /// Dependencies (-d) on other images: "(IMAGE_ID,VERSION), …", e.g. "(1,2.0.0+0)".
+    #[arg(short = 'd', long, value_name = "DEPS")]
+    pub dependencies: Option<String>,
+    /// A protected vendor TLV: TAG (0xa0..0xfffe) and VALUE (0x-prefixed hex bytes, else text).
+    /// Repeat for more.
+    #[arg(long, num_args = 2, value_names = ["TAG", "VALUE"], action = clap::ArgAction::Append)]
+    pub custom_tlv: Vec<String>,
+    /// Put the key's hash (KEYHASH, default) or the whole public key (PUBKEY) in the image.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub public_key_format: Option<KeyFormatArg>,
+    /// Use this signature (base64 DER, as --sig-out writes it) instead of signing.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "fix_sig_pubkey",
+        conflicts_with = "key"
+    )]
+    pub fix_sig: Option<PathBuf>,
+    /// Public key (PEM) that made the --fix-sig signature; the signature must verify with it.
+    #[arg(long, value_name = "FILE")]
+    pub fix_sig_pubkey: Option<PathBuf>,
+    /// Also write the signature, base64 DER, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub sig_out: Option<PathBuf>,
+    /// Mark the image non-bootable.
+    #[arg(long)]
+    pub non_bootable: bool,
+    /// Derive the slot options from an Infineon flash map JSON, as Infineon's build does
+    /// (explicit flags win):
+    ///   -H 0x400 --pad-header  fixed (MCUBOOT_HEADER_SIZE)
+    ///   -S                     primary slot size
+    ///   -L                     primary slot offset in internal flash (sets RAM_LOAD)
+    ///   -M                     max over both slots of ceil(size / erase size), at least 32
+    ///   -R 0                   only if the secondary slot erases to 0x00 (PSoC 6 internal)
+    ///   --align 8              the slots' write size
+    ///   --overwrite-only       if the map's mode is overwrite (Infineon's PSoC 6 script
+    ///                          leaves it off; that only makes its room check stricter)
+    ///   -x                     primary slot address, for HEX output from a binary input
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    pub flashmap: Option<PathBuf>,
+    /// Platform of a PSoC 6 flash map whose file name does not start with its prefix
+    /// (PSOC_062_2M, PSOC_062_1M, PSOC_062_512K).
+    #[arg(long, value_name = "NAME", requires = "flashmap")]
+    pub platform: Option<String>,
+    /// Input image: .hex (Intel HEX, keeps its address) or raw binary.
+    #[arg(value_name = "INFILE")]
+    pub infile: PathBuf,
+    /// Output image: .hex or raw binary.
+    #[arg(value_name = "OUTFILE")]
+    pub outfile: PathBuf,
+}
+
+/// `--public-key-format`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KeyFormatArg {
+    /// KEYHASH: SHA-256 of the public key.
+    Hash,
+    /// PUBKEY: the whole public key.
+    Full,
+}
 
 impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
-        bail!("this command is not available yet")
+        self.args.run()
     }
+}
+
+impl SignArgs {
+    fn run(self) -> Result<()> {
+        let derived = match &self.flashmap {
+            Some(p) => {
+                let d = image::FlashmapOptions::read(p, self.platform.as_deref())?;
+                log::debug!("{}: {}", p.display(), d.imgtool_args());
+                Some(d)
+            }
+            None => None,
+        };
+        let opts = self.options(derived.as_ref())?;
+        let signer_key;
+        let signer = match (&self.key, &self.fix_sig) {
+            (Some(k), _) => {
+                signer_key = otactl::sign::load_signing_key(k)?;
+                Signer::Key(&signer_key)
+            }
+            (None, Some(sig)) => fixed_signer(sig, self.fix_sig_pubkey.as_deref())?,
+            (None, None) => Signer::Unsigned,
+        };
+        let input = Payload::read(&self.infile)?;
+        let img = image::build(&opts, &input, &signer)
+            .with_context(|| format!("cannot sign {}", self.infile.display()))?;
+        if let Some(d) = derived.as_ref() {
+            if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {
+                log::warn!(
+                    "the image ({:#x} bytes) reaches into the flash sectors that hold the trailer \
+                     (from {:#x}): MCUboot's upstream swap (otactl's simulated bootloader) will not \
+                     install it; Infineon's MCUBootApp with its swap-status partition does",
+                    img.bytes.len(),
+                    d.bootloader_max_image
+                );
+            }
+        }
+        let hex_addr = self.hex_addr.or(derived.as_ref().map(|d| d.hex_addr));
+        self.write_outputs(&img, hex_addr)?;
+        log::info!(
+            "signed {} → {}: version {}, {} bytes of image, {} bytes free before the trailer, {}",
+            self.infile.display(),
+            self.outfile.display(),
+            img.header.version,
+            img.bytes.len(),
+            img.free_bytes(),
+            if img.signature.is_some() {
+                "signed"
+            } else {
+                "unsigned"
+            }
+        );
+        Ok(())
+    }
+
+    /// Encodes everything first, then writes the image and `--sig-out` atomically.
+    fn write_outputs(&self, img: &image::SignedImage, hex_addr: Option<u32>) -> Result<()> {
+        use base64::Engine;
+        let format = FileFormat::from_path(&self.outfile);
+        let out = img
+            .encode(format, hex_addr)
+            .with_context(|| format!("cannot write {}", self.outfile.display()))?;
+        let sig_b64 = match (&self.sig_out, &img.signature) {
+            (Some(p), None) => bail!(
+                "--sig-out {}: the image is not signed (pass -k or --fix-sig)",
+                p.display()
+            ),
+            (_, sig) => sig
+                .as_ref()
+                .map(|s| base64::engine::general_purpose::STANDARD.encode(s)),
+        };
+        fsutil::write_atomic(&self.outfile, &out, Mode::Public, Overwrite::Allow)?;
+        if let (Some(p), Some(b64)) = (&self.sig_out, sig_b64) {
+            fsutil::write_atomic(p, b64.as_bytes(), Mode::Public, Overwrite::Allow)?;
+        }
+        Ok(())
+    }
+
+    /// The imgtool options from the flags (flash map derivation comes first, flags win).
+    fn options(&self, d: Option<&image::FlashmapOptions>) -> Result<SignOptions> {
+        let text = self
+            .image_version
+            .as_deref()
+            .context("missing -v/--version (e.g. -v 1.2.3)")?;
+        let version = Version::parse(text).map_err(|e| anyhow::anyhow!("-v {text:?}: {e}"))?;
+        if self.endian.as_deref() == Some("big") {
+            bail!("-e big is not supported: MCUboot targets here are little-endian");
+        }
+        let header_size = self
+            .header_size
+            .or(d.map(|d| d.header_size))
+            .context("missing -H/--header-size (e.g. -H 0x400), or pass --flashmap")?;
+        let slot_size = self
+            .slot_size
+            .or(d.map(|d| d.slot_size))
+            .context("missing -S/--slot-size, or pass --flashmap")?;
+        let mut o = SignOptions::new(version, header_size, slot_size);
+        o.pad_header = self.pad_header || d.is_some_and(|d| d.pad_header);
+        o.align = match &self.align {
+            Some(a) => a.parse()?,
+            None => d.map_or(1, |d| d.align),
+        };
+        o.max_align = self.max_align.as_deref().map(str::parse).transpose()?;
+        o.max_sectors = self.max_sectors.or(d.map(|d| d.max_sectors)).unwrap_or(128);
+        o.erased_val = match self.erased_val.as_deref() {
+            Some("0") => 0,
+            Some(_) => 0xff,
+            None => d.map_or(0xff, |d| d.erased_val),
+        };
+        o.load_addr = self.load_addr.or(d.map(|d| d.load_addr)).unwrap_or(0);
+        o.rom_fixed = self.rom_fixed;
+        o.non_bootable = self.non_bootable;
+        o.pad = self.pad;
+        o.confirm = self.confirm;
+        o.test = self.test;
+        o.overwrite_only = self.overwrite_only || d.is_some_and(|d| d.overwrite_only);
+        self.protected_tlvs(&mut o)?;
+        o.public_key_format = match self.public_key_format {
+            Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
+            _ => PublicKeyFormat::Hash,
+        };
+        Ok(o)
+    }
+
+    /// `-s`, `-d` and `--custom-tlv`.
+    fn protected_tlvs(&self, o: &mut SignOptions) -> Result<()> {
+        o.security_counter = self.security_counter;
+        if let Some(deps) = &self.dependencies {
+            o.dependencies = parse_dependencies(deps).map_err(anyhow::Error::msg)?;
+        }
+        for pair in self.custom_tlv.chunks(2) {
+            let tlv = parse_custom_tlv(&pair[0], &pair[1]).map_err(anyhow::Error::msg)?;
+            if o.custom_tlvs.iter().any(|t| t.tag == tlv.tag) {
+                bail!("custom TLV {:#x} given twice", tlv.tag);
+            }
+            o.custom_tlvs.push(tlv);
+        }
+        Ok(())
+    }
+}
+
+fn fixed_signer(
+    sig: &std::path::Path,
+    pubkey: Option<&std::path::Path>,
+) -> Result<Signer<'static>> {
+    use base64::Engine;
+    let pubkey = pubkey.context("--fix-sig needs --fix-sig-pubkey")?;
+    let text = fsutil::read(sig)?;
+    let text: Vec<u8> = text
+        .into_iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(&text)
+        .with_context(|| format!("{} is not base64", sig.display()))?;
+    let public_key = otactl::sign::load_key(pubkey)?.public_key();
+    Ok(Signer::Fixed {
+        signature,
+        public_key,
+    })
 }

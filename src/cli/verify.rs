@@ -1,16 +1,52 @@
-//! `otactl verify` (being written).
+//! `otactl verify`: check an image's hash, key hash and signature as MCUboot does.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::Result;
 use clap::Args;
+use otactl::image::{hex_string, read_image_file, verify_image};
+use otactl::Rejected;
 
 use super::Ctx;
 
-/// Not available yet.
+/// Check an image's hash, key hash and signature.
+///
+/// Exit 0 when valid; exit 1 with the reason (hash mismatch, unknown key, bad signature,
+/// truncated or malformed image) when not. Without -k only the hash is checked, like
+/// `imgtool verify`. Example:
+///
+///   otactl verify -k keys/signing.pem app.bin
 #[derive(Debug, Args)]
-pub struct Cmd {}
+#[command(verbatim_doc_comment)]
+pub struct Cmd {
+    /// Key(s) the image may be signed with (private or public PEM); repeat for several.
+    #[arg(short, long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+    /// The image (.bin, or .hex).
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+}
 
 impl Cmd {
-    pub fn run(self, _ctx: &Ctx) -> Result<()> {
-        bail!("this command is not available yet")
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let keys = self
+            .key
+            .iter()
+            .map(|k| otactl::sign::load_key(k).map(|f| f.public_key()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes = read_image_file(&self.image)?;
+        let v = verify_image(&bytes, &keys)
+            .map_err(|reason| Rejected(format!("{}: {reason}", self.image.display())))?;
+        if !ctx.quiet {
+            println!("Image was correctly validated");
+            println!("Image version: {}", v.header.version);
+            println!("Image digest: {}", hex_string(&v.hash));
+            if let Some(i) = v.key_index {
+                println!("Signed by: {}", self.key[i].display());
+            } else {
+                println!("Not checked: signature (no -k given)");
+            }
+        }
+        Ok(())
     }
 }

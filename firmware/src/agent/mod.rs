@@ -1,1 +1,468 @@
-//! (being written)
+//! The device's OTA agent: a sans-IO state machine. It takes inbound MQTT messages and the
+//! time, returns the message to publish (or "reboot now"), and does its flash work on the
+//! secondary slot through [`NorFlash`]. It never opens a socket, spawns a task or allocates.
+//!
+//! # Driving it (what a board loop does)
+//!
+//! ```text
+//! boot (crate::boot::BootLoader::boot)
+//! let mut agent = Agent::new(config, tick_ms)?;
+//! match agent.on_boot(&mut primary, &mut secondary)? { … }   // resume a finished download,
+//!                                                              // learn about revert/confirm
+//! connect; subscribe agent.unique_topic() (and the app filter topic); agent.handle(now, Inbound::Connected, …)
+//! loop {
+//!     on PUBLISH (topic, payload):  out = agent.handle(now, Inbound::Publish { topic, payload }, &mut secondary)?
+//!     every ~100 ms:                out = agent.poll(now, &mut secondary)?
+//!     after a healthy start:        out = agent.confirm(&mut primary)?
+//!     match out { Some(Outbound::Publish { topic, payload }) => publish QoS 1,
+//!                 Some(Outbound::Reboot) => reset (the bootloader installs the update),
+//!                 None => {} }
+//! }
+//! ```
+//!
+//! # Session
+//!
+//! 1. Every `check_interval_ms`: publish "Update Availability"; wait `job_timeout_ms` for the
+//!    job document; judge it with [`JobDoc::evaluate`] (version must be newer, board equal).
+//! 2. Download into the secondary slot. Pull mode publishes "Request Data Chunk" (`Offset`,
+//!    `Size`, or `-1` for the rest) for the first missing byte after each chunk and after
+//!    `chunk_timeout_ms`; push mode publishes "Request Update" once and pulls only what is
+//!    missing. Any chunk is accepted if it extends the received prefix: duplicates and chunks
+//!    from the future are dropped (they are requested again), overlaps are trimmed. Progress
+//!    is persisted ([`journal`]) after every chunk; after a reset the same job resumes there.
+//! 3. When all bytes are there: validate the image (hash, key, signature, size, newer version),
+//!    mark it pending ([`crate::boot::app::set_pending`], test or permanent), return
+//!    [`Outbound::Reboot`]. A bad image is erased and reported as `Failure`.
+//! 4. After the reboot the new image runs unconfirmed; once the application is healthy it
+//!    calls [`Agent::confirm`], which writes `image_ok` and reports `Success`.
+//!
+//! Buffer sizes are constants ([`OUT_MAX`]); the download path uses no heap.
+
+mod download;
+pub mod journal;
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::flashmap::FlashMap;
+use crate::image::verify::PublicKey;
+use crate::protocol::codec;
+use crate::protocol::topics::{self, Topic, TopicError};
+use crate::protocol::{AppVersion, DeviceIdentity, ErrorCode, JobDoc, JobVerdict, MessageKind};
+use journal::Journal;
+
+/// Size of the outbound message buffer (the longest request is ~600 bytes with a 255-byte
+/// topic).
+pub const OUT_MAX: usize = 768;
+
+/// How chunks are asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// "Request Data Chunk" per chunk (resumable, our default).
+    Pull,
+    /// "Request Update" once (the publisher pushes the whole image); gaps are pulled.
+    Push,
+}
+
+/// Agent settings.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentConfig<'a> {
+    /// The flash map (secondary slot geometry, trailer layout, largest image).
+    pub map: FlashMap,
+    /// Trusted signing keys (empty: hash-only).
+    pub keys: &'a [PublicKey],
+    /// Identity literals of the request templates.
+    pub identity: DeviceIdentity<'a>,
+    /// `COMPANY_TOPIC_PREPEND`.
+    pub prefix: &'a str,
+    /// `CY_TARGET_BOARD_STRING`.
+    pub board: &'a str,
+    /// The running version.
+    pub running: AppVersion,
+    /// The broker host and port the device is connected to (for the job's same-server test).
+    pub host: &'a str,
+    /// Broker port.
+    pub port: u16,
+    /// Chunk size to request (≤ 4096).
+    pub chunk_size: u16,
+    /// Pull or push.
+    pub delivery: Delivery,
+    /// Mark downloaded images permanent (no test boot) instead of test.
+    pub permanent: bool,
+    /// Time between update checks.
+    pub check_interval_ms: u64,
+    /// How long to wait for the job document.
+    pub job_timeout_ms: u64,
+    /// How long to wait for a chunk before asking again.
+    pub chunk_timeout_ms: u64,
+    /// Re-requests without progress before the session is abandoned (progress is kept).
+    pub max_retries: u32,
+}
+
+impl<'a> AgentConfig<'a> {
+    /// Defaults: APP identity, pull mode, 4096-byte chunks, test swaps, check every 60 s,
+    /// 30 s job timeout, 10 s chunk timeout, 5 retries.
+    #[must_use]
+    pub fn new(map: FlashMap, keys: &'a [PublicKey], board: &'a str, running: AppVersion) -> Self {
+        Self {
+            map,
+            keys,
+            identity: DeviceIdentity::APP,
+            prefix: "MyUniqueTopic",
+            board,
+            running,
+            host: "",
+            port: 0,
+            chunk_size: 4096,
+            delivery: Delivery::Pull,
+            permanent: false,
+            check_interval_ms: 60_000,
+            job_timeout_ms: 30_000,
+            chunk_timeout_ms: 10_000,
+            max_retries: 5,
+        }
+    }
+}
+
+/// Inbound events.
+#[derive(Clone, Copy, Debug)]
+pub enum Inbound<'p> {
+    /// (Re)connected and subscribed: the agent re-sends what it is waiting on.
+    Connected,
+    /// A PUBLISH on a subscribed topic.
+    Publish {
+        /// Its topic.
+        topic: &'p str,
+        /// Its payload.
+        payload: &'p [u8],
+    },
+}
+
+/// What the driver must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outbound<'o> {
+    /// Publish `payload` on `topic` (QoS 1, no retain).
+    Publish {
+        /// The request topic `PFX/BRD/publish_notify`.
+        topic: &'o str,
+        /// The JSON request.
+        payload: &'o [u8],
+    },
+    /// Reset the device so the bootloader installs the pending image.
+    Reboot,
+}
+
+/// Where the agent is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the next update check.
+    Idle,
+    /// The running image is a test image: no updates until [`Agent::confirm`].
+    AwaitingConfirm,
+    /// Waiting for the job document.
+    WaitingForJob,
+    /// Downloading.
+    Downloading,
+    /// A verified image is pending: reboot.
+    ReadyToReboot,
+}
+
+/// A snapshot for logs, tests and `otactl status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The phase.
+    pub phase: Phase,
+    /// Bytes of the image received (in order).
+    pub received: u32,
+    /// The image size, once known.
+    pub total: Option<u32>,
+    /// Where the current download resumed from a previous session/reset (bytes), if it did.
+    pub resumed_from: Option<u32>,
+    /// The last failure.
+    pub last_error: Option<ErrorCode>,
+}
+
+/// What [`Agent::on_boot`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootReport {
+    /// Nothing special.
+    Normal,
+    /// The running image was just installed as a test: confirm it when healthy.
+    AwaitingConfirm,
+    /// The last update was reverted (it never confirmed itself).
+    Reverted,
+    /// A downloaded image is pending (or was made pending again): reboot.
+    RebootPending,
+}
+
+/// Agent errors: only flash and encoding failures; protocol problems are reported through
+/// [`Status::last_error`] and result messages.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AgentError<E> {
+    /// A flash operation failed (e.g. power loss in the simulator).
+    Flash(E),
+    /// A topic could not be built from the configuration.
+    Topic(TopicError),
+    /// An outbound message did not fit [`OUT_MAX`].
+    BufferTooSmall,
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
+            Self::Topic(e) => write!(f, "bad topic configuration: {e:?}"),
+            Self::BufferTooSmall => f.write_str("outbound message too long"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<E: core::fmt::Debug> std::error::Error for AgentError<E> {}
+
+#[derive(Clone, Copy, Debug)]
+struct Download {
+    version: AppVersion,
+    total: Option<u32>,
+    /// Bytes of the image received in order (`flushed` + tail).
+    received: u32,
+    /// Bytes written to flash (a multiple of the write size).
+    flushed: u32,
+    tail: [u8; 32],
+    next_rec: u32,
+    requested_at: u64,
+    retries: u32,
+    inconsistent: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    Idle { next_check: u64 },
+    AwaitingConfirm,
+    WaitJob { deadline: u64 },
+    Download(Download),
+    ReadyToReboot,
+}
+
+/// What a step produced, before it is turned into an [`Outbound`] borrowing the buffer.
+enum Out {
+    Nothing,
+    Publish(usize),
+    Reboot,
+}
+
+/// The OTA agent (see the module docs).
+#[derive(Debug)]
+pub struct Agent<'a> {
+    cfg: AgentConfig<'a>,
+    state: State,
+    journal: Journal,
+    unique: Topic,
+    request: Topic,
+    out: [u8; OUT_MAX],
+    resumed_from: Option<u32>,
+    last_error: Option<ErrorCode>,
+}
+
+type Res<T, E> = Result<T, AgentError<E>>;
+
+impl<'a> Agent<'a> {
+    /// An agent whose session topic is made from `tick_ms` (milliseconds since boot), as the
+    /// C device does. The first update check is due immediately.
+    ///
+    /// # Errors
+    /// [`AgentError::Topic`] for a prefix or board that cannot form a topic.
+    pub fn new<E>(cfg: AgentConfig<'a>, tick_ms: u32) -> Res<Self, E> {
+        Ok(Self {
+            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)
+                .map_err(AgentError::Topic)?,
+            request: topics::request_topic(cfg.prefix, cfg.board).map_err(AgentError::Topic)?,
+            journal: Journal::new(&cfg.map),
+            cfg,
+            state: State::Idle { next_check: 0 },
+            out: [0; OUT_MAX],
+            resumed_from: None,
+            last_error: None,
+        })
+    }
+
+    /// The unique topic to subscribe to (job and chunks arrive there).
+    #[must_use]
+    pub fn unique_topic(&self) -> &str {
+        &self.unique
+    }
+
+    /// The request topic the agent publishes on.
+    #[must_use]
+    pub fn request_topic(&self) -> &str {
+        &self.request
+    }
+
+    /// The current status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        let (phase, received, total) = match &self.state {
+            State::Idle { .. } => (Phase::Idle, 0, None),
+            State::AwaitingConfirm => (Phase::AwaitingConfirm, 0, None),
+            State::WaitJob { .. } => (Phase::WaitingForJob, 0, None),
+            State::Download(d) => (Phase::Downloading, d.received, d.total),
+            State::ReadyToReboot => (Phase::ReadyToReboot, 0, None),
+        };
+        Status {
+            phase,
+            received,
+            total,
+            resumed_from: self.resumed_from,
+            last_error: self.last_error,
+        }
+    }
+
+    fn emit(&self, out: Out) -> Option<Outbound<'_>> {
+        match out {
+            Out::Nothing => None,
+            Out::Reboot => Some(Outbound::Reboot),
+            Out::Publish(n) => Some(Outbound::Publish {
+                topic: &self.request,
+                payload: &self.out[..n],
+            }),
+        }
+    }
+
+    fn request(&mut self, kind: MessageKind) -> Result<Out, ()> {
+        let n = codec::encode_request(
+            &mut self.out,
+            kind,
+            &self.cfg.identity,
+            self.cfg.running,
+            &self.unique,
+        )
+        .map_err(|_| ())?;
+        Ok(Out::Publish(n))
+    }
+
+    fn result(&mut self, success: bool) -> Result<Out, ()> {
+        let n = codec::encode_result(&mut self.out, success, &self.unique).map_err(|_| ())?;
+        Ok(Out::Publish(n))
+    }
+
+    fn idle(&mut self, now: u64) {
+        self.state = State::Idle {
+            next_check: now + self.cfg.check_interval_ms,
+        };
+    }
+
+    /// Timers: due update checks, job timeout, chunk re-requests.
+    ///
+    /// # Errors
+    /// Flash or encoding errors.
+    pub fn poll<F: NorFlash>(
+        &mut self,
+        now: u64,
+        flash: &mut F,
+    ) -> Res<Option<Outbound<'_>>, F::Error> {
+        let out = match self.state {
+            State::Idle { next_check } if now >= next_check => {
+                self.state = State::WaitJob {
+                    deadline: now + self.cfg.job_timeout_ms,
+                };
+                self.request(MessageKind::UpdateAvailability)
+            }
+            State::WaitJob { deadline } if now >= deadline => {
+                self.last_error = Some(ErrorCode::NoUpdateAvailable);
+                self.idle(now);
+                Ok(Out::Nothing)
+            }
+            State::Download(d) if now >= d.requested_at + self.cfg.chunk_timeout_ms => {
+                self.retry(now, flash)?
+            }
+            _ => Ok(Out::Nothing),
+        };
+        let out = out.map_err(|()| AgentError::BufferTooSmall)?;
+        Ok(self.emit(out))
+    }
+
+    /// Handles one inbound event.
+    ///
+    /// # Errors
+    /// Flash or encoding errors (a power loss leaves the persisted progress consistent).
+    pub fn handle<F: NorFlash>(
+        &mut self,
+        now: u64,
+        msg: Inbound<'_>,
+        flash: &mut F,
+    ) -> Res<Option<Outbound<'_>>, F::Error> {
+        let out = match (self.state, msg) {
+            (State::WaitJob { .. }, Inbound::Connected) => {
+                self.request(MessageKind::UpdateAvailability)
+            }
+            (State::Download(_), Inbound::Connected) => self.ask(now),
+            (State::WaitJob { .. }, Inbound::Publish { payload, .. }) => {
+                self.on_job(now, payload, flash)?
+            }
+            (State::Download(_), Inbound::Publish { payload, .. }) => {
+                self.on_chunk(now, payload, flash)?
+            }
+            _ => Ok(Out::Nothing),
+        };
+        let out = out.map_err(|()| AgentError::BufferTooSmall)?;
+        Ok(self.emit(out))
+    }
+
+    fn on_job<F: NorFlash>(
+        &mut self,
+        now: u64,
+        payload: &[u8],
+        flash: &mut F,
+    ) -> Res<Result<Out, ()>, F::Error> {
+        let verdict = match JobDoc::parse(payload) {
+            Ok(job) => {
+                let ctx = crate::protocol::DeviceContext {
+                    running: self.cfg.running,
+                    board: self.cfg.board,
+                    connection: crate::protocol::job::Connection::Mqtt,
+                    host: self.cfg.host,
+                    port: self.cfg.port,
+                };
+                match job.evaluate(&ctx) {
+                    JobVerdict::Accept => Ok(job.version),
+                    JobVerdict::ChangeServer { .. } => Err(ErrorCode::ChangingServer),
+                    JobVerdict::Reject(code) => Err(code),
+                }
+            }
+            Err(code) => Err(code),
+        };
+        match verdict {
+            Ok(version) => self.start_download(now, version, flash),
+            Err(code) => {
+                fw_info!("job refused: {}", code);
+                self.last_error = Some(code);
+                self.idle(now);
+                Ok(Ok(Out::Nothing))
+            }
+        }
+    }
+
+    /// After a healthy start of a test image: writes `image_ok` (MCUboot `boot_set_confirmed`)
+    /// and reports `Success`. Does nothing unless [`Self::on_boot`] said
+    /// [`BootReport::AwaitingConfirm`].
+    ///
+    /// # Errors
+    /// Flash or encoding errors.
+    pub fn confirm<F: NorFlash>(
+        &mut self,
+        now: u64,
+        primary: &mut F,
+    ) -> Res<Option<Outbound<'_>>, F::Error> {
+        if !matches!(self.state, State::AwaitingConfirm) {
+            return Ok(None);
+        }
+        let layout = self.cfg.map.trailer_for(&self.cfg.map.primary);
+        crate::boot::app::set_confirmed(primary, &layout).map_err(|e| match e {
+            crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
+            _ => AgentError::BufferTooSmall,
+        })?;
+        self.idle(now);
+        let out = self.result(true).map_err(|()| AgentError::BufferTooSmall)?;
+        Ok(self.emit(out))
+    }
+}

@@ -1,1 +1,351 @@
-//! (being written)
+//! MCUboot-equivalent bootloader logic: decide the swap type, install an update by swapping
+//! (through the scratch area) or overwriting, revert an image that did not confirm itself, and
+//! resume any of that after a reset at any point.
+//!
+//! # What a board calls on each boot
+//!
+//! ```text
+//! let mut bl = BootLoader::new(config, &mut primary, &mut secondary, Some(&mut scratch))?;
+//! let outcome = bl.boot()?;          // finishes/starts swaps, validates the primary
+//! jump_to(outcome.image);            // the primary slot now holds a valid image
+//! ```
+//!
+//! The application (see [`app`]) marks a downloaded image with [`app::set_pending`] and, after
+//! a healthy start, confirms the running image with [`app::set_confirmed`].
+//!
+//! # On-flash state
+//!
+//! Trailer fields are MCUboot's ([`crate::image::trailer`]): `magic`, `image_ok`, `copy_done`,
+//! `swap_info`, `swap_size` at the end of each slot, and one `W`-byte status record per swap
+//! step at the start of the trailer (`status_off`), in the primary slot.
+//!
+//! # Swap using scratch, step by step
+//!
+//! The image region `[0, swap_size)` is cut into *units* (the larger erase sector of the two
+//! slots) and processed from the highest unit down. An image must end before the first sector
+//! holding trailer bytes ([`crate::flashmap::FlashMap::max_image_size`]), so trailer sectors are
+//! never swapped and the status always lives in the primary trailer.
+//!
+//! | step | flash work | then |
+//! | --- | --- | --- |
+//! | init (`Revert` only) | if the secondary trailer is not `Good`+`image_ok`: erase its trailer sectors, write `image_ok`, `swap_info` = `Revert`, `magic` | an interrupted revert is found again by the table (row 2, `Perm`, read as `Revert` thanks to `swap_info`; MCUboot `fixup_revert`) |
+//! | init | erase primary trailer sectors; write `swap_info`, `image_ok` (if the secondary's was set), `swap_size`, `magic` last | |
+//! | unit `j`, state 1 | erase scratch; copy secondary unit → scratch | record `j*3+0` |
+//! | unit `j`, state 2 | (`j == 0`: erase the secondary's trailer sectors); erase secondary unit; copy primary unit → secondary | record `j*3+1` |
+//! | unit `j`, state 3 | erase primary unit; copy scratch → primary unit | record `j*3+2` |
+//! | end | `Perm`/`Revert`: `image_ok` = 1; then `copy_done` = 1 | |
+//!
+//! On boot, if the primary magic is `Good`, `copy_done` unset and the secondary magic *not*
+//! `Good`, the leading written status records say how far the swap got: some → resume at the
+//! next step (each step is idempotent: it starts with an erase), all → do the end writes.
+//! Otherwise (no records, or the secondary trailer still intact, which also covers a primary
+//! trailer whose erase was interrupted) the table decides again from scratch; no slot data
+//! has changed at that point. A `Test` image then sits in
+//! the primary with `copy_done` set and `image_ok` unset: unless the application confirms it,
+//! the next boot matches row 3 of the table and swaps back (`Revert`).
+//!
+//! # Overwrite-only
+//!
+//! Erase the primary sectors the image needs and the primary trailer sectors, copy the image,
+//! write the primary magic, then erase the secondary's first sector and its trailer sectors. A
+//! reset before that last step simply restarts the copy on the next boot.
+
+pub mod app;
+pub mod image_io;
+mod overwrite;
+mod swap;
+pub mod swap_type;
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::flashmap::{Area, AreaKind, FlashMap, FlashMapError, UpgradeMode};
+use crate::image::trailer::{SwapType, TrailerLayout};
+use crate::image::verify::{validate, PublicKey, VerifiedImage, VerifyError};
+pub use image_io::FlashImage;
+pub use swap_type::SlotState;
+
+/// Bootloader settings.
+#[derive(Clone, Copy, Debug)]
+pub struct BootConfig<'k> {
+    /// The flash map (must pass [`FlashMap::validate_for_boot`]).
+    pub map: FlashMap,
+    /// Trusted signing keys; empty = hash-only validation (unsigned images).
+    pub keys: &'k [PublicKey],
+    /// `MCUBOOT_DOWNGRADE_PREVENTION`: refuse a `Test`/`Perm` image older than the primary.
+    pub downgrade_prevention: bool,
+}
+
+/// Bootloader errors.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BootError<E> {
+    /// A flash operation on `area` failed.
+    Flash {
+        /// The area.
+        area: AreaKind,
+        /// The driver's error.
+        error: E,
+    },
+    /// The flash map is not usable.
+    Map(FlashMapError),
+    /// Swap mode without a scratch flash.
+    NoScratch,
+    /// The primary slot holds no valid image after all upgrade work: nothing to boot.
+    NoBootableImage(VerifyError<E>),
+    /// A trailer holds a value MCUboot would refuse (e.g. `set_pending` on a bad magic).
+    Corrupted(AreaKind),
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for BootError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Flash { area, error } => write!(f, "flash error in {area}: {error:?}"),
+            Self::Map(e) => write!(f, "flash map: {e}"),
+            Self::NoScratch => f.write_str("swap mode needs a scratch flash"),
+            Self::NoBootableImage(e) => write!(f, "no bootable image in the primary slot: {e}"),
+            Self::Corrupted(a) => write!(f, "{a} trailer is corrupted"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<E: core::fmt::Debug> std::error::Error for BootError<E> {}
+
+/// What one call of [`BootLoader::boot`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootOutcome {
+    /// The upgrade operation performed (or finished) on this boot; `None` if nothing.
+    pub swap_type: SwapType,
+    /// Whether an interrupted swap was resumed.
+    pub resumed: bool,
+    /// The validated image in the primary slot, to jump to.
+    pub image: VerifiedImage,
+}
+
+/// The bootloader over three flashes: primary, secondary and (swap mode) scratch, each
+/// addressed from the start of its area. All three share one error type.
+pub struct BootLoader<'a, 'k, P, S, X> {
+    cfg: BootConfig<'k>,
+    primary: &'a mut P,
+    secondary: &'a mut S,
+    scratch: Option<&'a mut X>,
+}
+
+type Res<T, E> = Result<T, BootError<E>>;
+
+impl<'a, 'k, E, P, S, X> BootLoader<'a, 'k, P, S, X>
+where
+    E: core::fmt::Debug,
+    P: NorFlash<Error = E>,
+    S: NorFlash<Error = E>,
+    X: NorFlash<Error = E>,
+{
+    /// Checks the map and wraps the flashes.
+    ///
+    /// # Errors
+    /// [`BootError::Map`] or [`BootError::NoScratch`].
+    pub fn new(
+        cfg: BootConfig<'k>,
+        primary: &'a mut P,
+        secondary: &'a mut S,
+        scratch: Option<&'a mut X>,
+    ) -> Res<Self, E> {
+        cfg.map.validate_for_boot().map_err(BootError::Map)?;
+        if cfg.map.mode == UpgradeMode::Swap && scratch.is_none() {
+            return Err(BootError::NoScratch);
+        }
+        Ok(Self {
+            cfg,
+            primary,
+            secondary,
+            scratch,
+        })
+    }
+
+    /// Runs one boot: resume or start any upgrade work, then validate the primary image.
+    ///
+    /// # Errors
+    /// Flash errors (including power loss mid-way: call `boot` again after the reset), or
+    /// [`BootError::NoBootableImage`].
+    pub fn boot(&mut self) -> Res<BootOutcome, E> {
+        let (swap_type, resumed) = match self.cfg.map.mode {
+            UpgradeMode::Swap => self.boot_swap()?,
+            UpgradeMode::Overwrite => (self.boot_overwrite()?, false),
+        };
+        let image = self
+            .validate_slot(AreaKind::Primary)?
+            .map_err(|e| match e {
+                VerifyError::Read(error) => BootError::Flash {
+                    area: AreaKind::Primary,
+                    error,
+                },
+                e => BootError::NoBootableImage(e),
+            })?;
+        Ok(BootOutcome {
+            swap_type,
+            resumed,
+            image,
+        })
+    }
+
+    /// The trailer state of a slot.
+    ///
+    /// # Errors
+    /// Flash read errors.
+    pub fn slot_state(&mut self, slot: AreaKind) -> Res<SlotState, E> {
+        let layout = self.layout(slot);
+        let r = match slot {
+            AreaKind::Secondary => SlotState::read(self.secondary, &layout),
+            _ => SlotState::read(self.primary, &layout),
+        };
+        r.map_err(|error| BootError::Flash { area: slot, error })
+    }
+
+    pub(crate) fn layout(&self, slot: AreaKind) -> TrailerLayout {
+        self.cfg.map.trailer_for(&self.area(slot))
+    }
+
+    pub(crate) fn area(&self, kind: AreaKind) -> Area {
+        match kind {
+            AreaKind::Secondary => self.cfg.map.secondary,
+            AreaKind::Scratch => self.cfg.map.scratch.unwrap_or(self.cfg.map.primary),
+            _ => self.cfg.map.primary,
+        }
+    }
+
+    /// Validates the image in a slot; the outer error is a flash error, the inner the verdict.
+    fn validate_slot(&mut self, slot: AreaKind) -> Res<Result<VerifiedImage, VerifyError<E>>, E> {
+        let limit = self.cfg.map.max_image_size();
+        let keys = self.cfg.keys;
+        let r = match slot {
+            AreaKind::Secondary => {
+                validate(&mut FlashImage::new(self.secondary, limit), limit, keys)
+            }
+            _ => validate(&mut FlashImage::new(self.primary, limit), limit, keys),
+        };
+        Ok(r)
+    }
+
+    /// Validates the secondary for `ty` (and applies downgrade prevention); on failure erases
+    /// its header sector and trailer sectors so it never triggers again.
+    fn secondary_acceptable(&mut self, ty: SwapType) -> Res<bool, E> {
+        let ok = match self.validate_slot(AreaKind::Secondary)? {
+            Ok(img) => {
+                let downgrade = self.cfg.downgrade_prevention
+                    && matches!(ty, SwapType::Test | SwapType::Perm)
+                    && self.primary_version()?.is_some_and(|p| {
+                        img.header.version.cmp_without_build(&p) == core::cmp::Ordering::Less
+                    });
+                !downgrade
+            }
+            Err(VerifyError::Read(error)) => {
+                return Err(BootError::Flash {
+                    area: AreaKind::Secondary,
+                    error,
+                })
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            fw_warn!("secondary image rejected; scrambling it");
+            let es = self.cfg.map.secondary.erase_size;
+            self.erase(AreaKind::Secondary, 0, es)?;
+            self.scramble_trailer(AreaKind::Secondary)?;
+        }
+        Ok(ok)
+    }
+
+    fn primary_version(&mut self) -> Res<Option<crate::image::Version>, E> {
+        let mut hb = [0u8; 32];
+        self.read(AreaKind::Primary, 0, &mut hb)?;
+        Ok(crate::image::ImageHeader::parse(&hb)
+            .ok()
+            .map(|h| h.version))
+    }
+
+    // ---- flash helpers, tagged with the area for errors ----
+
+    pub(crate) fn read(&mut self, area: AreaKind, off: u32, buf: &mut [u8]) -> Res<(), E> {
+        let r = match area {
+            AreaKind::Secondary => self.secondary.read(off, buf),
+            AreaKind::Scratch => match self.scratch.as_mut() {
+                Some(x) => x.read(off, buf),
+                None => return Err(BootError::NoScratch),
+            },
+            _ => self.primary.read(off, buf),
+        };
+        r.map_err(|error| BootError::Flash { area, error })
+    }
+
+    pub(crate) fn write(&mut self, area: AreaKind, off: u32, data: &[u8]) -> Res<(), E> {
+        let r = match area {
+            AreaKind::Secondary => self.secondary.write(off, data),
+            AreaKind::Scratch => match self.scratch.as_mut() {
+                Some(x) => x.write(off, data),
+                None => return Err(BootError::NoScratch),
+            },
+            _ => self.primary.write(off, data),
+        };
+        r.map_err(|error| BootError::Flash { area, error })
+    }
+
+    pub(crate) fn erase(&mut self, area: AreaKind, from: u32, to: u32) -> Res<(), E> {
+        let r = match area {
+            AreaKind::Secondary => self.secondary.erase(from, to),
+            AreaKind::Scratch => match self.scratch.as_mut() {
+                Some(x) => x.erase(from, to),
+                None => return Err(BootError::NoScratch),
+            },
+            _ => self.primary.erase(from, to),
+        };
+        r.map_err(|error| BootError::Flash { area, error })
+    }
+
+    /// Erases the sectors of `slot` that hold trailer bytes.
+    pub(crate) fn scramble_trailer(&mut self, slot: AreaKind) -> Res<(), E> {
+        let area = self.area(slot);
+        let from = self.cfg.map.trailer_sector_off(&area);
+        self.erase(slot, from, area.size)
+    }
+
+    /// Copies `[src_off, src_off+len)` of `src` to `dst_off` of `dst` (len a multiple of the
+    /// write size; destination erased).
+    pub(crate) fn copy(
+        &mut self,
+        src: AreaKind,
+        src_off: u32,
+        dst: AreaKind,
+        dst_off: u32,
+        len: u32,
+    ) -> Res<(), E> {
+        let mut buf = [0u8; COPY_BUF];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(COPY_BUF as u32);
+            let chunk = &mut buf[..n as usize];
+            self.read(src, src_off + done, chunk)?;
+            self.write(dst, dst_off + done, chunk)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes an `A`-sized flag record (`value`, then erased padding).
+    pub(crate) fn write_flag(&mut self, slot: AreaKind, off: u32, value: u8) -> Res<(), E> {
+        let (rec, n) = self.layout(slot).flag_record(value);
+        self.write(slot, off, &rec[..n])
+    }
+
+    /// Writes the trailer magic (padded to `align_up(16, A)` with the erased value).
+    pub(crate) fn write_magic(&mut self, slot: AreaKind) -> Res<(), E> {
+        let layout = self.layout(slot);
+        let size = layout.magic_area_size();
+        let mut rec = [layout.erased_val; 32];
+        let n = size as usize;
+        rec[n - 16..n].copy_from_slice(&layout.magic());
+        self.write(slot, layout.slot_size - size, &rec[..n])
+    }
+}
+
+/// Copy buffer size (a multiple of every supported write size).
+const COPY_BUF: usize = 512;

@@ -22,12 +22,13 @@
 //! Parsing is total: every function here returns an error for malformed input and never panics.
 
 pub mod header;
+mod parsed;
 pub mod tlv;
 pub mod trailer;
 pub mod verify;
 
 pub use header::{ImageFlags, ImageHeader, Version, VersionError, IMAGE_HEADER_SIZE, IMAGE_MAGIC};
-pub use tlv::{Tlv, TlvArea, TlvIter, TlvKind};
+pub use tlv::{Tlv, TlvArea, TlvIter, TlvKind, TlvWriter};
 pub use trailer::{FlagState, MagicState, SwapType, TrailerLayout};
 pub use verify::{ImageRead, ParsedImage, PublicKey, VerifiedImage, VerifyError};
 
@@ -65,6 +66,10 @@ pub enum ImageError {
     TlvOverrun(u32),
     /// A TLV area is smaller than its own 4-byte info header.
     TlvAreaTooSmall(u32),
+    /// An output buffer is too small for what is being encoded.
+    BufferTooSmall,
+    /// A TLV area would be larger than the 65535 bytes its `u16` size field can hold.
+    TlvAreaTooLarge,
 }
 
 impl core::fmt::Display for ImageError {
@@ -91,6 +96,8 @@ impl core::fmt::Display for ImageError {
             ),
             Self::TlvOverrun(off) => write!(f, "TLV entry at offset {off:#x} runs past its area"),
             Self::TlvAreaTooSmall(off) => write!(f, "TLV area at offset {off:#x} is too small"),
+            Self::BufferTooSmall => f.write_str("output buffer too small"),
+            Self::TlvAreaTooLarge => f.write_str("TLV area larger than 65535 bytes"),
         }
     }
 }

@@ -114,7 +114,8 @@ impl TlvKind {
     }
 }
 
-/// Encodes a TLV info header.
+/// Encodes a TLV info header (`struct image_tlv_info`: `u16 it_magic`, `u16 it_tlv_tot`).
+#[doc(alias = "image_tlv_info")]
 #[must_use]
 pub fn encode_info(magic: u16, tlv_tot: u16) -> [u8; 4] {
     let m = magic.to_le_bytes();
@@ -126,6 +127,77 @@ pub fn encode_info(magic: u16, tlv_tot: u16) -> [u8; 4] {
 #[must_use]
 pub fn encode_entry_header(kind: TlvKind, len: u16) -> [u8; 4] {
     encode_info(kind.0, len)
+}
+
+/// Bytes a TLV area with entries of these value lengths occupies (info header included).
+#[must_use]
+pub fn area_len(value_lens: impl IntoIterator<Item = usize>) -> usize {
+    value_lens
+        .into_iter()
+        .fold(TLV_HEADER_SIZE, |acc, l| acc + TLV_HEADER_SIZE + l)
+}
+
+/// Writes a TLV area into a caller-provided buffer, without allocating.
+///
+/// ```
+/// use firmware::image::tlv::{TlvWriter, TlvKind, TLV_INFO_MAGIC};
+/// let mut buf = [0u8; 40];
+/// let mut w = TlvWriter::new(&mut buf, TLV_INFO_MAGIC).unwrap();
+/// w.push(TlvKind::SHA256, &[0xab; 32]).unwrap();
+/// let len = w.finish();
+/// assert_eq!(len, 40);
+/// assert_eq!(&buf[..4], &[0x07, 0x69, 40, 0]);
+/// ```
+#[derive(Debug)]
+pub struct TlvWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> TlvWriter<'a> {
+    /// Starts an area with info magic `magic` ([`TLV_INFO_MAGIC`] or [`TLV_PROT_INFO_MAGIC`]).
+    ///
+    /// # Errors
+    /// [`ImageError::BufferTooSmall`] when `buf` cannot hold the info header.
+    pub fn new(buf: &'a mut [u8], magic: u16) -> Result<Self, ImageError> {
+        let info = buf
+            .get_mut(..TLV_HEADER_SIZE)
+            .ok_or(ImageError::BufferTooSmall)?;
+        info.copy_from_slice(&encode_info(magic, TLV_HEADER_SIZE as u16));
+        Ok(Self {
+            buf,
+            len: TLV_HEADER_SIZE,
+        })
+    }
+
+    /// Appends one entry.
+    ///
+    /// # Errors
+    /// [`ImageError::BufferTooSmall`], or [`ImageError::TlvAreaTooLarge`] when the area would
+    /// exceed the 65535 bytes its `u16` total can describe.
+    pub fn push(&mut self, kind: TlvKind, value: &[u8]) -> Result<(), ImageError> {
+        let end = self.len + TLV_HEADER_SIZE + value.len();
+        if end > usize::from(u16::MAX) {
+            return Err(ImageError::TlvAreaTooLarge);
+        }
+        let dst = self
+            .buf
+            .get_mut(self.len..end)
+            .ok_or(ImageError::BufferTooSmall)?;
+        // value.len() < end ≤ u16::MAX
+        dst[..TLV_HEADER_SIZE].copy_from_slice(&encode_entry_header(kind, value.len() as u16));
+        dst[TLV_HEADER_SIZE..].copy_from_slice(value);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Writes the area's total size into the info header and returns it.
+    #[must_use]
+    pub fn finish(self) -> usize {
+        // len ≤ u16::MAX, checked in push.
+        self.buf[2..4].copy_from_slice(&(self.len as u16).to_le_bytes());
+        self.len
+    }
 }
 
 /// One TLV entry borrowed from an image.

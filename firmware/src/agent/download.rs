@@ -1,0 +1,455 @@
+//! The download path: start or resume, chunk acceptance, flash writes, verification, pending.
+
+use embedded_storage::nor_flash::NorFlash;
+
+use super::{Agent, AgentError, BootReport, Download, Out, Res, State};
+use crate::boot::app;
+use crate::boot::image_io::FlashImage;
+use crate::boot::swap_type::SlotState;
+use crate::image::trailer::{MagicState, SwapType};
+use crate::image::verify::{validate, VerifyError};
+use crate::image::{align_down, align_up, ImageError};
+use crate::protocol::chunk::{accept_chunk, ChunkReject};
+use crate::protocol::{codec, AppVersion, ErrorCode, MessageKind};
+
+/// How far past the persisted offset an interrupted write may have reached (largest chunk
+/// plus alignment).
+const MAX_WRITE: u32 = 65_535 + 32;
+
+fn code_for<E>(e: &VerifyError<E>) -> ErrorCode {
+    match e {
+        VerifyError::Read(_) => ErrorCode::StorageRead,
+        VerifyError::Format(ImageError::BadMagic(_) | ImageError::TooShortForHeader) => {
+            ErrorCode::ImageBadMagic
+        }
+        VerifyError::Format(_) | VerifyError::NoHash | VerifyError::BadHashLength(_) => {
+            ErrorCode::ImageFormat
+        }
+        VerifyError::TooLarge { .. } => ErrorCode::ImageTooLarge,
+        VerifyError::UnsupportedFlags(_) => ErrorCode::ImageUnsupported,
+        VerifyError::HashMismatch => ErrorCode::ImageHashMismatch,
+        VerifyError::UnknownKey => ErrorCode::ImageUnknownKey,
+        VerifyError::Unsigned | VerifyError::BadSignature => ErrorCode::ImageBadSignature,
+    }
+}
+
+impl Agent<'_> {
+    fn write_size(&self) -> u32 {
+        self.cfg
+            .map
+            .trailer_for(&self.cfg.map.secondary)
+            .write_align
+    }
+
+    /// Accepts a job for `version`: resume from the journal if it is the same download,
+    /// else erase the slot and start at 0. Then asks for data.
+    pub(super) fn start_download<F: NorFlash>(
+        &mut self,
+        now: u64,
+        version: AppVersion,
+        flash: &mut F,
+    ) -> Res<Result<Out, ()>, F::Error> {
+        let (resume, next_rec) = self.journal.read(flash).map_err(AgentError::Flash)?;
+        let mut d = Download {
+            version,
+            total: None,
+            received: 0,
+            flushed: 0,
+            tail: [0; 32],
+            next_rec: 0,
+            requested_at: now,
+            retries: 0,
+            inconsistent: false,
+        };
+        self.resumed_from = None;
+        match resume {
+            Some(r)
+                if r.version == version && r.total > 0 && next_rec < self.journal.capacity() =>
+            {
+                let at = self.safe_resume_point(flash, r.written.min(r.total))?;
+                d.total = Some(r.total);
+                d.received = at;
+                d.flushed = at;
+                d.next_rec = next_rec;
+                self.resumed_from = Some(at);
+                if at < r.written {
+                    self.journal
+                        .append(flash, &mut d.next_rec, at)
+                        .map_err(AgentError::Flash)?;
+                }
+            }
+            _ => {
+                let size = self.cfg.map.secondary.size;
+                flash.erase(0, size).map_err(AgentError::Flash)?;
+            }
+        }
+        self.state = State::Download(d);
+        if self.cfg.delivery == super::Delivery::Push && self.resumed_from.is_none() {
+            return Ok(self.request(MessageKind::RequestUpdate));
+        }
+        Ok(self.ask(now))
+    }
+
+    /// The bytes after `written` that an interrupted write may have touched must be erased
+    /// before we write there again; if they are not, rewind to the start of that sector and
+    /// erase from there.
+    fn safe_resume_point<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        written: u32,
+    ) -> Res<u32, F::Error> {
+        let w = self.write_size();
+        let written = align_down(written, w);
+        let limit = self.cfg.map.max_image_size();
+        let end = written.saturating_add(MAX_WRITE).min(limit);
+        let erased = self.cfg.map.secondary.erase_value;
+        let mut buf = [0u8; 64];
+        let mut off = written;
+        let mut clean = true;
+        while off < end && clean {
+            let n = (end - off).min(64);
+            flash
+                .read(off, &mut buf[..n as usize])
+                .map_err(AgentError::Flash)?;
+            clean = buf[..n as usize].iter().all(|b| *b == erased);
+            off += n;
+        }
+        if clean {
+            return Ok(written);
+        }
+        let es = self.cfg.map.secondary.erase_size;
+        let from = align_down(written, es);
+        flash
+            .erase(from, align_up(end, es).min(limit))
+            .map_err(AgentError::Flash)?;
+        Ok(from)
+    }
+
+    /// Publishes the chunk request for the first missing byte (pull), recording the time.
+    pub(super) fn ask(&mut self, now: u64) -> Result<Out, ()> {
+        let State::Download(d) = &mut self.state else {
+            return Ok(Out::Nothing);
+        };
+        d.requested_at = now;
+        let (offset, total) = (d.received, d.total);
+        let chunk = u32::from(self.cfg.chunk_size);
+        let size = match total {
+            Some(t) if t - offset < chunk => -1,
+            _ => i64::from(chunk),
+        };
+        let n = codec::encode_chunk_request(
+            &mut self.out,
+            &self.cfg.identity,
+            self.cfg.running,
+            &self.unique,
+            "",
+            i64::from(offset),
+            size,
+        )
+        .map_err(|_| ())?;
+        Ok(Out::Publish(n))
+    }
+
+    /// No data within the chunk timeout: ask again, or give up the session (keeping progress).
+    pub(super) fn retry<F: NorFlash>(
+        &mut self,
+        now: u64,
+        flash: &mut F,
+    ) -> Res<Result<Out, ()>, F::Error> {
+        let State::Download(d) = &mut self.state else {
+            return Ok(Ok(Out::Nothing));
+        };
+        d.retries += 1;
+        if d.retries <= self.cfg.max_retries {
+            return Ok(self.ask(now));
+        }
+        let inconsistent = d.inconsistent;
+        self.last_error = Some(if inconsistent {
+            ErrorCode::ChunkInconsistent
+        } else {
+            ErrorCode::TooManyRetries
+        });
+        if inconsistent {
+            // The publisher's image no longer matches the journal: start over next time.
+            self.discard(flash)?;
+        }
+        self.idle(now);
+        Ok(Ok(Out::Nothing))
+    }
+
+    /// Erases the header sector and the trailer sectors (journal) of the secondary slot.
+    fn discard<F: NorFlash>(&mut self, flash: &mut F) -> Res<(), F::Error> {
+        let s = self.cfg.map.secondary;
+        flash.erase(0, s.erase_size).map_err(AgentError::Flash)?;
+        let from = self.cfg.map.trailer_sector_off(&s);
+        flash.erase(from, s.size).map_err(AgentError::Flash)
+    }
+
+    pub(super) fn on_chunk<F: NorFlash>(
+        &mut self,
+        now: u64,
+        payload: &[u8],
+        flash: &mut F,
+    ) -> Res<Result<Out, ()>, F::Error> {
+        let (h, data) = match accept_chunk(payload, self.cfg.running) {
+            Ok(x) => x,
+            Err(ChunkReject::InvalidVersion) => {
+                self.last_error = Some(ErrorCode::InvalidVersion);
+                self.idle(now);
+                return Ok(Ok(Out::Nothing));
+            }
+            Err(_) => return Ok(Ok(Out::Nothing)), // a stray message: ignore
+        };
+        let State::Download(mut d) = self.state else {
+            return Ok(Ok(Out::Nothing));
+        };
+        if h.version != d.version || d.total.is_some_and(|t| t != h.total_size) {
+            d.inconsistent = true;
+            self.state = State::Download(d);
+            return Ok(Ok(Out::Nothing));
+        }
+        if d.total.is_none() {
+            if h.total_size > self.cfg.map.max_image_size() || h.total_size < 32 {
+                return self.fail(now, ErrorCode::ImageTooLarge, flash).map(Ok);
+            }
+            d.total = Some(h.total_size);
+            self.journal
+                .write_header(flash, d.version, h.total_size)
+                .map_err(AgentError::Flash)?;
+            d.next_rec = 1;
+        }
+        let total = h.total_size;
+        let (off, end) = (
+            h.image_offset,
+            h.image_offset.saturating_add(u32::from(h.data_size)),
+        );
+        if end > total || off > d.received || end <= d.received {
+            // Out of range, from the future (asked for again later) or a duplicate.
+            self.state = State::Download(d);
+            return Ok(Ok(Out::Nothing));
+        }
+        let fresh = &data[(d.received - off) as usize..];
+        self.write_data(flash, &mut d, fresh)?;
+        d.retries = 0;
+        if d.received == total {
+            self.state = State::Download(d);
+            return self.finish(now, flash, d);
+        }
+        self.journal
+            .append(flash, &mut d.next_rec, d.flushed)
+            .map_err(AgentError::Flash)?;
+        self.state = State::Download(d);
+        if self.cfg.delivery == super::Delivery::Push {
+            d.requested_at = now;
+            self.state = State::Download(d);
+            return Ok(Ok(Out::Nothing));
+        }
+        Ok(self.ask(now))
+    }
+
+    /// Appends `bytes` at `d.received`: whole write-size blocks go to flash, the rest waits in
+    /// `d.tail`.
+    fn write_data<F: NorFlash>(
+        &self,
+        flash: &mut F,
+        d: &mut Download,
+        mut bytes: &[u8],
+    ) -> Res<(), F::Error> {
+        let w = self.write_size() as usize;
+        let mut tail_len = (d.received - d.flushed) as usize;
+        if tail_len > 0 {
+            let take = (w - tail_len).min(bytes.len());
+            d.tail[tail_len..tail_len + take].copy_from_slice(&bytes[..take]);
+            tail_len += take;
+            d.received += take as u32;
+            bytes = &bytes[take..];
+            if tail_len < w {
+                return Ok(());
+            }
+            flash
+                .write(d.flushed, &d.tail[..w])
+                .map_err(AgentError::Flash)?;
+            d.flushed += w as u32;
+        }
+        let aligned = bytes.len() / w * w;
+        if aligned > 0 {
+            flash
+                .write(d.flushed, &bytes[..aligned])
+                .map_err(AgentError::Flash)?;
+            d.flushed += aligned as u32;
+        }
+        let rest = &bytes[aligned..];
+        d.tail[..rest.len()].copy_from_slice(rest);
+        d.received += (aligned + rest.len()) as u32;
+        Ok(())
+    }
+
+    /// All bytes received: flush the tail, verify, set pending.
+    fn finish<F: NorFlash>(
+        &mut self,
+        now: u64,
+        flash: &mut F,
+        mut d: Download,
+    ) -> Res<Result<Out, ()>, F::Error> {
+        let w = self.write_size();
+        let tail = d.received - d.flushed;
+        if tail > 0 {
+            let mut block = [self.cfg.map.secondary.erase_value; 32];
+            block[..tail as usize].copy_from_slice(&d.tail[..tail as usize]);
+            flash
+                .write(d.flushed, &block[..w as usize])
+                .map_err(AgentError::Flash)?;
+            d.flushed += w;
+        }
+        self.journal
+            .append(flash, &mut d.next_rec, d.received)
+            .map_err(AgentError::Flash)?;
+        self.state = State::Download(d);
+        self.verify_and_set_pending(now, flash, d.received)
+    }
+
+    /// Validates the downloaded image and marks it pending; a bad image is erased and
+    /// reported as `Failure`.
+    fn verify_and_set_pending<F: NorFlash>(
+        &mut self,
+        now: u64,
+        flash: &mut F,
+        total: u32,
+    ) -> Res<Result<Out, ()>, F::Error> {
+        let limit = self.cfg.map.max_image_size();
+        let verdict = match validate(&mut FlashImage::new(flash, limit), limit, self.cfg.keys) {
+            Ok(img) if img.end != total => Err(ErrorCode::ImageFormat),
+            Ok(img)
+                if !self
+                    .cfg
+                    .running
+                    .accepts(AppVersion::from_image(img.header.version)) =>
+            {
+                Err(ErrorCode::InvalidVersion)
+            }
+            Ok(_) => Ok(()),
+            Err(VerifyError::Read(e)) => return Err(AgentError::Flash(e)),
+            Err(e) => Err(code_for(&e)),
+        };
+        if let Err(code) = verdict {
+            return self.fail(now, code, flash).map(Ok);
+        }
+        let layout = self.cfg.map.trailer_for(&self.cfg.map.secondary);
+        app::set_pending(flash, &layout, self.cfg.permanent).map_err(|e| match e {
+            crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
+            _ => AgentError::BufferTooSmall,
+        })?;
+        self.state = State::ReadyToReboot;
+        Ok(Ok(Out::Reboot))
+    }
+
+    /// Abandons the download: erase what was written, report `Failure` with `code`.
+    fn fail<F: NorFlash>(
+        &mut self,
+        now: u64,
+        code: ErrorCode,
+        flash: &mut F,
+    ) -> Res<Out, F::Error> {
+        fw_warn!("download failed: {}", code);
+        self.discard(flash)?;
+        self.last_error = Some(code);
+        self.idle(now);
+        self.result(false).map_err(|()| AgentError::BufferTooSmall)
+    }
+
+    /// Call once after every boot (before any session): finds a test image awaiting
+    /// confirmation, a reverted update, or a finished download whose "set pending" was cut
+    /// by a reset (it is verified and made pending again: reboot).
+    ///
+    /// # Errors
+    /// Flash errors.
+    pub fn on_boot<P: NorFlash, S: NorFlash<Error = P::Error>>(
+        &mut self,
+        primary: &mut P,
+        secondary: &mut S,
+    ) -> Res<BootReport, P::Error> {
+        let pl = self.cfg.map.trailer_for(&self.cfg.map.primary);
+        if app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)? {
+            self.state = State::AwaitingConfirm;
+            return Ok(BootReport::AwaitingConfirm);
+        }
+        let sl = self.cfg.map.trailer_for(&self.cfg.map.secondary);
+        let sec = SlotState::read(secondary, &sl).map_err(AgentError::Flash)?;
+        let (resume, _) = self.journal.read(secondary).map_err(AgentError::Flash)?;
+        if let Some(r) = resume.filter(|r| r.total > 0 && r.written >= r.total) {
+            // A finished download whose "set pending" never completed (or left a trailer the
+            // bootloader could not act on, e.g. a torn `image_ok`).
+            if sec.magic != MagicState::Unset {
+                self.rewrite_trailer(secondary, r.version, r.total)?;
+            }
+            self.state = State::Download(Download {
+                version: r.version,
+                total: Some(r.total),
+                received: r.total,
+                flushed: r.total,
+                tail: [0; 32],
+                next_rec: 0,
+                requested_at: 0,
+                retries: 0,
+                inconsistent: false,
+            });
+            return match self.verify_and_set_pending(0, secondary, r.total)? {
+                Ok(Out::Reboot) => Ok(BootReport::RebootPending),
+                _ => Ok(BootReport::Normal),
+            };
+        }
+        if sec.magic != MagicState::Unset {
+            // A trailer the bootloader did not act on, without a finished download: clear it.
+            self.discard(secondary)?;
+            return Ok(BootReport::Normal);
+        }
+        let prim = SlotState::read(primary, &pl).map_err(AgentError::Flash)?;
+        if prim.swap_info.0 == SwapType::Revert && self.secondary_is_newer(secondary)? {
+            return Ok(BootReport::Reverted);
+        }
+        Ok(BootReport::Normal)
+    }
+
+    fn secondary_is_newer<F: NorFlash>(&self, flash: &mut F) -> Res<bool, F::Error> {
+        let mut hb = [0u8; 32];
+        flash.read(0, &mut hb).map_err(AgentError::Flash)?;
+        Ok(crate::image::ImageHeader::parse(&hb)
+            .is_ok_and(|h| self.cfg.running.accepts(AppVersion::from_image(h.version))))
+    }
+
+    /// After [`BootReport::Reverted`]: report `Failure` (`image_reverted`) once and erase the
+    /// rejected image's header so it is not reported again.
+    ///
+    /// # Errors
+    /// Flash or encoding errors.
+    pub fn report_reverted<F: NorFlash>(
+        &mut self,
+        secondary: &mut F,
+    ) -> Res<Option<super::Outbound<'_>>, F::Error> {
+        let es = self.cfg.map.secondary.erase_size;
+        secondary.erase(0, es).map_err(AgentError::Flash)?;
+        self.last_error = Some(ErrorCode::ImageReverted);
+        let out = self
+            .result(false)
+            .map_err(|()| AgentError::BufferTooSmall)?;
+        Ok(self.emit(out))
+    }
+
+    fn rewrite_trailer<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        version: AppVersion,
+        total: u32,
+    ) -> Res<(), F::Error> {
+        let s = self.cfg.map.secondary;
+        let from = self.cfg.map.trailer_sector_off(&s);
+        flash.erase(from, s.size).map_err(AgentError::Flash)?;
+        self.journal
+            .write_header(flash, version, total)
+            .map_err(AgentError::Flash)?;
+        let mut next = 1;
+        self.journal
+            .append(flash, &mut next, total)
+            .map_err(AgentError::Flash)
+    }
+}

@@ -1,0 +1,147 @@
+//! The device application's configuration.
+//!
+//! On a real board these are compile-time macros (`ota_app_config.h`: broker, port, certificates,
+//! topic prefix, board string). The simulated board hands them to the application as environment
+//! variables, which the board sets from its own command line:
+//!
+//! | variable | meaning | default |
+//! | --- | --- | --- |
+//! | `OTA_DEVICE_FLASH` | the board's flash file | (required) |
+//! | `OTA_DEVICE_FLASHMAP` | the board's flash map (Infineon JSON) | (required) |
+//! | `OTA_DEVICE_BROKER` | `mqtt://host:port` or `mqtts://host:port` | `mqtt://127.0.0.1:1883` |
+//! | `OTA_DEVICE_CA` | CA certificate (PEM) that signed the broker's certificate | (required for mqtts) |
+//! | `OTA_DEVICE_CERT`, `OTA_DEVICE_KEY` | the device's client certificate and key (PEM) | none (no client auth) |
+//! | `OTA_DEVICE_PREFIX` | `COMPANY_TOPIC_PREPEND` | `MyUniqueTopic` |
+//! | `OTA_DEVICE_BOARD` | `CY_TARGET_BOARD_STRING` | `APP_CY8CPROTO_062S2_43439` |
+//! | `OTA_DEVICE_CHECK_SECS` | seconds before the first and between update checks | `10` (the example's) |
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::protocol::topics::PREFIX_APP;
+
+/// The board string of the example's default kit.
+pub const DEFAULT_BOARD: &str = "APP_CY8CPROTO_062S2_43439";
+
+/// Where and how the device connects.
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    /// The flash file the board runs on.
+    pub flash: PathBuf,
+    /// The board's flash map.
+    pub flashmap: PathBuf,
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// TLS material, when the broker URL is `mqtts://`.
+    pub tls: Option<TlsFiles>,
+    /// Topic prefix (`COMPANY_TOPIC_PREPEND`).
+    pub prefix: String,
+    /// Board string (`CY_TARGET_BOARD_STRING`).
+    pub board: String,
+    /// First check after start, and the interval between checks.
+    pub check_interval: Duration,
+}
+
+/// PEM files for mutual TLS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// CA certificate(s) the broker's certificate must chain to.
+    pub ca: PathBuf,
+    /// Client certificate and key (both or neither).
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn required(name: &str) -> Result<String, String> {
+    var(name).ok_or_else(|| format!("{name} is not set (the board sets it)"))
+}
+
+/// Splits `mqtt://host:port` / `mqtts://host:port` into (tls, host, port).
+///
+/// # Errors
+/// A message quoting the URL.
+pub fn parse_broker(url: &str) -> Result<(bool, String, u16), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "broker {url:?}: expected mqtt://host:port or mqtts://host:port"
+        ));
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("broker {url:?}: expected host:port"))?;
+    Ok((tls, host, port))
+}
+
+impl DeviceConfig {
+    /// Reads the configuration from the environment.
+    ///
+    /// # Errors
+    /// A message naming the variable that is missing or malformed.
+    pub fn from_env() -> Result<Self, String> {
+        let broker = var("OTA_DEVICE_BROKER").unwrap_or_else(|| "mqtt://127.0.0.1:1883".into());
+        let (tls, host, port) =
+            parse_broker(&broker).map_err(|e| format!("OTA_DEVICE_BROKER: {e}"))?;
+        let tls = if tls {
+            let client = match (var("OTA_DEVICE_CERT"), var("OTA_DEVICE_KEY")) {
+                (Some(c), Some(k)) => Some((c.into(), k.into())),
+                (None, None) => None,
+                _ => return Err("OTA_DEVICE_CERT and OTA_DEVICE_KEY go together".into()),
+            };
+            Some(TlsFiles {
+                ca: required("OTA_DEVICE_CA")?.into(),
+                client,
+            })
+        } else {
+            None
+        };
+        let secs = match var("OTA_DEVICE_CHECK_SECS") {
+            Some(s) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0 && *v < 1e6)
+                .ok_or_else(|| format!("OTA_DEVICE_CHECK_SECS={s:?}: expected seconds"))?,
+            None => 10.0,
+        };
+        Ok(Self {
+            flash: required("OTA_DEVICE_FLASH")?.into(),
+            flashmap: required("OTA_DEVICE_FLASHMAP")?.into(),
+            host,
+            port,
+            tls,
+            prefix: var("OTA_DEVICE_PREFIX").unwrap_or_else(|| PREFIX_APP.into()),
+            board: var("OTA_DEVICE_BOARD").unwrap_or_else(|| DEFAULT_BOARD.into()),
+            check_interval: Duration::from_secs_f64(secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_broker;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker("mqtts://127.0.0.1:8884"),
+            Ok((true, "127.0.0.1".into(), 8884))
+        );
+        assert_eq!(
+            parse_broker("mqtt://localhost:1883"),
+            Ok((false, "localhost".into(), 1883))
+        );
+        assert!(parse_broker("tcp://x:1").is_err());
+        assert!(parse_broker("mqtt://x").is_err());
+        assert!(parse_broker("mqtt://:1883").is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! One MQTT connection of the device, as the C agent makes them: a fresh client ID per
+//! connection, clean session, keep-alive 60 s, the agent's last will, QoS 1 everywhere, and a
+//! network buffer of 5120 bytes for incoming packets.
+//!
+//! The rumqttc event loop is polled only inside the calls below, so the link is a plain
+//! request/response object for the OTA task; every call has a timeout.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
+    TlsConfiguration, Transport,
+};
+use tokio::time::{timeout_at, Instant};
+
+use super::config::{DeviceConfig, TlsFiles};
+use crate::protocol::topics::{WILL_PAYLOAD, WILL_TOPIC};
+use crate::protocol::DEVICE_NET_BUFFER;
+
+/// How long a connect, subscribe or publish may take.
+pub const NET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A received PUBLISH.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+/// A connected MQTT session.
+pub struct Link {
+    client: AsyncClient,
+    events: EventLoop,
+    inbox: VecDeque<Incoming>,
+}
+
+/// Builds the device's rustls client config (ring provider; CA + optional client certificate).
+///
+/// # Errors
+/// Unreadable or invalid PEM files, named in the message.
+pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = read(&files.ca)?;
+    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+        let cert = cert.map_err(|e| format!("{}: {e}", files.ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", files.ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{}: no certificate found", files.ca.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match &files.client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", cert.display()))?;
+            let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+                .map_err(|e| format!("{}: {e}", key.display()))?
+                .ok_or_else(|| format!("{}: no private key found", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("{}: {e}", cert.display()))
+        }
+    }
+}
+
+impl Link {
+    /// Connects as `client_id` and waits for the CONNACK.
+    ///
+    /// # Errors
+    /// Connection, TLS or timeout errors as text.
+    pub async fn connect(
+        cfg: &DeviceConfig,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        client_id: &str,
+    ) -> Result<Self, String> {
+        let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+        opts.set_keep_alive(Duration::from_secs(60))
+            .set_clean_session(true)
+            .set_max_packet_size(DEVICE_NET_BUFFER, DEVICE_NET_BUFFER)
+            .set_last_will(LastWill::new(
+                WILL_TOPIC,
+                WILL_PAYLOAD,
+                QoS::AtLeastOnce,
+                false,
+            ));
+        if let Some(t) = tls {
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::clone(t),
+            )));
+        }
+        let (client, events) = AsyncClient::new(opts, 16);
+        let mut link = Self {
+            client,
+            events,
+            inbox: VecDeque::new(),
+        };
+        link.wait_for(|p| matches!(p, Packet::ConnAck(_)), NET_TIMEOUT)
+            .await
+            .map_err(|e| format!("connect to {}:{}: {e}", cfg.host, cfg.port))?;
+        Ok(link)
+    }
+
+    async fn poll(&mut self, deadline: Instant) -> Result<Option<Packet>, String> {
+        loop {
+            match timeout_at(deadline, self.events.poll()).await {
+                Err(_) => return Ok(None),
+                Ok(Ok(Event::Incoming(p))) => return Ok(Some(p)),
+                Ok(Ok(Event::Outgoing(_))) => {}
+                Ok(Err(e)) => return Err(describe(&e)),
+            }
+        }
+    }
+
+    async fn wait_for(
+        &mut self,
+        want: impl Fn(&Packet) -> bool,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.poll(deadline).await? {
+                None => return Err("timed out".into()),
+                Some(p) if want(&p) => return Ok(()),
+                Some(Packet::Publish(p)) => self.inbox.push_back(Incoming {
+                    topic: p.topic,
+                    payload: p.payload.to_vec(),
+                }),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Subscribes to `topic` at QoS 1 and waits for the SUBACK.
+    ///
+    /// # Errors
+    /// Network errors or timeout.
+    pub async fn subscribe(&mut self, topic: &str) -> Result<(), String> {
+        self.client
+            .subscribe(topic, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wait_for(|p| matches!(p, Packet::SubAck(_)), NET_TIMEOUT)
+            .await
+            .map_err(|e| format!("subscribe {topic}: {e}"))
+    }
+
+    /// Unsubscribes from `topic` and waits for the UNSUBACK.
+    ///
+    /// # Errors
+    /// Network errors or timeout.
+    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), String> {
+        self.client
+            .unsubscribe(topic)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wait_for(|p| matches!(p, Packet::UnsubAck(_)), NET_TIMEOUT)
+            .await
+            .map_err(|e| format!("unsubscribe {topic}: {e}"))
+    }
+
+    /// Publishes at QoS 1 (retain off) and waits for the PUBACK.
+    ///
+    /// # Errors
+    /// Network errors or timeout.
+    pub async fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<(), String> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wait_for(|p| matches!(p, Packet::PubAck(_)), NET_TIMEOUT)
+            .await
+            .map_err(|e| format!("publish {topic}: {e}"))
+    }
+
+    /// The next received PUBLISH, or `None` when `limit` passes first.
+    ///
+    /// # Errors
+    /// The connection dropped.
+    pub async fn recv(&mut self, limit: Duration) -> Result<Option<Incoming>, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Some(m));
+            }
+            match self.poll(deadline).await? {
+                None => return Ok(None),
+                Some(Packet::Publish(p)) => {
+                    return Ok(Some(Incoming {
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                    }))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Sends DISCONNECT and lets the event loop flush it (bounded).
+    pub async fn disconnect(mut self) {
+        if self.client.disconnect().await.is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while let Ok(Some(_)) = self.poll(deadline).await {}
+        }
+    }
+}
+
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => format!("broker refused: {code:?}"),
+        other => other.to_string(),
+    }
+}

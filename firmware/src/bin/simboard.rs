@@ -1,0 +1,3 @@
+//! The simulated board (see `firmware::board`).
+
+fn main() {}

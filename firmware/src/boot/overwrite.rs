@@ -1,0 +1,48 @@
+//! Overwrite-only upgrades (`MCUBOOT_OVERWRITE_ONLY`, "fast" variant: only the image's sectors
+//! are copied).
+
+use embedded_storage::nor_flash::NorFlash;
+
+use super::{image_io::image_end, swap_type, BootError, BootLoader, Res};
+use crate::flashmap::AreaKind::{Primary, Secondary};
+use crate::image::align_up;
+use crate::image::trailer::SwapType;
+
+impl<E, P, S, X> BootLoader<'_, '_, P, S, X>
+where
+    E: core::fmt::Debug,
+    P: NorFlash<Error = E>,
+    S: NorFlash<Error = E>,
+    X: NorFlash<Error = E>,
+{
+    /// Overwrite mode: if the secondary is pending and valid, copy it over the primary, then
+    /// invalidate the secondary. Returns the swap type acted on (`Test`/`Perm`) or `None`.
+    pub(super) fn boot_overwrite(&mut self) -> Res<SwapType, E> {
+        let prim = self.slot_state(Primary)?;
+        let sec = self.slot_state(Secondary)?;
+        let ty = match swap_type::decide(&prim, &sec, false) {
+            t @ (SwapType::Test | SwapType::Perm) => t,
+            _ => return Ok(SwapType::None),
+        };
+        if !self.secondary_acceptable(ty)? {
+            return Ok(SwapType::None);
+        }
+        let limit = self.cfg.map.max_image_size();
+        let end = image_end(self.secondary, limit)
+            .map_err(|error| BootError::Flash {
+                area: Secondary,
+                error,
+            })?
+            .unwrap_or(0);
+        let w = self.layout(Primary).write_align;
+        let span = self.cfg.map.round_to_unit(end);
+        self.erase(Primary, 0, span)?;
+        self.scramble_trailer(Primary)?;
+        self.copy(Secondary, 0, Primary, 0, align_up(end, w))?;
+        self.write_magic(Primary)?;
+        let es = self.cfg.map.secondary.erase_size;
+        self.erase(Secondary, 0, es)?;
+        self.scramble_trailer(Secondary)?;
+        Ok(ty)
+    }
+}

@@ -1,0 +1,209 @@
+//! Swap using scratch, with status records in the primary trailer (see the module docs of
+//! [`super`] for the step table).
+
+use embedded_storage::nor_flash::NorFlash;
+
+use super::{image_io::image_end, swap_type, BootError, BootLoader, Res};
+use crate::flashmap::AreaKind::{Primary, Scratch, Secondary};
+use crate::image::align_up;
+use crate::image::trailer::{encode_swap_info, FlagState, MagicState, SwapType};
+
+/// A swap recorded in the primary trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Progress {
+    swap_type: SwapType,
+    swap_size: u32,
+    /// Leading status records written.
+    done: u32,
+}
+
+impl<E, P, S, X> BootLoader<'_, '_, P, S, X>
+where
+    E: core::fmt::Debug,
+    P: NorFlash<Error = E>,
+    S: NorFlash<Error = E>,
+    X: NorFlash<Error = E>,
+{
+    /// Swap mode: resume a recorded swap, or decide and run a new one.
+    pub(super) fn boot_swap(&mut self) -> Res<(SwapType, bool), E> {
+        // The secondary trailer is erased in the first unit's second step, before any slot
+        // data changes; while its magic is still good, recorded progress is either a swap
+        // that can safely restart or the debris of an interrupted trailer erase.
+        let sec_magic = self.slot_state(Secondary)?.magic;
+        if let Some(p) = self.progress()? {
+            if p.done > 0 && sec_magic != MagicState::Good {
+                fw_info!("resuming {:?} swap at record {}", p.swap_type, p.done);
+                self.run_units(p)?;
+                self.finish(p.swap_type)?;
+                return Ok((p.swap_type, true));
+            }
+        }
+        let prim = self.slot_state(Primary)?;
+        let sec = self.slot_state(Secondary)?;
+        let mut ty = swap_type::decide(&prim, &sec, false);
+        if ty == SwapType::Perm && sec.swap_info.0 == SwapType::Revert {
+            // An interrupted revert (see `fixup_revert`): finish it as the revert it is, so
+            // downgrade prevention does not refuse the old image.
+            ty = SwapType::Revert;
+        }
+        if ty == SwapType::None || !self.secondary_acceptable(ty)? {
+            return Ok((SwapType::None, false));
+        }
+        let p = self.start(ty, sec.image_ok == FlagState::Set)?;
+        self.run_units(p)?;
+        self.finish(ty)?;
+        Ok((ty, false))
+    }
+
+    /// Reads the swap recorded in the primary trailer, if its magic is good and `copy_done`
+    /// unset (MCUboot's `swap_status_source` → primary).
+    fn progress(&mut self) -> Res<Option<Progress>, E> {
+        let st = self.slot_state(Primary)?;
+        if st.magic != MagicState::Good || st.copy_done != FlagState::Unset {
+            return Ok(None);
+        }
+        let layout = self.layout(Primary);
+        let mut sz = [0u8; 4];
+        self.read(Primary, layout.swap_size_off(), &mut sz)?;
+        let swap_size = u32::from_le_bytes(sz);
+        let swap_type = st.swap_info.0;
+        let units = self.units(swap_size);
+        if swap_type == SwapType::None || swap_size > self.cfg.map.max_image_size() {
+            return Ok(None);
+        }
+        let mut done = 0;
+        while done < units * 3 && self.record_written(done)? {
+            done += 1;
+        }
+        Ok(Some(Progress {
+            swap_type,
+            swap_size,
+            done,
+        }))
+    }
+
+    fn units(&self, swap_size: u32) -> u32 {
+        swap_size.div_ceil(self.cfg.map.swap_unit())
+    }
+
+    fn record_off(&self, k: u32) -> u32 {
+        let layout = self.layout(Primary);
+        layout.status_off() + k * layout.write_align
+    }
+
+    /// A record counts as written if any of its bytes is not erased.
+    fn record_written(&mut self, k: u32) -> Res<bool, E> {
+        let layout = self.layout(Primary);
+        let mut rec = [0u8; 32];
+        let w = layout.write_align as usize;
+        self.read(Primary, self.record_off(k), &mut rec[..w])?;
+        Ok(rec[..w].iter().any(|b| *b != layout.erased_val))
+    }
+
+    fn write_record(&mut self, k: u32) -> Res<(), E> {
+        let layout = self.layout(Primary);
+        let mut rec = [layout.erased_val; 32];
+        rec[0] = (k % 3) as u8 + 1;
+        let w = layout.write_align as usize;
+        self.write(Primary, self.record_off(k), &rec[..w])
+    }
+
+    /// Initialises the primary trailer for a new swap (magic last).
+    fn start(&mut self, ty: SwapType, sec_image_ok: bool) -> Res<Progress, E> {
+        let mut image_ok = sec_image_ok;
+        if ty == SwapType::Revert {
+            self.fixup_revert()?;
+            image_ok = true;
+        }
+        let limit = self.cfg.map.max_image_size();
+        let p_end = image_end(self.primary, limit).map_err(|error| BootError::Flash {
+            area: Primary,
+            error,
+        })?;
+        let s_end = image_end(self.secondary, limit).map_err(|error| BootError::Flash {
+            area: Secondary,
+            error,
+        })?;
+        let swap_size = p_end.unwrap_or(0).max(s_end.unwrap_or(0));
+        self.scramble_trailer(Primary)?;
+        let layout = self.layout(Primary);
+        self.write_flag(Primary, layout.swap_info_off(), encode_swap_info(ty, 0))?;
+        if image_ok {
+            self.write_flag(Primary, layout.image_ok_off(), 1)?;
+        }
+        let mut rec = [layout.erased_val; 32];
+        rec[..4].copy_from_slice(&swap_size.to_le_bytes());
+        self.write(
+            Primary,
+            layout.swap_size_off(),
+            &rec[..layout.max_align as usize],
+        )?;
+        self.write_magic(Primary)?;
+        Ok(Progress {
+            swap_type: ty,
+            swap_size,
+            done: 0,
+        })
+    }
+
+    /// Before a revert rewrites the primary trailer, make the secondary (the old image) say
+    /// "permanent" (`image_ok`, `swap_info` = `Revert`, magic last) so an interrupted revert is
+    /// picked up again by the table (row 2) and finished as a revert.
+    fn fixup_revert(&mut self) -> Res<(), E> {
+        let st = self.slot_state(Secondary)?;
+        if st.magic == MagicState::Good && st.image_ok == FlagState::Set {
+            return Ok(());
+        }
+        self.scramble_trailer(Secondary)?;
+        let layout = self.layout(Secondary);
+        self.write_flag(Secondary, layout.image_ok_off(), 1)?;
+        let info = encode_swap_info(SwapType::Revert, 0);
+        self.write_flag(Secondary, layout.swap_info_off(), info)?;
+        self.write_magic(Secondary)
+    }
+
+    /// Runs the remaining steps from record `p.done`.
+    fn run_units(&mut self, p: Progress) -> Res<(), E> {
+        let units = self.units(p.swap_size);
+        let unit = self.cfg.map.swap_unit();
+        let w = self.layout(Primary).write_align;
+        for k in p.done..units * 3 {
+            let j = k / 3;
+            let idx = units - 1 - j;
+            let off = idx * unit;
+            let len = align_up(p.swap_size.min(off + unit) - off, w);
+            match k % 3 {
+                0 => {
+                    self.erase(Scratch, 0, unit)?;
+                    self.copy(Secondary, off, Scratch, 0, len)?;
+                }
+                1 => {
+                    if j == 0 {
+                        self.scramble_trailer(Secondary)?;
+                    }
+                    self.erase(Secondary, off, off + unit)?;
+                    self.copy(Primary, off, Secondary, off, len)?;
+                }
+                _ => {
+                    self.erase(Primary, off, off + unit)?;
+                    self.copy(Scratch, 0, Primary, off, len)?;
+                }
+            }
+            self.write_record(k)?;
+        }
+        Ok(())
+    }
+
+    /// End-of-swap writes: `image_ok` for `Perm`/`Revert`, then `copy_done`.
+    fn finish(&mut self, ty: SwapType) -> Res<(), E> {
+        let st = self.slot_state(Primary)?;
+        let layout = self.layout(Primary);
+        if matches!(ty, SwapType::Perm | SwapType::Revert) && st.image_ok == FlagState::Unset {
+            self.write_flag(Primary, layout.image_ok_off(), 1)?;
+        }
+        if st.copy_done == FlagState::Unset {
+            self.write_flag(Primary, layout.copy_done_off(), 1)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The swap-type decision (MCUboot `boot_swap_type_multi`, `docs/design.md` "Boot Swap Types").
+//!
+//! Read the trailer state of both slots; the first matching row wins:
+//!
+//! | # | primary magic | primary image_ok | primary copy_done | secondary magic | secondary image_ok | secondary copy_done | result |
+//! | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | 0 (swap-offset only) | any | any | any | Good | Unset | Set | Revert |
+//! | 1 | any | any | any | Good | Unset | any | Test |
+//! | 2 | any | any | any | Good | Set | any | Perm |
+//! | 3 | Good | Unset | Set | any | any | any | Revert |
+//! | — | otherwise | | | | | | None |
+//!
+//! A secondary `image_ok` that is neither erased nor `0x01` matches no row (→ None, or Revert
+//! through row 3). `swap_info` plays no part in the decision.
+
+use embedded_storage::nor_flash::ReadNorFlash;
+
+use crate::image::trailer::{decode_swap_info, FlagState, MagicState, SwapType, TrailerLayout};
+
+/// The decoded trailer of one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotState {
+    /// The 16-byte magic.
+    pub magic: MagicState,
+    /// `image_ok`.
+    pub image_ok: FlagState,
+    /// `copy_done`.
+    pub copy_done: FlagState,
+    /// `swap_info`: swap type and image number.
+    pub swap_info: (SwapType, u8),
+}
+
+impl SlotState {
+    /// A slot with an erased trailer.
+    pub const ERASED: Self = Self {
+        magic: MagicState::Unset,
+        image_ok: FlagState::Unset,
+        copy_done: FlagState::Unset,
+        swap_info: (SwapType::None, 0),
+    };
+
+    /// Reads the trailer of a slot.
+    ///
+    /// # Errors
+    /// Flash read errors.
+    pub fn read<F: ReadNorFlash>(flash: &mut F, layout: &TrailerLayout) -> Result<Self, F::Error> {
+        let mut magic = [0u8; 16];
+        flash.read(layout.magic_off(), &mut magic)?;
+        let mut byte = [0u8; 1];
+        flash.read(layout.image_ok_off(), &mut byte)?;
+        let image_ok = layout.flag_state(byte[0]);
+        flash.read(layout.copy_done_off(), &mut byte)?;
+        let copy_done = layout.flag_state(byte[0]);
+        flash.read(layout.swap_info_off(), &mut byte)?;
+        Ok(Self {
+            magic: layout.magic_state(&magic),
+            image_ok,
+            copy_done,
+            swap_info: decode_swap_info(byte[0], layout.erased_val),
+        })
+    }
+}
+
+/// Applies the decision table. `swap_offset` enables row 0 (only MCUboot's swap-offset mode
+/// has it; our bootloader uses scratch or overwrite and passes `false`).
+#[must_use]
+pub fn decide(primary: &SlotState, secondary: &SlotState, swap_offset: bool) -> SwapType {
+    use FlagState::{Set, Unset};
+    use MagicState::Good;
+    let sec = (secondary.magic, secondary.image_ok, secondary.copy_done);
+    match sec {
+        (Good, Unset, Set) if swap_offset => return SwapType::Revert,
+        (Good, Unset, _) => return SwapType::Test,
+        (Good, Set, _) => return SwapType::Perm,
+        _ => {}
+    }
+    if (primary.magic, primary.image_ok, primary.copy_done) == (Good, Unset, Set) {
+        return SwapType::Revert;
+    }
+    SwapType::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FlagState::{Bad, Set, Unset};
+    use MagicState::{Good, Unset as MUnset};
+
+    fn st(magic: MagicState, image_ok: FlagState, copy_done: FlagState) -> SlotState {
+        SlotState {
+            magic,
+            image_ok,
+            copy_done,
+            swap_info: (SwapType::None, 0),
+        }
+    }
+
+    const ANY_P: [(MagicState, FlagState, FlagState); 4] = [
+        (MUnset, Unset, Unset),
+        (Good, Set, Set),
+        (Good, Unset, Set),
+        (MagicState::Bad, Bad, Bad),
+    ];
+
+    #[test]
+    fn row0_swap_offset_secondary_copy_done_is_revert() {
+        let s = st(Good, Unset, Set);
+        for (m, i, c) in ANY_P {
+            assert_eq!(decide(&st(m, i, c), &s, true), SwapType::Revert);
+            // Without swap-offset, row 1 matches instead.
+            assert_eq!(decide(&st(m, i, c), &s, false), SwapType::Test);
+        }
+    }
+
+    #[test]
+    fn row1_secondary_good_image_ok_unset_is_test() {
+        for copy_done in [Unset, Set, Bad] {
+            for (m, i, c) in ANY_P {
+                let s = st(Good, Unset, copy_done);
+                if copy_done == Set {
+                    continue; // covered by row 0 above
+                }
+                assert_eq!(decide(&st(m, i, c), &s, true), SwapType::Test);
+            }
+        }
+    }
+
+    #[test]
+    fn row2_secondary_good_image_ok_set_is_perm() {
+        for copy_done in [Unset, Set, Bad] {
+            for (m, i, c) in ANY_P {
+                let s = st(Good, Set, copy_done);
+                assert_eq!(decide(&st(m, i, c), &s, false), SwapType::Perm);
+            }
+        }
+    }
+
+    #[test]
+    fn row3_primary_tested_not_confirmed_is_revert() {
+        let p = st(Good, Unset, Set);
+        for s in [
+            SlotState::ERASED,
+            st(MagicState::Bad, Unset, Unset),
+            st(Good, Bad, Unset),
+        ] {
+            assert_eq!(decide(&p, &s, false), SwapType::Revert);
+        }
+    }
+
+    #[test]
+    fn otherwise_none() {
+        for p in [
+            SlotState::ERASED,
+            st(Good, Set, Set),
+            st(Good, Unset, Unset),
+            st(Good, Bad, Set),
+            st(Good, Unset, Bad),
+            st(MagicState::Bad, Unset, Set),
+        ] {
+            for s in [
+                SlotState::ERASED,
+                st(Good, Bad, Unset),
+                st(MagicState::Bad, Set, Unset),
+            ] {
+                assert_eq!(decide(&p, &s, false), SwapType::None, "{p:?} {s:?}");
+            }
+        }
+    }
+}

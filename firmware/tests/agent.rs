@@ -1,0 +1,225 @@
+//! OTA agent scenarios against the reference publisher: full update, push mode, resume after a
+//! reset, and the rejections (tampered, wrong key, wrong board, downgrade).
+
+mod common;
+
+use common::publisher::{agent_config, outbound, run, End, Publisher};
+use common::{app, holds, public_key, sim_map, SIM_MAPS};
+use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
+use firmware::image::trailer::SwapType;
+use firmware::protocol::{decode_request, AppVersion, ErrorCode, MessageKind};
+use firmware::sim::SimDevice;
+
+const V10: AppVersion = AppVersion::new(1, 0, 0);
+const V11: AppVersion = AppVersion::new(1, 1, 0);
+
+fn keys() -> [firmware::image::verify::PublicKey; 1] {
+    [public_key(0)]
+}
+
+/// Downloads `publ` on a device running 1.0.0; returns how the session ended.
+fn download(dev: &mut SimDevice, publ: &Publisher, push: bool) -> (End, Option<ErrorCode>) {
+    download_steps(dev, publ, push, 200)
+}
+
+fn download_steps(
+    dev: &mut SimDevice,
+    publ: &Publisher,
+    push: bool,
+    steps: u32,
+) -> (End, Option<ErrorCode>) {
+    let keys = keys();
+    let mut cfg = agent_config(dev.map, &keys, V10);
+    if push {
+        cfg.delivery = Delivery::Push;
+    }
+    let mut agent = Agent::new::<()>(cfg, 4242).unwrap();
+    assert_eq!(
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
+        BootReport::Normal
+    );
+    let mut now = 0;
+    let end = run(&mut agent, &mut dev.secondary, publ, &mut now, steps).unwrap();
+    (end, agent.status().last_error)
+}
+
+#[test]
+fn full_update_downloads_swaps_confirms_and_reports_success() {
+    for name in SIM_MAPS {
+        let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+        let mut dev = common::device_with(sim_map(name), &old);
+        let publ = Publisher::new(new.clone(), V11);
+        assert_eq!(download(&mut dev, &publ, false).0, End::Reboot, "{name}");
+        assert!(holds(dev.secondary.data(), &new));
+        let out = dev.boot(&keys(), true).unwrap();
+        assert_eq!(out.swap_type, SwapType::Test, "{name}");
+        assert!(holds(dev.primary.data(), &new));
+        let keys = keys();
+        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
+        let report = agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let swap = dev.map.mode == firmware::flashmap::UpgradeMode::Swap;
+        if swap {
+            assert_eq!(report, BootReport::AwaitingConfirm, "{name}");
+            let msg = outbound(agent.confirm(0, &mut dev.primary).unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Success);
+        }
+        assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::None);
+        assert!(
+            holds(dev.primary.data(), &new),
+            "{name}: confirmed image stays"
+        );
+    }
+}
+
+#[test]
+fn push_mode_download_completes() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let mut dev = common::device_with(sim_map(SIM_MAPS[0]), &old);
+    let publ = Publisher::new(new.clone(), V11);
+    assert_eq!(download(&mut dev, &publ, true).0, End::Reboot);
+    assert!(holds(dev.secondary.data(), &new));
+}
+
+fn rejected(name: &str, publ: &Publisher, code: ErrorCode) {
+    let old = app(1, 0, 1500);
+    let mut dev = common::device_with(sim_map(name), &old);
+    let (end, err) = download_steps(&mut dev, publ, false, 20);
+    assert_eq!((end, err), (End::Stalled, Some(code)), "{name}");
+    assert_eq!(dev.boot(&keys(), true).unwrap().swap_type, SwapType::None);
+    assert!(
+        holds(dev.primary.data(), &old),
+        "{name}: old image stays bootable"
+    );
+}
+
+#[test]
+fn tampered_image_is_rejected() {
+    for name in SIM_MAPS {
+        let mut new = app(1, 1, 2100);
+        new[0x300] ^= 0x08;
+        rejected(
+            name,
+            &Publisher::new(new, V11),
+            ErrorCode::ImageHashMismatch,
+        );
+    }
+}
+
+#[test]
+fn wrong_key_image_is_rejected() {
+    for name in SIM_MAPS {
+        let new = common::image(
+            &common::signing_key(5),
+            firmware::image::Version::new(1, 1, 0),
+            2000,
+            9,
+        );
+        rejected(name, &Publisher::new(new, V11), ErrorCode::ImageUnknownKey);
+    }
+}
+
+#[test]
+fn wrong_board_job_is_rejected() {
+    for name in SIM_MAPS {
+        let mut publ = Publisher::new(app(1, 1, 2100), V11);
+        publ.board = "APP_OTHER_BOARD".into();
+        rejected(name, &publ, ErrorCode::WrongBoard);
+    }
+}
+
+#[test]
+fn downgrade_job_and_downgrade_image_are_rejected() {
+    for name in SIM_MAPS {
+        rejected(
+            name,
+            &Publisher::new(app(0, 9, 2100), AppVersion::new(0, 9, 0)),
+            ErrorCode::InvalidVersion,
+        );
+        // The job claims a newer version but the signed image inside is older.
+        rejected(
+            name,
+            &Publisher::new(app(0, 9, 2100), V11),
+            ErrorCode::InvalidVersion,
+        );
+    }
+}
+
+#[test]
+fn reset_mid_download_resumes_from_persisted_progress() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
+    let publ = Publisher::new(new.clone(), V11);
+    let keys = keys();
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    let mut now = 0;
+    // Deliver only the job and four chunks, then "reset".
+    let mut pending = Vec::new();
+    now += 1000;
+    let req = outbound(agent.poll(now, &mut dev.secondary).unwrap())
+        .unwrap()
+        .unwrap();
+    pending.extend(publ.reply(&req));
+    for _ in 0..5 {
+        let msg = pending.remove(0);
+        let topic = agent.unique_topic().to_string();
+        let inbound = Inbound::Publish {
+            topic: &topic,
+            payload: &msg,
+        };
+        if let Some(Ok(p)) = outbound(agent.handle(now, inbound, &mut dev.secondary).unwrap()) {
+            pending.extend(publ.reply(&p));
+        }
+    }
+    assert_eq!(agent.status().received, 4 * 256);
+    drop(agent);
+    dev.boot(&keys, true).unwrap();
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 2).unwrap();
+    agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+    assert_eq!(
+        run(&mut agent, &mut dev.secondary, &publ, &mut now, 200).unwrap(),
+        End::Reboot
+    );
+    assert_eq!(agent.status().resumed_from, Some(4 * 256));
+    assert!(holds(dev.secondary.data(), &new));
+}
+
+#[test]
+fn no_update_check_while_a_test_image_awaits_confirmation() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let mut dev = common::device_with(sim_map(SIM_MAPS[0]), &old);
+    let publ = Publisher::new(new, V11);
+    download(&mut dev, &publ, false);
+    dev.boot(&keys(), true).unwrap();
+    let keys = keys();
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
+    agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+    assert!(agent.poll(1_000_000, &mut dev.secondary).unwrap().is_none());
+    assert_eq!(agent.status().phase, Phase::AwaitingConfirm);
+}
+
+#[test]
+fn reverted_update_is_reported_once() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let mut dev = common::device_with(sim_map(SIM_MAPS[0]), &old);
+    download(&mut dev, &Publisher::new(new, V11), false);
+    dev.boot(&keys(), true).unwrap(); // test swap
+    assert_eq!(dev.boot(&keys(), true).unwrap().swap_type, SwapType::Revert);
+    let keys = keys();
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 7).unwrap();
+    assert_eq!(
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
+        BootReport::Reverted
+    );
+    let msg = outbound(agent.report_reverted(&mut dev.secondary).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Failure);
+    assert_eq!(agent.status().last_error, Some(ErrorCode::ImageReverted));
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 8).unwrap();
+    assert_eq!(
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
+        BootReport::Normal
+    );
+}

@@ -1,0 +1,162 @@
+//! Bootloader scenarios on every host-simulation layout: install, test/confirm/revert,
+//! permanent, rejections (tampered, wrong key, downgrade).
+
+mod common;
+
+use common::{app, holds, public_key, sim_map, SIM_MAPS};
+use firmware::boot::{app as bootapp, BootError};
+use firmware::flashmap::UpgradeMode;
+use firmware::image::trailer::SwapType;
+use firmware::sim::SimDevice;
+
+fn stage(dev: &mut SimDevice, img: &[u8], permanent: bool) {
+    dev.secondary.program(0, img);
+    let layout = dev.secondary_layout();
+    bootapp::set_pending(&mut dev.secondary, &layout, permanent).unwrap();
+}
+
+fn boot(dev: &mut SimDevice) -> (SwapType, firmware::image::Version) {
+    let out = dev.boot(&[public_key(0)], true).unwrap();
+    (out.swap_type, out.image.header.version)
+}
+
+#[test]
+fn factory_image_boots_without_trailer() {
+    for name in SIM_MAPS {
+        let old = app(1, 0, 1500);
+        let mut dev = common::device_with(sim_map(name), &old);
+        assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
+        assert!(holds(dev.primary.data(), &old));
+    }
+}
+
+#[test]
+fn test_swap_reverts_unless_confirmed() {
+    for name in SIM_MAPS {
+        let map = sim_map(name);
+        let (old, new) = (app(1, 0, 1500), app(1, 1, 1700));
+        let mut dev = common::device_with(map, &old);
+        stage(&mut dev, &new, false);
+        let (ty, v) = boot(&mut dev);
+        assert_eq!((ty, v.minor), (SwapType::Test, 1), "{name}");
+        assert!(holds(dev.primary.data(), &new));
+        let (ty, v) = boot(&mut dev);
+        if map.mode == UpgradeMode::Swap {
+            assert_eq!((ty, v.minor), (SwapType::Revert, 0), "{name}");
+            assert!(holds(dev.primary.data(), &old));
+            assert!(holds(dev.secondary.data(), &new));
+        } else {
+            assert_eq!(
+                (ty, v.minor),
+                (SwapType::None, 1),
+                "{name}: overwrite cannot revert"
+            );
+        }
+        assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
+    }
+}
+
+#[test]
+fn confirmed_test_image_stays() {
+    for name in SIM_MAPS {
+        let (old, new) = (app(1, 0, 1500), app(1, 1, 900));
+        let mut dev = common::device_with(sim_map(name), &old);
+        stage(&mut dev, &new, false);
+        boot(&mut dev);
+        let layout = dev.primary_layout();
+        let swap = sim_map(name).mode == UpgradeMode::Swap;
+        assert_eq!(
+            bootapp::needs_confirmation(&mut dev.primary, &layout).unwrap(),
+            swap
+        );
+        bootapp::set_confirmed(&mut dev.primary, &layout).unwrap();
+        assert!(!bootapp::needs_confirmation(&mut dev.primary, &layout).unwrap());
+        for _ in 0..2 {
+            assert_eq!(boot(&mut dev), (SwapType::None, new_version()), "{name}");
+        }
+        assert!(holds(dev.primary.data(), &new));
+    }
+}
+
+fn new_version() -> firmware::image::Version {
+    firmware::image::Version::new(1, 1, 0)
+}
+
+#[test]
+fn permanent_swap_needs_no_confirmation() {
+    for name in SIM_MAPS {
+        let (old, new) = (app(1, 0, 1500), app(1, 1, 1100));
+        let mut dev = common::device_with(sim_map(name), &old);
+        stage(&mut dev, &new, true);
+        assert_eq!(boot(&mut dev).0, SwapType::Perm, "{name}");
+        assert_eq!(boot(&mut dev), (SwapType::None, new_version()), "{name}");
+        assert!(holds(dev.primary.data(), &new));
+    }
+}
+
+fn rejected(name: &str, new: Vec<u8>) {
+    let old = app(1, 0, 1500);
+    let mut dev = common::device_with(sim_map(name), &old);
+    stage(&mut dev, &new, false);
+    assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
+    assert!(
+        holds(dev.primary.data(), &old),
+        "{name}: old image must stay"
+    );
+    assert_eq!(
+        boot(&mut dev).0,
+        SwapType::None,
+        "{name}: rejection is final"
+    );
+}
+
+#[test]
+fn tampered_image_is_rejected_and_old_image_stays() {
+    for name in SIM_MAPS {
+        let mut new = app(1, 1, 1500);
+        new[0x200] ^= 0x40;
+        rejected(name, new);
+    }
+}
+
+#[test]
+fn wrong_key_image_is_rejected_and_old_image_stays() {
+    for name in SIM_MAPS {
+        let new = common::image(&common::signing_key(9), new_version(), 1500, 3);
+        rejected(name, new);
+    }
+}
+
+#[test]
+fn downgrade_is_rejected_with_downgrade_prevention() {
+    for name in SIM_MAPS {
+        let old = app(2, 0, 1500);
+        let mut dev = common::device_with(sim_map(name), &old);
+        stage(&mut dev, &app(1, 9, 1200), false);
+        assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
+        assert!(holds(dev.primary.data(), &old));
+    }
+}
+
+#[test]
+fn corrupt_primary_without_update_does_not_boot() {
+    let mut bad = app(1, 0, 1500);
+    bad[0x300] ^= 1;
+    let mut dev = common::device_with(sim_map(SIM_MAPS[0]), &bad);
+    assert!(matches!(
+        dev.boot(&[public_key(0)], false),
+        Err(BootError::NoBootableImage(_))
+    ));
+}
+
+#[test]
+fn set_pending_refuses_a_bad_magic() {
+    let map = sim_map(SIM_MAPS[2]);
+    let mut dev = SimDevice::new(map, 1);
+    let layout = dev.secondary_layout();
+    dev.secondary.program(layout.magic_off(), &[0x12; 16]);
+    assert!(matches!(
+        bootapp::set_pending(&mut dev.secondary, &layout, false),
+        Err(BootError::Corrupted(_))
+    ));
+}

@@ -1,0 +1,104 @@
+//! Shared test helpers: signing keys, signed test images, simulated devices.
+#![allow(dead_code)]
+
+pub mod publisher;
+
+use firmware::flashmap::{infineon, FlashMap};
+use firmware::image::header::{ImageFlags, ImageHeader, Version};
+use firmware::image::tlv::{encode_entry_header, encode_info, TlvKind, TLV_INFO_MAGIC};
+use firmware::image::verify::PublicKey;
+use firmware::sim::SimDevice;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::ecdsa::{Signature, SigningKey};
+use sha2::{Digest, Sha256};
+
+/// Header size of test images.
+pub const HDR: u16 = 0x80;
+
+/// A deterministic P-256 signing key (`n` selects one of several).
+pub fn signing_key(n: u8) -> SigningKey {
+    let mut bytes = [0x11u8; 32];
+    bytes[31] = n.wrapping_add(1);
+    SigningKey::from_slice(&bytes).expect("valid scalar")
+}
+
+/// The public key of [`signing_key`].
+pub fn public_key(n: u8) -> PublicKey {
+    PublicKey::from_verifying_key(*signing_key(n).verifying_key())
+}
+
+/// A signed MCUboot image: header (0x80), `len` payload bytes derived from `seed`, then the
+/// unprotected TLVs SHA256, KEYHASH and ECDSA_SIG (as imgtool orders them).
+pub fn image(key: &SigningKey, version: Version, len: usize, seed: u8) -> Vec<u8> {
+    let header = ImageHeader {
+        load_addr: 0,
+        hdr_size: HDR,
+        protect_tlv_size: 0,
+        img_size: len as u32,
+        flags: ImageFlags(0),
+        version,
+    };
+    let mut img = vec![0u8; usize::from(HDR)];
+    img[..32].copy_from_slice(&header.to_bytes());
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
+    img.extend((0..len).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    }));
+    let digest: [u8; 32] = Sha256::digest(&img).into();
+    let sig: Signature = key.sign_prehash(&digest).expect("sign");
+    let der = sig.to_der();
+    let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
+    let mut tlvs = Vec::new();
+    tlvs.extend(encode_entry_header(TlvKind::SHA256, 32));
+    tlvs.extend(digest);
+    tlvs.extend(encode_entry_header(TlvKind::KEYHASH, 32));
+    tlvs.extend(pubkey.key_hash());
+    tlvs.extend(encode_entry_header(TlvKind::ECDSA_SIG, der.len() as u16));
+    tlvs.extend(der.as_bytes());
+    img.extend(encode_info(TLV_INFO_MAGIC, (tlvs.len() + 4) as u16));
+    img.extend(tlvs);
+    img
+}
+
+/// Test image v`major.minor.0` of ~`len` payload bytes, signed with key 0.
+pub fn app(major: u8, minor: u8, len: usize) -> Vec<u8> {
+    image(
+        &signing_key(0),
+        Version::new(major, minor, 0),
+        len,
+        major ^ minor.rotate_left(4),
+    )
+}
+
+/// Loads a host-simulation flash map from `flashmap/`.
+pub fn sim_map(name: &str) -> FlashMap {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../flashmap")
+        .join(name);
+    infineon::load(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// All host-simulation layouts.
+pub const SIM_MAPS: [&str; 6] = [
+    "psoc62_2m_int_swap_sim.json",
+    "psoc62_2m_int_overwrite_sim.json",
+    "xmcsim_int_swap_sim.json",
+    "xmcsim_int_overwrite_sim.json",
+    "psoc62_2m_ext_swap_sim.json",
+    "psoc62_2m_ext_overwrite_sim.json",
+];
+
+/// A device whose primary slot holds `img` (programmed by a "factory programmer").
+pub fn device_with(map: FlashMap, img: &[u8]) -> SimDevice {
+    let mut dev = SimDevice::new(map, 1);
+    dev.primary.program(0, img);
+    dev
+}
+
+/// The first `img.len()` bytes of a flash.
+pub fn holds(data: &[u8], img: &[u8]) -> bool {
+    data.get(..img.len()) == Some(img)
+}

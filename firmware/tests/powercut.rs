@@ -1,0 +1,283 @@
+//! Power-cut sweep: for every host-simulation flash map, cut power at every flash operation of
+//! the download, the swap (install), the revert and the confirm, then reboot and check that the
+//! device boots a valid image — the old or the new one, as MCUboot would — and that a further
+//! boot changes nothing. Plus seeded random multi-cut runs (the seed is printed; set
+//! `OTA_POWERCUT_SEED` to replay).
+
+mod common;
+
+use common::publisher::{agent_config, run, End, Publisher};
+use common::{app, holds, public_key, sim_map, SIM_MAPS};
+use firmware::agent::{Agent, BootReport};
+use firmware::boot::app as bootapp;
+use firmware::flashmap::UpgradeMode;
+use firmware::image::Version;
+use firmware::protocol::AppVersion;
+use firmware::sim::SimDevice;
+
+/// Performs the operation under test; an `Err` means the power was cut.
+pub type Action<'a> = dyn Fn(&mut SimDevice) -> Result<(), String> + 'a;
+/// Checks the device after recovery, given where the cut was.
+pub type Check<'a> = dyn Fn(&mut SimDevice, &Cut) + 'a;
+
+/// Where a run was cut.
+pub struct Cut {
+    /// For messages.
+    pub what: String,
+    /// The cut hit the scenario's last flash operation (or a random run, where any
+    /// operation of the recovery boots may have been cut too).
+    pub at_end: bool,
+    /// The cut point of an exhaustive run.
+    pub index: Option<u64>,
+}
+
+pub fn seed() -> u64 {
+    std::env::var("OTA_POWERCUT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_0001)
+}
+
+/// One boot with the test key (downgrade prevention on).
+pub fn boot(dev: &mut SimDevice) -> Result<Version, String> {
+    dev.boot(&[public_key(0)], true)
+        .map(|o| o.image.header.version)
+        .map_err(|e| e.to_string())
+}
+
+/// Boots until a boot completes without a cut (power restored first).
+pub fn recover(dev: &mut SimDevice) -> Version {
+    dev.rail.restore();
+    boot(dev).expect("boot after a power cut must succeed")
+}
+
+fn contents(dev: &SimDevice) -> (Vec<u8>, Vec<u8>) {
+    (dev.primary.data().to_vec(), dev.secondary.data().to_vec())
+}
+
+/// After recovery: a second boot neither fails nor changes flash.
+pub fn assert_stable(dev: &mut SimDevice, what: &str) -> Version {
+    let before = contents(dev);
+    let v = boot(dev).unwrap_or_else(|e| panic!("{what}: second boot: {e}"));
+    assert!(contents(dev) == before, "{what}: second boot changed flash");
+    v
+}
+
+/// Exhaustive sweep plus `k` random multi-cut runs; returns the number of cut points.
+pub fn sweep(name: &str, start: &SimDevice, action: &Action<'_>, check: &Check<'_>) -> u64 {
+    let mut clean = start.fork(1);
+    let before = clean.ops();
+    action(&mut clean).unwrap_or_else(|e| panic!("{name}: clean run failed: {e}"));
+    let n = clean.ops() - before;
+    let base = seed();
+    for i in 0..n {
+        let mut dev = start.fork(base ^ i);
+        dev.rail.cut_after(i);
+        assert!(
+            action(&mut dev).is_err(),
+            "{name}: cut {i} did not stop the run"
+        );
+        recover(&mut dev);
+        let what = format!("{name} cut {i}");
+        check(
+            &mut dev,
+            &Cut {
+                what,
+                at_end: i + 1 == n,
+                index: Some(i),
+            },
+        );
+    }
+    random_cuts(name, start, action, check, n, base);
+    println!("{name}: {n} cut points");
+    n
+}
+
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// Cut once in the action, then up to 3 more times during the recovery boots.
+fn random_cuts(
+    name: &str,
+    start: &SimDevice,
+    action: &Action<'_>,
+    check: &Check<'_>,
+    n: u64,
+    base: u64,
+) {
+    let mut rng = base | 1;
+    for k in 0..16 {
+        let mut dev = start.fork(xorshift(&mut rng));
+        dev.rail.cut_after(xorshift(&mut rng) % n.max(1));
+        let _ = action(&mut dev);
+        for _ in 0..3 {
+            dev.rail.restore();
+            dev.rail.cut_after(xorshift(&mut rng) % (n + 4));
+            if boot(&mut dev).is_ok() {
+                break;
+            }
+        }
+        recover(&mut dev);
+        let what = format!("{name} random run {k} (seed {base:#x})");
+        check(
+            &mut dev,
+            &Cut {
+                what,
+                at_end: true,
+                index: None,
+            },
+        );
+    }
+}
+
+fn stage(dev: &mut SimDevice, img: &[u8], permanent: bool) {
+    dev.secondary.program(0, img);
+    let layout = dev.secondary_layout();
+    bootapp::set_pending(&mut dev.secondary, &layout, permanent).unwrap();
+}
+
+fn old_new() -> (Vec<u8>, Vec<u8>) {
+    (app(1, 0, 1500), app(1, 1, 2100))
+}
+
+fn boot_action(dev: &mut SimDevice) -> Result<(), String> {
+    boot(dev).map(|_| ())
+}
+
+fn power_cut_during_swap_boots_new_image(name: &str) -> u64 {
+    let (old, new) = old_new();
+    let mut start = common::device_with(sim_map(name), &old);
+    stage(&mut start, &new, false);
+    // A test image gets one boot: a cut at the very end (the `copy_done` write) may leave
+    // `copy_done` set before the image ever ran, and the next boot reverts, as MCUboot would.
+    let check = |dev: &mut SimDevice, cut: &Cut| {
+        let what = &cut.what;
+        if !holds(dev.primary.data(), &new) {
+            assert!(cut.at_end, "{what}: primary must hold the new image");
+            assert!(
+                holds(dev.primary.data(), &old),
+                "{what}: old image after revert"
+            );
+            assert!(holds(dev.secondary.data(), &new), "{what}: new image kept");
+        }
+    };
+    sweep(&format!("{name}/swap"), &start, &boot_action, &check)
+}
+
+fn power_cut_during_revert_boots_old_image(name: &str) -> u64 {
+    let (old, new) = old_new();
+    let mut start = common::device_with(sim_map(name), &old);
+    stage(&mut start, &new, false);
+    boot(&mut start).unwrap();
+    let check = |dev: &mut SimDevice, cut: &Cut| {
+        let what = &cut.what;
+        assert!(
+            holds(dev.primary.data(), &old),
+            "{what}: primary must hold the old image"
+        );
+        assert_eq!(assert_stable(dev, what).minor, 0);
+    };
+    sweep(&format!("{name}/revert"), &start, &boot_action, &check)
+}
+
+fn power_cut_during_confirm_boots_old_or_new(name: &str) -> u64 {
+    let (old, new) = old_new();
+    let map = sim_map(name);
+    let mut start = common::device_with(map, &old);
+    stage(&mut start, &new, false);
+    boot(&mut start).unwrap();
+    let confirm = |dev: &mut SimDevice| {
+        let layout = dev.primary_layout();
+        bootapp::set_confirmed(&mut dev.primary, &layout).map_err(|e| e.to_string())?;
+        boot(dev).map(|_| ())
+    };
+    let check = |dev: &mut SimDevice, cut: &Cut| {
+        let what = &cut.what;
+        let v = assert_stable(dev, what);
+        let img = if v.minor == 1 { &new } else { &old };
+        assert!(holds(dev.primary.data(), img), "{what}");
+        if map.mode == UpgradeMode::Overwrite {
+            assert_eq!(v.minor, 1, "{what}: overwrite never reverts");
+        }
+    };
+    sweep(&format!("{name}/confirm"), &start, &confirm, &check)
+}
+
+const V10: AppVersion = AppVersion::new(1, 0, 0);
+const V11: AppVersion = AppVersion::new(1, 1, 0);
+
+/// One agent session on a freshly booted device running 1.0.0.
+fn download_session(
+    dev: &mut SimDevice,
+    publ: &Publisher,
+) -> Result<(BootReport, Option<u32>), String> {
+    let keys = [public_key(0)];
+    let mut agent =
+        Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).map_err(|e| e.to_string())?;
+    let report = agent
+        .on_boot(&mut dev.primary, &mut dev.secondary)
+        .map_err(|e| e.to_string())?;
+    if report == BootReport::RebootPending {
+        return Ok((report, None));
+    }
+    let mut now = 0;
+    match run(&mut agent, &mut dev.secondary, publ, &mut now, 100)? {
+        End::Reboot => Ok((report, agent.status().resumed_from)),
+        End::Stalled => Err(format!("download stalled: {:?}", agent.status())),
+    }
+}
+
+fn power_cut_during_download_resumes(name: &str) -> u64 {
+    let (old, new) = old_new();
+    let start = common::device_with(sim_map(name), &old);
+    let publ = Publisher::new(new.clone(), V11);
+    let action = |dev: &mut SimDevice| download_session(dev, &publ).map(|_| ());
+    let check = |dev: &mut SimDevice, cut: &Cut| {
+        let what = &cut.what;
+        assert!(
+            holds(dev.primary.data(), &old) || holds(dev.primary.data(), &new),
+            "{what}"
+        );
+        if !holds(dev.primary.data(), &new) {
+            let (report, resumed) =
+                download_session(dev, &publ).unwrap_or_else(|e| panic!("{what}: {e}"));
+            // Cut 0 is the slot erase, cut 1 the journal header: only then may it start over.
+            if cut.index.is_some_and(|i| i >= 2) && report != BootReport::RebootPending {
+                assert!(resumed.is_some(), "{what}: download restarted from zero");
+            }
+            recover(dev);
+        }
+        assert!(
+            holds(dev.primary.data(), &new),
+            "{what}: new image installed"
+        );
+    };
+    sweep(&format!("{name}/download"), &start, &action, &check)
+}
+
+#[test]
+fn power_cut_sweep_download() {
+    println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
+    for name in SIM_MAPS {
+        assert!(power_cut_during_download_resumes(name) > 0);
+    }
+}
+
+#[test]
+fn power_cut_sweep_swap_revert_confirm() {
+    println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
+    for name in SIM_MAPS {
+        let map = sim_map(name);
+        assert!(power_cut_during_swap_boots_new_image(name) > 0);
+        if map.mode == UpgradeMode::Swap {
+            assert!(power_cut_during_revert_boots_old_image(name) > 0);
+        } else {
+            println!("{name}/revert: 0 cut points (overwrite-only has no revert)");
+        }
+        assert!(power_cut_during_confirm_boots_old_or_new(name) > 0);
+    }
+}

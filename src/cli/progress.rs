@@ -1,0 +1,196 @@
+//! Draws the publisher's events: one indicatif bar per active transfer on a terminal, plain
+//! lines otherwise, or one JSON object per line with `--json`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use otactl::publish::{Event, EventSink};
+
+/// How events are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Bars on stderr, other events as lines above them.
+    Bars,
+    /// Plain lines on stdout (progress every 25 %).
+    Lines,
+    /// One JSON object per line on stdout (progress every 10 %).
+    Json,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    bars: HashMap<String, ProgressBar>,
+}
+
+/// Last progress step printed per topic (for throttled lines).
+type Steps = HashMap<String, u32>;
+
+fn progress_step(steps: &mut Steps, topic: &str, bytes: u32, total: u32, per: u32) -> bool {
+    let step = if total == 0 {
+        per
+    } else {
+        (u64::from(bytes) * u64::from(per) / u64::from(total)) as u32
+    };
+    let last = steps.entry(topic.to_string()).or_insert(0);
+    if step > *last {
+        *last = step;
+        true
+    } else {
+        false
+    }
+}
+
+/// A human line for an event (`None` for progress).
+fn line(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::Connected { filters } => format!("listening on {}", filters.join(", ")),
+        Event::Disconnected { error, retry_ms } => {
+            format!("broker connection lost ({error}); retrying in {retry_ms} ms")
+        }
+        Event::Offered {
+            device,
+            running,
+            version,
+        } => format!("{device}: runs {running}, offered {version}"),
+        Event::NoUpdate {
+            device,
+            running,
+            reason,
+        } => format!("{device}: runs {running}, no update ({reason})"),
+        Event::Started {
+            device,
+            topic,
+            mode,
+            version,
+            total,
+        } => {
+            format!("{device}: sending {version} ({total} bytes, {mode:?}) to {topic}")
+        }
+        Event::Sent {
+            device,
+            version,
+            bytes,
+            millis,
+            ..
+        } => {
+            let rate = f64::from(*bytes) / 1024.0 / 1024.0 / (*millis as f64 / 1000.0).max(0.001);
+            format!("{device}: sent {version}, {bytes} bytes in {millis} ms ({rate:.1} MiB/s)")
+        }
+        Event::Result {
+            device,
+            version,
+            result,
+        } => format!("{device}: {result} ({version})"),
+        Event::Warning { topic, message } => format!("warning: {topic}: {message}"),
+        Event::Progress { .. } => return None,
+    })
+}
+
+/// The sink for `style`.
+pub fn sink(style: Style) -> EventSink {
+    match style {
+        Style::Json => {
+            let steps = Mutex::new(Steps::new());
+            Arc::new(move |e: Event| {
+                if let Event::Progress {
+                    topic,
+                    bytes,
+                    total,
+                    ..
+                } = &e
+                {
+                    let mut s = steps
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if !progress_step(&mut s, topic, *bytes, *total, 10) {
+                        return;
+                    }
+                }
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", e.to_json());
+            })
+        }
+        Style::Lines => {
+            let steps = Mutex::new(Steps::new());
+            Arc::new(move |e: Event| {
+                if let Event::Progress {
+                    device,
+                    topic,
+                    bytes,
+                    total,
+                } = &e
+                {
+                    let mut s = steps
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if progress_step(&mut s, topic, *bytes, *total, 4) {
+                        println!("{device}: {bytes}/{total} bytes");
+                    }
+                    return;
+                }
+                if let Some(l) = line(&e) {
+                    if matches!(e, Event::Warning { .. }) {
+                        eprintln!("{l}");
+                    } else {
+                        println!("{l}");
+                    }
+                }
+            })
+        }
+        Style::Bars => {
+            let state = Mutex::new(Bars {
+                multi: MultiProgress::new(),
+                bars: HashMap::new(),
+            });
+            Arc::new(move |e: Event| {
+                let mut b = state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                bar_event(&mut b, &e);
+            })
+        }
+    }
+}
+
+fn bar_event(b: &mut Bars, e: &Event) {
+    match e {
+        Event::Started {
+            device,
+            topic,
+            total,
+            ..
+        } => {
+            let bar = b.multi.add(ProgressBar::new(u64::from(*total)));
+            let style = ProgressStyle::with_template(
+                "{msg:32} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(device.clone());
+            if let Some(old) = b.bars.insert(topic.clone(), bar) {
+                old.finish_and_clear();
+            }
+        }
+        Event::Progress { topic, bytes, .. } => {
+            if let Some(bar) = b.bars.get(topic) {
+                bar.set_position(u64::from(*bytes));
+            }
+        }
+        Event::Sent { topic, .. } => {
+            if let Some(bar) = b.bars.remove(topic) {
+                bar.finish_and_clear();
+            }
+            if let Some(l) = line(e) {
+                let _ = b.multi.println(l);
+            }
+        }
+        other => {
+            if let Some(l) = line(other) {
+                let _ = b.multi.println(l);
+            }
+        }
+    }
+}

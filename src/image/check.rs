@@ -1,0 +1,132 @@
+//! Checking an image file as MCUboot would (`otactl verify`), with reasons a user can act on.
+
+use std::path::Path;
+
+use anyhow::Context;
+use firmware::image::trailer;
+use firmware::image::verify::{self, OutOfBounds, VerifiedImage, VerifyError};
+use firmware::image::{
+    FlagState, MagicState, ParsedImage, PublicKey, SwapType, TlvKind, TrailerLayout,
+};
+
+use super::{hex, hex_string, FileFormat};
+
+/// Reads an image file: raw binary, or Intel HEX (by extension) converted to bytes from its
+/// lowest address, as `imgtool verify` does.
+///
+/// # Errors
+/// I/O errors and malformed HEX, naming the file.
+pub fn read_image_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match FileFormat::from_path(path) {
+        FileFormat::Bin => Ok(raw),
+        FileFormat::Hex => hex::parse(&raw)
+            .map(|(_, data)| data)
+            .with_context(|| format!("{} is not valid Intel HEX", path.display())),
+    }
+}
+
+/// Validates `image` (hash; with `keys`, key hash and signature).
+///
+/// # Errors
+/// The reason it is invalid, as one line: the [`VerifyError`] plus, for a hash mismatch, the
+/// computed and recorded hashes, and for an unknown key, the image's and the given key hashes.
+pub fn verify_image(image: &[u8], keys: &[PublicKey]) -> Result<VerifiedImage, String> {
+    let mut r: &[u8] = image;
+    let cap = r.len().min(u32::MAX as usize) as u32;
+    verify::validate(&mut r, cap, keys).map_err(|e| explain(&e, image, keys))
+}
+
+fn explain(e: &VerifyError<OutOfBounds>, image: &[u8], keys: &[PublicKey]) -> String {
+    let parsed = ParsedImage::parse(image).ok();
+    let tlv = |kind| {
+        parsed
+            .as_ref()
+            .and_then(|p| p.find(kind))
+            .map(|t| hex_string(t.value))
+    };
+    match e {
+        VerifyError::HashMismatch => {
+            let u = parsed
+                .as_ref()
+                .map_or(0, |p| p.header.unprotected_tlv_offset() as usize);
+            format!(
+                "{e} (computed {}, SHA256 TLV holds {})",
+                hex_string(&crate::sign::sha256(&image[..u.min(image.len())])),
+                tlv(TlvKind::SHA256).unwrap_or_default()
+            )
+        }
+        VerifyError::UnknownKey => {
+            let given: Vec<String> = keys.iter().map(|k| hex_string(&k.key_hash())).collect();
+            let image_key = tlv(TlvKind::KEYHASH)
+                .map(|h| format!("KEYHASH {h}"))
+                .or_else(|| tlv(TlvKind::PUBKEY).map(|k| format!("PUBKEY {k}")))
+                .unwrap_or_default();
+            format!(
+                "{e}: image has {image_key}, given key hash {}",
+                given.join(", ")
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The trailer of a padded image file (one whose length is the slot size), decoded as MCUboot
+/// would read it from a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrailerInfo {
+    /// The geometry guessed from the file: slot size = file length; `A` from the magic.
+    pub layout: TrailerLayout,
+    /// Magic state.
+    pub magic: MagicState,
+    /// `image_ok` byte and state.
+    pub image_ok: (u8, FlagState),
+    /// `copy_done` byte and state.
+    pub copy_done: (u8, FlagState),
+    /// `swap_info` byte and its decoded swap type and image number.
+    pub swap_info: (u8, SwapType, u8),
+    /// `swap_size` (u32).
+    pub swap_size: u32,
+}
+
+/// Decodes the trailer at the end of `file` when the file extends past the image (`image_end`),
+/// as a `--pad`ded image does. `A` is taken from the magic (8 unless the magic says otherwise);
+/// the erased value is the byte right after the image, unless `erased_val` is given.
+#[must_use]
+pub fn read_trailer(file: &[u8], image_end: usize, erased_val: Option<u8>) -> Option<TrailerInfo> {
+    let len = u32::try_from(file.len()).ok()?;
+    if file.len() <= image_end || file.len() < 16 {
+        return None;
+    }
+    let last: [u8; 16] = file[file.len() - 16..].try_into().ok()?;
+    let max_align = if last == trailer::MAGIC_ALIGN8 {
+        8
+    } else if last[2..] == trailer::MAGIC_TAIL_OTHER {
+        match u16::from_le_bytes([last[0], last[1]]) {
+            a @ (16 | 32) => u32::from(a),
+            _ => 8,
+        }
+    } else {
+        8
+    };
+    let erased = erased_val.unwrap_or(file[image_end]);
+    let mut layout = TrailerLayout::new(len, 8, 128, erased, false);
+    layout.max_align = max_align;
+    if len < 4 * max_align + layout.magic_area_size() {
+        return None;
+    }
+    let byte = |off: u32| file[off as usize];
+    let ok = byte(layout.image_ok_off());
+    let cd = byte(layout.copy_done_off());
+    let si = byte(layout.swap_info_off());
+    let (st, num) = trailer::decode_swap_info(si, erased);
+    let so = layout.swap_size_off() as usize;
+    Some(TrailerInfo {
+        layout,
+        magic: layout.magic_state(&last),
+        image_ok: (ok, layout.flag_state(ok)),
+        copy_done: (cd, layout.flag_state(cd)),
+        swap_info: (si, st, num),
+        swap_size: u32::from_le_bytes(file[so..so + 4].try_into().ok()?),
+    })
+}

@@ -1,0 +1,484 @@
+//! Request handling: one [`Server`] shared by the dispatcher and the transfer tasks.
+//!
+//! Nothing here awaits the network while holding a lock, and nothing a device sends can make a
+//! handler fail: every problem becomes one [`Event::Warning`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use firmware::protocol::codec::{encode_no_update, encode_result_received};
+use firmware::protocol::{self, topics, AppVersion, ChunkSize, MessageKind, Request};
+use tokio::sync::Notify;
+
+use super::events::{Event, EventSink, Mode};
+use super::image::ServedImage;
+use super::job::JobTemplate;
+use super::state::State;
+use super::transport::Client;
+
+/// Payloads longer than this on the request topic are ignored unread.
+pub const MAX_REQUEST: usize = 16 * 1024;
+/// At most this many unique topics are remembered (for results and pull progress).
+const MAX_TOPICS: usize = 50_000;
+
+struct Active {
+    id: u64,
+    device: String,
+    abort: tokio::task::AbortHandle,
+}
+
+struct Pull {
+    device: String,
+    started: Instant,
+    bytes: u32,
+}
+
+/// The shared publisher state.
+pub struct Server {
+    pub(super) prefix: String,
+    pub(super) images: HashMap<String, Arc<ServedImage>>,
+    pub(super) template: JobTemplate,
+    pub(super) client: Client,
+    pub(super) events: EventSink,
+    pub(super) state: Mutex<State>,
+    pub(super) dirty: Notify,
+    active: Mutex<HashMap<String, Active>>,
+    topics: Mutex<HashMap<String, String>>,
+    pulls: Mutex<HashMap<String, Pull>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Server {
+    pub(super) fn new(
+        prefix: String,
+        images: HashMap<String, Arc<ServedImage>>,
+        template: JobTemplate,
+        client: Client,
+        events: EventSink,
+        state: State,
+    ) -> Self {
+        Self {
+            prefix,
+            images,
+            template,
+            client,
+            events,
+            state: Mutex::new(state),
+            dirty: Notify::new(),
+            active: Mutex::new(HashMap::new()),
+            topics: Mutex::new(HashMap::new()),
+            pulls: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        (self.events)(e);
+    }
+
+    fn warn(&self, topic: &str, message: String) {
+        self.emit(Event::Warning {
+            topic: topic.to_string(),
+            message,
+        });
+    }
+
+    /// A copy of the state (for saving).
+    pub(super) fn snapshot(&self) -> Option<State> {
+        Some(lock(&self.state).clone())
+    }
+
+    /// Stops every running transfer.
+    pub(super) fn abort_all(&self) {
+        for (_, a) in lock(&self.active).drain() {
+            a.abort.abort();
+        }
+    }
+
+    fn remember_topic(&self, topic: &str, device: &str) {
+        let mut t = lock(&self.topics);
+        if t.len() >= MAX_TOPICS {
+            t.clear();
+        }
+        t.insert(topic.to_string(), device.to_string());
+    }
+
+    fn publish(self: &Arc<Self>, topic: String, payload: Bytes) {
+        let s = Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = s.client.publish(&topic, payload).await;
+        });
+    }
+
+    /// Handles one message from a request topic.
+    pub(super) fn handle(self: &Arc<Self>, topic: &str, payload: &[u8]) {
+        let Some(board) = topics::board_of_request_topic(topic, &self.prefix) else {
+            self.warn(topic, "message on an unexpected topic ignored".into());
+            return;
+        };
+        let Some(image) = self.images.get(board).cloned() else {
+            self.warn(topic, format!("no image for board {board:?}; ignored"));
+            return;
+        };
+        if payload.len() > MAX_REQUEST {
+            self.warn(
+                topic,
+                format!(
+                    "{}-byte message ignored (limit {MAX_REQUEST})",
+                    payload.len()
+                ),
+            );
+            return;
+        }
+        let req = match protocol::decode_request(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(topic, format!("ignored: {e}"));
+                return;
+            }
+        };
+        let device = self.device_key(board, &req);
+        match req.kind {
+            MessageKind::UpdateAvailability => self.on_availability(&image, &device, &req),
+            MessageKind::RequestUpdate => self.on_request_update(&image, &device, &req),
+            MessageKind::SendDirectUpdate => self.on_direct(&image),
+            MessageKind::RequestDataChunk => self.on_chunk_request(&image, &device, &req),
+            MessageKind::Success | MessageKind::Failure => self.on_result(&image, &device, &req),
+            _ => self.warn(topic, format!("{:?} ignored", req.kind)),
+        }
+    }
+
+    fn device_key(&self, board: &str, req: &Request<'_>) -> String {
+        if let Some(serial) = req.serial_number {
+            return format!("{board}/{serial}");
+        }
+        req.unique_topic
+            .and_then(|t| lock(&self.topics).get(t).cloned())
+            .unwrap_or_else(|| format!("{board}/?"))
+    }
+
+    fn running(req: &Request<'_>) -> AppVersion {
+        AppVersion::parse_device(req.version.unwrap_or(""))
+    }
+
+    fn on_availability(self: &Arc<Self>, image: &ServedImage, device: &str, req: &Request<'_>) {
+        let Some(topic) = req.unique_topic else {
+            return;
+        };
+        let running = Self::running(req);
+        self.remember_topic(topic, device);
+        let concurrent = lock(&self.active)
+            .iter()
+            .any(|(t, a)| a.device == device && t != topic);
+        let (decision, settled) = {
+            let mut st = lock(&self.state);
+            let rec = st.device(device, &image.board);
+            rec.shared |= concurrent;
+            let settled = rec.observe_version(running);
+            let decision = rec.decide(running, image.version);
+            if decision.is_ok() {
+                rec.offered = Some(image.version.to_string());
+            }
+            (decision, settled)
+        };
+        self.dirty.notify_one();
+        if let Some(r) = settled {
+            self.emit(Event::Result {
+                device: device.to_string(),
+                version: r.version,
+                result: r.result,
+            });
+        }
+        match decision {
+            Ok(()) => match self.template.render(&image.board, image.version, topic) {
+                Ok(doc) => {
+                    self.publish(topic.to_string(), Bytes::from(doc));
+                    self.emit(Event::Offered {
+                        device: device.to_string(),
+                        running: running.to_string(),
+                        version: image.version.to_string(),
+                    });
+                }
+                Err(e) => self.warn(topic, format!("cannot build the job document: {e:#}")),
+            },
+            Err(why) => {
+                let mut buf = [0u8; 512];
+                if let Ok(n) = encode_no_update(&mut buf, topic) {
+                    self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
+                }
+                self.emit(Event::NoUpdate {
+                    device: device.to_string(),
+                    running: running.to_string(),
+                    reason: why.reason().into(),
+                });
+            }
+        }
+    }
+
+    /// Whether `image` may go to this device now (device rule + blocklist); warns if not.
+    fn may_send(&self, image: &ServedImage, device: &str, req: &Request<'_>, topic: &str) -> bool {
+        if req.version.is_none() {
+            return true;
+        }
+        let running = Self::running(req);
+        let verdict = lock(&self.state)
+            .device(device, &image.board)
+            .decide(running, image.version);
+        if let Err(why) = verdict {
+            self.emit(Event::NoUpdate {
+                device: device.to_string(),
+                running: running.to_string(),
+                reason: why.reason().into(),
+            });
+            self.warn(
+                topic,
+                format!(
+                    "{device} runs {running}: not sending {} ({})",
+                    image.version,
+                    why.reason()
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn on_request_update(
+        self: &Arc<Self>,
+        image: &Arc<ServedImage>,
+        device: &str,
+        req: &Request<'_>,
+    ) {
+        let Some(topic) = req.unique_topic else {
+            return;
+        };
+        self.remember_topic(topic, device);
+        if !self.may_send(image, device, req, topic) {
+            return;
+        }
+        {
+            let mut st = lock(&self.state);
+            let rec = st.device(device, &image.board);
+            rec.sent = None;
+            rec.last_seen = super::state::now();
+        }
+        self.start_push(image, topic, device, Mode::Push);
+    }
+
+    fn on_direct(self: &Arc<Self>, image: &Arc<ServedImage>) {
+        let Ok(topic) = topics::direct_topic(&self.prefix, &image.board) else {
+            return;
+        };
+        if lock(&self.active).contains_key(topic.as_str()) {
+            log::debug!("direct broadcast on {topic} already running");
+            return;
+        }
+        let device = format!("{}/*", image.board);
+        self.start_push(image, &topic, &device, Mode::Direct);
+    }
+
+    /// Streams every chunk of `image` to `topic` (replacing a stream already running there).
+    fn start_push(
+        self: &Arc<Self>,
+        image: &Arc<ServedImage>,
+        topic: &str,
+        device: &str,
+        mode: Mode,
+    ) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let s = Arc::clone(self);
+        let image = Arc::clone(image);
+        let (t, d) = (topic.to_string(), device.to_string());
+        let mut active = lock(&self.active);
+        let task = tokio::spawn(async move { s.push(image, t, d, mode, id).await });
+        let entry = Active {
+            id,
+            device: device.to_string(),
+            abort: task.abort_handle(),
+        };
+        if let Some(old) = active.insert(topic.to_string(), entry) {
+            old.abort.abort();
+        }
+    }
+
+    async fn push(
+        self: Arc<Self>,
+        image: Arc<ServedImage>,
+        topic: String,
+        device: String,
+        mode: Mode,
+        id: u64,
+    ) {
+        let total = image.len();
+        let version = image.version.to_string();
+        self.emit(Event::Started {
+            device: device.clone(),
+            topic: topic.clone(),
+            mode,
+            version: version.clone(),
+            total,
+        });
+        let started = Instant::now();
+        let mut bytes = 0u32;
+        for chunk in &image.chunks {
+            if self.client.publish(&topic, chunk.clone()).await.is_err() {
+                return;
+            }
+            bytes += (chunk.len() - protocol::CHUNK_HEADER_SIZE) as u32;
+            self.emit(Event::Progress {
+                device: device.clone(),
+                topic: topic.clone(),
+                bytes,
+                total,
+            });
+        }
+        {
+            let mut active = lock(&self.active);
+            if active.get(&topic).is_some_and(|a| a.id == id) {
+                active.remove(&topic);
+            }
+        }
+        if mode == Mode::Push {
+            lock(&self.state).device(&device, &image.board).sent = Some(version.clone());
+            self.dirty.notify_one();
+        }
+        self.emit(Event::Sent {
+            device,
+            topic,
+            version,
+            bytes,
+            millis: started.elapsed().as_millis() as u64,
+        });
+    }
+
+    fn on_chunk_request(
+        self: &Arc<Self>,
+        image: &Arc<ServedImage>,
+        device: &str,
+        req: &Request<'_>,
+    ) {
+        let Some(topic) = req.unique_topic else {
+            return;
+        };
+        let total = image.len();
+        let offset = req.offset.unwrap_or(0);
+        if offset >= u64::from(total) {
+            if offset > u64::from(total) {
+                self.warn(
+                    topic,
+                    format!("Offset {offset} is past the end of the {total}-byte image; ignored"),
+                );
+            }
+            return;
+        }
+        let offset = offset as u32;
+        let left = total - offset;
+        let limit = protocol::CHUNK_SIZE.min(protocol::max_chunk_data(topic.len())) as u32;
+        let want = match req.size {
+            None | Some(ChunkSize::Rest) => left,
+            Some(ChunkSize::Bytes(0)) => {
+                self.warn(topic, "Size 0 ignored".into());
+                return;
+            }
+            Some(ChunkSize::Bytes(n)) => {
+                if n > limit.into() {
+                    self.warn(topic, format!("Size {n} too large; sending {limit} bytes"));
+                }
+                u32::try_from(n).unwrap_or(u32::MAX)
+            }
+        };
+        let len = want.min(limit).min(left) as u16;
+        if offset == 0 && !self.may_send(image, device, req, topic) {
+            return;
+        }
+        let Some(chunk) = image.chunk_at(offset, len) else {
+            return;
+        };
+        self.remember_topic(topic, device);
+        self.publish(topic.to_string(), chunk);
+        self.pull_progress(image, topic, device, offset, u32::from(len));
+    }
+
+    fn pull_progress(&self, image: &ServedImage, topic: &str, device: &str, offset: u32, len: u32) {
+        let total = image.len();
+        let version = image.version.to_string();
+        let mut pulls = lock(&self.pulls);
+        if offset == 0 || !pulls.contains_key(topic) {
+            if pulls.len() >= MAX_TOPICS {
+                pulls.clear();
+            }
+            pulls.insert(
+                topic.to_string(),
+                Pull {
+                    device: device.to_string(),
+                    started: Instant::now(),
+                    bytes: 0,
+                },
+            );
+            self.emit(Event::Started {
+                device: device.to_string(),
+                topic: topic.to_string(),
+                mode: Mode::Pull,
+                version: version.clone(),
+                total,
+            });
+        }
+        let Some(p) = pulls.get_mut(topic) else {
+            return;
+        };
+        p.bytes = offset + len;
+        self.emit(Event::Progress {
+            device: p.device.clone(),
+            topic: topic.to_string(),
+            bytes: p.bytes,
+            total,
+        });
+        if offset + len == total {
+            let p = pulls.remove(topic).expect("present");
+            drop(pulls);
+            lock(&self.state).device(device, &image.board).sent = Some(version.clone());
+            self.dirty.notify_one();
+            self.emit(Event::Sent {
+                device: p.device,
+                topic: topic.to_string(),
+                version,
+                bytes: total,
+                millis: p.started.elapsed().as_millis() as u64,
+            });
+        }
+    }
+
+    fn on_result(self: &Arc<Self>, image: &ServedImage, device: &str, req: &Request<'_>) {
+        let Some(topic) = req.unique_topic else {
+            return;
+        };
+        let success = req.kind == MessageKind::Success;
+        let r = {
+            let mut st = lock(&self.state);
+            let rec = st.device(device, &image.board);
+            let version = rec
+                .sent
+                .clone()
+                .or_else(|| rec.offered.clone())
+                .unwrap_or_else(|| image.version.to_string());
+            rec.observe_result(success, &version)
+        };
+        self.dirty.notify_one();
+        self.emit(Event::Result {
+            device: device.to_string(),
+            version: r.version,
+            result: r.result,
+        });
+        let mut buf = [0u8; 512];
+        if let Ok(n) = encode_result_received(&mut buf, topic) {
+            self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
+        }
+    }
+}

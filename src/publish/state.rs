@@ -1,0 +1,273 @@
+//! What the publisher remembers about devices, persisted as JSON (`--state FILE`): running
+//! versions, last results, and per-device blocked versions.
+//!
+//! Devices have no reliable identity on the wire (spec §1.4, §2.1): the unique topic changes
+//! every session, and the example's templates hard-code `SerialNumber`. A device is keyed as
+//! `BOARD/SerialNumber`. Devices that share a serial share a record; the publisher notices two
+//! concurrent sessions under one key and then marks the record `shared`, which turns off revert
+//! detection for it (one device's old version would otherwise block the update for all).
+//!
+//! Blocking (issue item 7): a device that reports `Failure` for version X, or whose next
+//! "Update Availability" after being sent all of X still carries an older version (MCUboot
+//! reverted it), gets X in its `blocked` set and is not offered X again until an operator
+//! clears it (`otactl status --unblock`, `otactl publish --unblock`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use firmware::protocol::AppVersion;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{self, Mode, Overwrite};
+
+/// Format version of the state file.
+pub const STATE_FORMAT: u32 = 1;
+/// At most this many device records are kept (oldest-seen dropped first).
+pub const MAX_DEVICES: usize = 100_000;
+
+/// The persisted state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// [`STATE_FORMAT`].
+    pub format: u32,
+    /// Device records by key (`BOARD/SerialNumber`).
+    pub devices: BTreeMap<String, DeviceRecord>,
+}
+
+/// A device's last result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastResult {
+    /// `success`, `failure`, `updated` or `reverted`.
+    pub result: String,
+    /// The version concerned.
+    pub version: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// One device (or group of devices sharing a serial).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Board string.
+    pub board: String,
+    /// Last reported running version.
+    pub version: Option<String>,
+    /// Unix seconds of the last request.
+    pub last_seen: u64,
+    /// Last version offered in a job document.
+    pub offered: Option<String>,
+    /// Version of which the whole image was sent, awaiting the device's next report.
+    pub sent: Option<String>,
+    /// Last result.
+    pub last_result: Option<LastResult>,
+    /// Versions not to offer again.
+    pub blocked: BTreeSet<String>,
+    /// Several devices report under this key (revert detection off).
+    pub shared: bool,
+}
+
+/// Why no update is offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoUpdate {
+    /// The image is not newer than what the device runs.
+    NotNewer,
+    /// The operator (or a failure/revert) blocked this version for the device.
+    Blocked,
+}
+
+impl NoUpdate {
+    /// snake_case reason.
+    #[must_use]
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotNewer => "not_newer",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// Unix seconds now.
+#[must_use]
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl DeviceRecord {
+    /// The device's own rule plus the blocklist: offer `image` to a device running `running`?
+    ///
+    /// # Errors
+    /// The reason for not offering.
+    pub fn decide(&self, running: AppVersion, image: AppVersion) -> Result<(), NoUpdate> {
+        if !running.accepts(image) {
+            return Err(NoUpdate::NotNewer);
+        }
+        if self.blocked.contains(&image.to_string()) {
+            return Err(NoUpdate::Blocked);
+        }
+        Ok(())
+    }
+
+    /// Records a reported running version; returns a result (`updated` / `reverted`) when this
+    /// report settles a version that was sent.
+    pub fn observe_version(&mut self, running: AppVersion) -> Option<LastResult> {
+        self.version = Some(running.to_string());
+        self.last_seen = now();
+        let sent = self.sent.take()?;
+        let sent_v = AppVersion::parse_strict(&sent)?;
+        let result = if running >= sent_v {
+            "updated"
+        } else if self.shared {
+            return None;
+        } else {
+            self.blocked.insert(sent.clone());
+            "reverted"
+        };
+        let r = LastResult {
+            result: result.into(),
+            version: sent,
+            at: now(),
+        };
+        self.last_result = Some(r.clone());
+        Some(r)
+    }
+
+    /// Records a reported result (`Success` / `Failure`) for `version`.
+    pub fn observe_result(&mut self, success: bool, version: &str) -> LastResult {
+        if !success {
+            self.blocked.insert(version.to_string());
+            self.sent = None;
+        }
+        let r = LastResult {
+            result: if success { "success" } else { "failure" }.into(),
+            version: version.to_string(),
+            at: now(),
+        };
+        self.last_result = Some(r.clone());
+        r
+    }
+}
+
+impl State {
+    /// Reads a state file; a missing file is an empty state.
+    ///
+    /// # Errors
+    /// Unreadable or invalid file (named).
+    pub fn load(path: &Path) -> Result<Self> {
+        match std::fs::read(path) {
+            Ok(b) => {
+                let s: Self = serde_json::from_slice(&b)
+                    .with_context(|| format!("{}: not a publisher state file", path.display()))?;
+                Ok(s)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
+                format: STATE_FORMAT,
+                ..Self::default()
+            }),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the state atomically.
+    ///
+    /// # Errors
+    /// I/O errors (named).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self)?;
+        text.push(b'\n');
+        fsutil::write_atomic(path, &text, Mode::Public, Overwrite::Allow)
+    }
+
+    /// The record for `key`, created for `board` if new (evicting the least recently seen
+    /// record beyond [`MAX_DEVICES`]).
+    pub fn device(&mut self, key: &str, board: &str) -> &mut DeviceRecord {
+        if !self.devices.contains_key(key) && self.devices.len() >= MAX_DEVICES {
+            if let Some(oldest) = self
+                .devices
+                .iter()
+                .min_by_key(|(_, r)| r.last_seen)
+                .map(|(k, _)| k.clone())
+            {
+                self.devices.remove(&oldest);
+            }
+        }
+        self.devices
+            .entry(key.to_string())
+            .or_insert_with(|| DeviceRecord {
+                board: board.to_string(),
+                ..DeviceRecord::default()
+            })
+    }
+
+    /// Clears blocked versions: of one device (`Some(key)`) or all; one version or all.
+    /// Returns how many entries were removed.
+    pub fn unblock(&mut self, key: Option<&str>, version: Option<&str>) -> usize {
+        let mut n = 0;
+        for (k, r) in &mut self.devices {
+            if key.is_some_and(|want| want != k) {
+                continue;
+            }
+            let before = r.blocked.len();
+            match version {
+                Some(v) => {
+                    r.blocked.remove(v);
+                }
+                None => r.blocked.clear(),
+            }
+            n += before - r.blocked.len();
+        }
+        n
+    }
+}
+
+/// The state plus where it lives.
+#[derive(Debug)]
+pub struct Store {
+    /// The state.
+    pub state: State,
+    /// The file, if persisted.
+    pub path: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: AppVersion = AppVersion::new(1, 0, 0);
+    const V2: AppVersion = AppVersion::new(2, 0, 0);
+
+    #[test]
+    fn revert_blocks_and_update_settles() {
+        let mut r = DeviceRecord::default();
+        assert_eq!(r.decide(V1, V2), Ok(()));
+        assert_eq!(r.decide(V2, V2), Err(NoUpdate::NotNewer));
+        r.sent = Some("2.0.0".into());
+        assert_eq!(r.observe_version(V1).unwrap().result, "reverted");
+        assert_eq!(r.decide(V1, V2), Err(NoUpdate::Blocked));
+        let mut ok = DeviceRecord {
+            sent: Some("2.0.0".into()),
+            ..DeviceRecord::default()
+        };
+        assert_eq!(ok.observe_version(V2).unwrap().result, "updated");
+        assert!(ok.blocked.is_empty());
+        let mut shared = DeviceRecord {
+            sent: Some("2.0.0".into()),
+            shared: true,
+            ..DeviceRecord::default()
+        };
+        assert_eq!(shared.observe_version(V1), None);
+        assert!(shared.blocked.is_empty());
+    }
+
+    #[test]
+    fn failure_blocks_and_unblock_clears() {
+        let mut s = State::default();
+        s.device("B/1", "B").observe_result(false, "2.0.0");
+        assert_eq!(s.devices["B/1"].decide(V1, V2), Err(NoUpdate::Blocked));
+        assert_eq!(s.unblock(Some("B/2"), None), 0);
+        assert_eq!(s.unblock(Some("B/1"), Some("2.0.0")), 1);
+        assert_eq!(s.devices["B/1"].decide(V1, V2), Ok(()));
+    }
+}

@@ -1,0 +1,137 @@
+//! `otactl publish`: the update server against a real mosquitto and a test device written from
+//! spec/protocol.md's device rules (tests/publish/device.rs).
+
+mod device;
+mod fixture;
+mod resilience;
+
+use std::time::Duration;
+
+use device::{DeviceConfig, Flow, Outcome};
+use fixture::{config, served, write_image, Running, BOARD};
+use otactl::publish::Event;
+
+use crate::util::Mosquitto;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn updated(o: &Outcome, image: &[u8], what: &str) {
+    match o {
+        Outcome::Updated {
+            image: got,
+            version,
+        } => {
+            assert_eq!(*version, (1, 1, 0), "{what}: header version");
+            assert!(
+                got.len() == image.len() && got == image,
+                "{what}: image differs ({} vs {} bytes)",
+                got.len(),
+                image.len()
+            );
+        }
+        Outcome::NoUpdate(why) => panic!("{what}: no update ({why})"),
+    }
+}
+
+/// Job flow, direct flow and chunk flow each deliver a slot-filling image bit-exact.
+#[test]
+fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        for (i, flow) in [Flow::Job, Flow::Direct, Flow::JobChunks]
+            .into_iter()
+            .enumerate()
+        {
+            let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 100 + i as u16 * 10);
+            d.flow = flow;
+            let t0 = std::time::Instant::now();
+            let o = tokio::time::timeout(Duration::from_secs(60), device::session(&d))
+                .await
+                .expect("bounded");
+            eprintln!("{flow:?}: {:?}", t0.elapsed());
+            updated(&o, &image, &format!("{flow:?}"));
+        }
+        assert_eq!(p.events.count(|e| matches!(e, Event::Sent { .. })), 3);
+        p.stop().await;
+    });
+}
+
+/// Equal versions get "No Update Available"; a device of another board gets nothing.
+#[test]
+fn equal_version_and_other_board_get_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, _) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let same = DeviceConfig::new(broker.port, BOARD, (1, 1, 0), 200);
+        assert!(matches!(
+            device::session(&same).await,
+            Outcome::NoUpdate("invalid_version")
+        ));
+        let newer = DeviceConfig::new(broker.port, BOARD, (2, 0, 0), 201);
+        assert!(matches!(
+            device::session(&newer).await,
+            Outcome::NoUpdate("invalid_version")
+        ));
+        let mut other = DeviceConfig::new(broker.port, "APP_CY8CKIT_062S2_43012", (1, 0, 0), 202);
+        other.job_timeout = Duration::from_secs(2);
+        assert!(matches!(
+            device::session(&other).await,
+            Outcome::NoUpdate("no_update_available")
+        ));
+        assert_eq!(
+            p.events
+                .count(|e| matches!(e, Event::NoUpdate { reason, .. } if reason == "not_newer")),
+            2
+        );
+        assert_eq!(p.events.count(|e| matches!(e, Event::Started { .. })), 0);
+        p.stop().await;
+    });
+}
+
+/// 20 devices update at once, each bit-exact.
+#[test]
+fn twenty_devices_update_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let image = std::sync::Arc::new(image);
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let mut tasks = Vec::new();
+        for i in 0..20u16 {
+            let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 1000 + i * 10);
+            d.flow = if i % 4 == 3 {
+                Flow::JobChunks
+            } else {
+                Flow::Job
+            };
+            d.data_timeout = Duration::from_secs(90);
+            tasks.push(tokio::spawn(async move { device::session(&d).await }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            let o = tokio::time::timeout(Duration::from_secs(120), t)
+                .await
+                .expect("bounded")
+                .unwrap();
+            updated(&o, &image, &format!("device {i}"));
+        }
+        p.stop().await;
+    });
+}

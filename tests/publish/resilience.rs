@@ -1,0 +1,317 @@
+//! Malformed input, broker restarts, blocklist persistence, share-group failover.
+
+use std::io::BufRead as _;
+use std::time::Duration;
+
+use otactl::publish::Event;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+
+use super::device::{self, DeviceConfig, Flow, Outcome};
+use super::fixture::{config, served, write_image, write_key, Running, BOARD};
+use super::{rt, updated};
+use crate::util::{otactl, Mosquitto};
+
+const REQ: &str = "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/publish_notify";
+
+/// Every input of issue item 8, each expecting one warning (substring).
+fn malformed() -> Vec<(Vec<u8>, &'static str)> {
+    let t = "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/999";
+    vec![
+        (b"{\"Message\": \"Request Update\", ".to_vec(), "malformed JSON"),
+        (b"".to_vec(), "malformed JSON"),
+        (vec![0xff, 0xfe, b'{'], "malformed JSON"),
+        (b"{\"Message\": \"Request Update\", \"Version\": \"1.0.0\"}".to_vec(), "UniqueTopicName"),
+        (b"{\"Message\": \"Update Availability\", \"UniqueTopicName\": \"a/+/b\"}".to_vec(), "UniqueTopicName"),
+        (b"{\"Message\": \"Request Update\", \"UniqueTopicName\": \"a/#\"}".to_vec(), "UniqueTopicName"),
+        (format!("{{\"Message\": \"Request Data Chunk\", \"UniqueTopicName\": \"{t}\", \"Offset\": \"99999999\", \"Size\": \"4096\"}}").into_bytes(), "past the end"),
+        (format!("{{\"Message\": \"Request Data Chunk\", \"UniqueTopicName\": \"{t}\", \"Offset\": \"0\", \"Size\": \"1000000000\"}}").into_bytes(), "too large"),
+        (b"{\"Message\": \"Make Coffee\", \"UniqueTopicName\": \"x/y\"}".to_vec(), "unknown"),
+        (vec![b' '; 20_000], "limit"),
+    ]
+}
+
+/// Each malformed input arrives while another device downloads: one warning each, and the
+/// download (and a later one) still completes.
+#[test]
+fn malformed_inputs_are_warned_about_while_a_device_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 300);
+        d.flow = Flow::JobChunks;
+        let dl = tokio::spawn(async move { device::session(&d).await });
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Started { .. }),
+                    Duration::from_secs(10)
+                )
+                .await
+        );
+        let mut o = MqttOptions::new("attacker", "127.0.0.1", broker.port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (c, mut el) = AsyncClient::new(o, 64);
+        let pump = tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("attacker: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+        let inputs = malformed();
+        for (payload, _) in &inputs {
+            c.publish(REQ, QoS::AtLeastOnce, false, payload.clone())
+                .await
+                .unwrap();
+        }
+        let o = tokio::time::timeout(Duration::from_secs(60), dl)
+            .await
+            .expect("bounded")
+            .unwrap();
+        updated(&o, &image, "device downloading during the attack");
+        for (payload, needle) in &inputs {
+            let ok = p
+                .events
+                .wait_for(
+                    |e| matches!(e, Event::Warning { message, .. } if message.contains(needle)),
+                    Duration::from_secs(10),
+                )
+                .await;
+            assert!(
+                ok,
+                "no warning containing {needle:?} for {:?}",
+                String::from_utf8_lossy(&payload[..payload.len().min(60)])
+            );
+        }
+        let warnings = p.events.count(|e| matches!(e, Event::Warning { .. }));
+        assert!(
+            warnings >= inputs.len(),
+            "{warnings} warnings for {} inputs",
+            inputs.len()
+        );
+        let after = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 310);
+        updated(
+            &device::session(&after).await,
+            &image,
+            "device after the attack",
+        );
+        pump.abort();
+        p.stop().await;
+    });
+}
+
+/// The broker is killed and restarted mid-transfer: the publisher reconnects by itself and the
+/// device's next session completes.
+#[test]
+fn broker_restart_mid_transfer_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 400);
+        d.flow = Flow::JobChunks;
+        d.data_timeout = Duration::from_secs(3);
+        let dl = tokio::spawn(device::until_updated(d, Duration::from_secs(90)));
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Progress { bytes, .. } if *bytes > 100_000),
+                    Duration::from_secs(20)
+                )
+                .await
+        );
+        tokio::task::block_in_place(|| broker.restart());
+        let o = tokio::time::timeout(Duration::from_secs(100), dl)
+            .await
+            .expect("bounded")
+            .unwrap();
+        updated(&o, &image, "device after broker restart");
+        assert!(p.events.count(|e| matches!(e, Event::Disconnected { .. })) >= 1);
+        assert!(p.events.count(|e| matches!(e, Event::Connected { .. })) >= 2);
+        p.stop().await;
+    });
+}
+
+/// A device that comes back on its old version after being sent X is not offered X again,
+/// also after a publisher restart, until the operator unblocks it.
+#[test]
+fn blocklist_survives_a_publisher_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let state = dir.path().join("state.json");
+    let cfg = || {
+        let mut c = config(broker.port, vec![served(BOARD, &path)]);
+        c.state_file = Some(state.clone());
+        c
+    };
+    let d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 500);
+    let device_key = format!("{BOARD}/{}", d.serial);
+    rt().block_on(async {
+        let p = Running::start(cfg()).await;
+        updated(&device::session(&d).await, &image, "first download");
+        // MCUboot reverted the test swap: the device asks again, still on 1.0.0.
+        assert!(matches!(
+            device::session(&d).await,
+            Outcome::NoUpdate("invalid_version")
+        ));
+        assert_eq!(
+            p.events
+                .count(|e| matches!(e, Event::Result { result, .. } if result == "reverted")),
+            1
+        );
+        p.stop().await;
+
+        let p = Running::start(cfg()).await;
+        assert!(matches!(
+            device::session(&d).await,
+            Outcome::NoUpdate("invalid_version")
+        ));
+        assert_eq!(
+            p.events
+                .count(|e| matches!(e, Event::NoUpdate { reason, .. } if reason == "blocked")),
+            1
+        );
+        p.stop().await;
+    });
+    let out = otactl()
+        .args(["status", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&device_key) && text.contains("reverted 1.1.0"),
+        "{text}"
+    );
+    let out = otactl()
+        .args(["status", "--state"])
+        .arg(&state)
+        .args(["--unblock", &device_key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt().block_on(async {
+        let p = Running::start(cfg()).await;
+        updated(&device::session(&d).await, &image, "after unblock");
+        p.stop().await;
+    });
+}
+
+/// Starts `otactl publish` in a share group; returns the child.
+fn spawn_publisher(
+    dir: &std::path::Path,
+    port: u16,
+    n: u32,
+    image: &std::path::Path,
+    key: &std::path::Path,
+) -> std::process::Child {
+    otactl()
+        .args([
+            "publish",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{port}"),
+            "--board",
+            BOARD,
+            "--image",
+        ])
+        .arg(image)
+        .arg("--key")
+        .arg(key)
+        .arg("--state")
+        .arg(dir.join(format!("state-{n}.json")))
+        .args([
+            "--share-group",
+            "otactl",
+            "--json",
+            "--client-id",
+            &format!("pub-{n}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) for a JSON line on the child's stdout containing `needle`.
+fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str, limit: Duration) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Two publishers in one MQTT 5 share group; one is killed mid-update; the update completes.
+#[test]
+fn share_group_survives_losing_a_publisher() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let key = write_key(dir.path());
+    let mut a = spawn_publisher(dir.path(), broker.port, 1, &path, &key);
+    let mut b = spawn_publisher(dir.path(), broker.port, 2, &path, &key);
+    let (la, lb) = (lines_of(&mut a), lines_of(&mut b));
+    assert!(
+        wait_line(&la, "\"connected\"", Duration::from_secs(15)),
+        "publisher 1 did not subscribe"
+    );
+    assert!(
+        wait_line(&lb, "\"connected\"", Duration::from_secs(15)),
+        "publisher 2 did not subscribe"
+    );
+    rt().block_on(async {
+        let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 600);
+        d.flow = Flow::JobChunks;
+        d.data_timeout = Duration::from_secs(3);
+        let dl = tokio::spawn(device::until_updated(d, Duration::from_secs(60)));
+        let la_started =
+            tokio::task::block_in_place(|| wait_line(&la, "\"progress\"", Duration::from_secs(20)));
+        assert!(la_started, "publisher 1 served nothing");
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let o = tokio::time::timeout(Duration::from_secs(70), dl)
+            .await
+            .expect("bounded")
+            .unwrap();
+        updated(&o, &image, "device after losing a publisher");
+    });
+    let _ = b.kill();
+    let _ = b.wait();
+}
