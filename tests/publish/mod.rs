@@ -1,7 +1,7 @@
 //! `otactl publish`: the update server against a real mosquitto and a test device written from
 //! spec/protocol.md's device rules (tests/publish/device.rs).
 
-mod device;
+pub(crate) mod device;
 mod fixture;
 mod resilience;
 
