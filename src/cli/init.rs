@@ -549,13 +549,9 @@ fn check_host(s: &str) -> Result<(), String> {
 }
 
 fn check_url(s: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Err("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]".into());
-    };
-    if !matches!(scheme, "mqtt" | "mqtts") {
-        return Err(format!("unsupported scheme {scheme}: use mqtt or mqtts"));
-    }
-    check_host(rest.trim_end_matches('/'))
+    otactl::mqtt::BrokerUrl::parse(s)
+        .map(drop)
+        .map_err(|e| e.reason)
 }
 
 #[cfg(test)]
