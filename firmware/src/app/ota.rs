@@ -30,6 +30,8 @@ struct Ctx {
     start: Instant,
     last: Status,
     shown_pct: u32,
+    /// The outcome of the last update check that found nothing (repeats are not narrated).
+    quiet_check: Option<String>,
 }
 
 impl Ctx {
@@ -79,6 +81,7 @@ async fn run(
         start: Instant::now(),
         last: idle_status(),
         shown_pct: 0,
+        quiet_check: None,
     };
     let tick = u32::try_from(cx.now() & 0xffff_ffff).unwrap_or(0);
     let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, tick) {
@@ -109,7 +112,10 @@ async fn run(
     // The agent's first check is due at once; the example waits CY_OTA_INITIAL_CHECK_SECS.
     tokio::time::sleep(cfg.check_interval.min(Duration::from_secs(1))).await;
     loop {
-        let id = topics::client_id("CY_IOT_DEVICE", u32::try_from(cx.now() & 0xffff).unwrap_or(0));
+        let id = topics::client_id(
+            "CY_IOT_DEVICE",
+            u32::try_from(cx.now() & 0xffff).unwrap_or(0),
+        );
         match Link::connect(cfg, tls.as_ref(), &id).await {
             Ok(link) => {
                 if let Some(why) = session(cfg, &mut agent, &mut cx, link).await {
@@ -142,7 +148,10 @@ async fn session(
     let now = cx.now();
     let out = match agent.confirm(now, &mut cx.dev.primary) {
         Ok(Some(o)) => {
-            say("ota", "image confirmed (image_ok written): this version stays");
+            say(
+                "ota",
+                "image confirmed (image_ok written): this version stays",
+            );
             owned(Some(o))
         }
         Ok(None) => None,
@@ -241,26 +250,44 @@ fn narrate(cx: &mut Ctx, now: Status) {
     let before = cx.last;
     cx.last = now;
     match (before.phase, now.phase) {
-        (Phase::Idle | Phase::AwaitingConfirm, Phase::WaitingForJob) => {
+        (Phase::Idle | Phase::AwaitingConfirm, Phase::WaitingForJob)
+            if cx.quiet_check.is_none() =>
+        {
             say("ota", "asking the publisher for an update");
         }
-        (Phase::WaitingForJob, Phase::Idle) => match now.last_error {
-            Some(code) => say("ota", &format!("no update: {code}")),
-            None => say("ota", "no update"),
-        },
+        (Phase::WaitingForJob, Phase::Idle) => {
+            let why = now
+                .last_error
+                .map_or_else(|| "no update".to_string(), |c| format!("no update: {c}"));
+            if cx.quiet_check.as_deref() != Some(why.as_str()) {
+                say("ota", &format!("{why} (asking again every check interval)"));
+                cx.quiet_check = Some(why);
+            }
+        }
         (Phase::WaitingForJob, Phase::Downloading) => {
+            cx.quiet_check = None;
             cx.shown_pct = 0;
             match now.resumed_from {
-                Some(at) if at > 0 => say("ota", &format!("update accepted; resuming the download at {at} bytes")),
-                _ => say("ota", "update accepted; downloading into the secondary slot"),
+                Some(at) if at > 0 => say(
+                    "ota",
+                    &format!("update accepted; resuming the download at {at} bytes"),
+                ),
+                _ => say(
+                    "ota",
+                    "update accepted; downloading into the secondary slot",
+                ),
             }
         }
         (Phase::Downloading, Phase::Downloading) => {
             if let Some(total) = now.total.filter(|t| *t > 0) {
-                let pct = u32::try_from(u64::from(now.received) * 100 / u64::from(total)).unwrap_or(100);
+                let pct =
+                    u32::try_from(u64::from(now.received) * 100 / u64::from(total)).unwrap_or(100);
                 if pct >= cx.shown_pct + 10 || (pct == 100 && cx.shown_pct < 100) {
                     cx.shown_pct = pct - pct % 10;
-                    say("ota", &format!("download {pct:>3}% ({}/{total} bytes)", now.received));
+                    say(
+                        "ota",
+                        &format!("download {pct:>3}% ({}/{total} bytes)", now.received),
+                    );
                 }
             }
         }

@@ -33,12 +33,12 @@ fn parse(args: &[String]) -> Result<BoardConfig, String> {
     let mut take = |k: &str| get.remove(k);
     let need = |v: Option<String>, k: &str| v.ok_or_else(|| format!("--{k} is required\n{USAGE}"));
     let num = |v: Option<String>, k: &str, default: u64| -> Result<u64, String> {
-        v.map_or(Ok(default), |s| s.parse().map_err(|_| format!("--{k} {s:?}: not a number")))
+        v.map_or(Ok(default), |s| {
+            s.parse().map_err(|_| format!("--{k} {s:?}: not a number"))
+        })
     };
     let flash = PathBuf::from(need(take("flash"), "flash")?);
-    let mut env = vec![
-        ("OTA_DEVICE_FLASH".to_string(), flash.display().to_string()),
-    ];
+    let mut env = vec![("OTA_DEVICE_FLASH".to_string(), flash.display().to_string())];
     let flashmap = PathBuf::from(need(take("flashmap"), "flashmap")?);
     env.push(("OTA_DEVICE_FLASHMAP".into(), flashmap.display().to_string()));
     let pubkey = PathBuf::from(need(take("pubkey"), "pubkey")?);
@@ -69,7 +69,10 @@ fn parse(args: &[String]) -> Result<BoardConfig, String> {
             0,
         )?),
         max_boots: take("max-boots")
-            .map(|s| s.parse().map_err(|_| format!("--max-boots {s:?}: not a number")))
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("--max-boots {s:?}: not a number"))
+            })
             .transpose()?,
         app_env: env,
     };

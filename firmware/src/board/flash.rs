@@ -65,7 +65,10 @@ impl NorFlash for Watched<'_> {
             if self.erased % 8 == 1 {
                 transcript::line(
                     "boot",
-                    &format!("  … {name} sector at {from:#x} rewritten ({} so far)", self.erased),
+                    &format!(
+                        "  … {name} sector at {from:#x} rewritten ({} so far)",
+                        self.erased
+                    ),
                 );
             }
         }
@@ -106,7 +109,11 @@ pub fn provision(dev: &mut SimDevice, image: &[u8]) -> Result<(), String> {
 ///
 /// # Errors
 /// Flash or file errors.
-pub fn extract_app(dev: &mut SimDevice, img: &VerifiedImage, dir: &Path) -> Result<PathBuf, String> {
+pub fn extract_app(
+    dev: &mut SimDevice,
+    img: &VerifiedImage,
+    dir: &Path,
+) -> Result<PathBuf, String> {
     let start = u32::from(img.header.hdr_size);
     let mut payload = vec![0u8; img.header.img_size as usize];
     dev.primary
