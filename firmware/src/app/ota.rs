@@ -292,6 +292,11 @@ fn narrate(cx: &mut Ctx, now: Status) {
             }
         }
         (Phase::Downloading, Phase::ReadyToReboot) => {
+            if cx.shown_pct < 100 {
+                cx.shown_pct = 100;
+                let t = before.total.unwrap_or(0);
+                say("ota", &format!("download 100% ({t}/{t} bytes)"));
+            }
             say("ota", "image verified and marked pending (test swap)");
         }
         (Phase::Downloading, Phase::Idle) => match now.last_error {
