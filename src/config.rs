@@ -18,7 +18,12 @@
 //! ```
 //!
 //! Values may be strings, integers, booleans or arrays of those (for repeatable options).
-//! Relative paths are used as written, relative to the directory otactl runs in.
+//! Relative paths in the file are relative to the directory that holds the file (for the usual
+//! `./otactl.toml` that is the directory otactl runs in), so `otactl --config ../proj/otactl.toml`
+//! finds the same key and flash map as running inside `../proj`.
+//!
+//! Keys that match no option are reported (see [`ConfigFile::unknown_keys`]) so a typo does not
+//! silently fall back to a default.
 
 use std::path::{Path, PathBuf};
 
@@ -44,12 +49,7 @@ impl ConfigFile {
     /// # Errors
     /// A named file that is missing, or any file that is not valid TOML (named in the error).
     pub fn discover(explicit: Option<&Path>) -> Result<Self> {
-        let env = std::env::var_os(ENV_CONFIG).map(PathBuf::from);
-        let (path, must_exist) = match (explicit, env) {
-            (Some(p), _) => (p.to_path_buf(), true),
-            (None, Some(p)) => (p, true),
-            (None, None) => (PathBuf::from(FILE_NAME), false),
-        };
+        let (path, must_exist) = Self::location(explicit);
         if !path.exists() {
             if must_exist {
                 bail!("config file {} does not exist", path.display());
@@ -57,6 +57,17 @@ impl ConfigFile {
             return Ok(Self::default());
         }
         Self::load(&path)
+    }
+
+    /// Where the config file is (or would be written): `explicit`, else `$OTACTL_CONFIG`, else
+    /// `./otactl.toml`; the flag says whether it was named (and so must exist to be read).
+    #[must_use]
+    pub fn location(explicit: Option<&Path>) -> (PathBuf, bool) {
+        match (explicit, std::env::var_os(ENV_CONFIG)) {
+            (Some(p), _) => (p.to_path_buf(), true),
+            (None, Some(p)) if !p.is_empty() => (PathBuf::from(p), true),
+            _ => (PathBuf::from(FILE_NAME), false),
+        }
     }
 
     /// Loads a given file.
@@ -89,6 +100,38 @@ impl ConfigFile {
     #[must_use]
     pub fn table(&self) -> &toml::Table {
         &self.table
+    }
+
+    /// The directory relative paths in this file are resolved against (`None`: the current
+    /// directory).
+    #[must_use]
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.path
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
+    /// `value` (a path read from this file) made usable from the current directory: relative
+    /// paths are joined to [`base_dir`](Self::base_dir).
+    #[must_use]
+    pub fn resolve_path(&self, value: &str) -> String {
+        match self.base_dir() {
+            Some(dir) if !value.is_empty() && Path::new(value).is_relative() => {
+                dir.join(value).to_string_lossy().into_owned()
+            }
+            _ => value.to_owned(),
+        }
+    }
+
+    /// Keys of the file that no option uses: `known(path, key)` says whether the subcommand at
+    /// `path` (empty for top-level options) has a long option `key`. `[defaults]` keys must be
+    /// known to at least one subcommand (`known(&["*"], key)`). Returned as `[table] key` texts.
+    #[must_use]
+    pub fn unknown_keys(&self, known: &dyn Fn(&[&str], &str) -> bool) -> Vec<String> {
+        let mut out = Vec::new();
+        walk_unknown(&self.table, &mut Vec::new(), known, &mut out);
+        out
     }
 
     /// The value(s) for option `key` of the subcommand at `path` (e.g. `["certs", "gen"]`),
@@ -125,6 +168,158 @@ impl ConfigFile {
     }
 }
 
+/// The commented template `otactl init` fills in (`templates/otactl.toml`).
+pub const TEMPLATE: &str = include_str!("../templates/otactl.toml");
+
+/// Where devices and the publisher meet (the `otactl init` broker question).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Broker {
+    /// The broker built into `otactl publish` (plain MQTT), listening on `listen`.
+    Embedded {
+        /// `ADDR:PORT` to listen on (`0.0.0.0:1883` lets boards on the network connect).
+        listen: String,
+    },
+    /// A mosquitto on this machine; `host` is the address devices use to reach it.
+    Mosquitto {
+        /// IP address or host name of this machine as the devices see it.
+        host: String,
+    },
+    /// AWS IoT Core: the account's device data endpoint (`xxxx-ats.iot.REGION.amazonaws.com`).
+    Aws {
+        /// The endpoint host name.
+        endpoint: String,
+    },
+    /// Any other broker, as `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
+    Url(String),
+}
+
+impl Broker {
+    /// The URL `otactl publish --broker` connects to (`None`: the embedded broker). Ports follow
+    /// Infineon's example: 8884 for a local mosquitto with certificates, 1883 without TLS, 8883
+    /// for AWS IoT.
+    #[must_use]
+    pub fn url(&self, tls: bool) -> Option<String> {
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        let port = if tls { 8884 } else { 1883 };
+        match self {
+            Self::Embedded { .. } => None,
+            Self::Mosquitto { host } => Some(format!("{scheme}://{}:{port}", url_host(host))),
+            Self::Aws { endpoint } => Some(format!("mqtts://{endpoint}:8883")),
+            Self::Url(u) => Some(u.clone()),
+        }
+    }
+
+    /// Whether `otactl certs gen` makes this broker's certificate (a local mosquitto).
+    #[must_use]
+    pub fn certs_are_ours(&self) -> bool {
+        matches!(self, Self::Mosquitto { .. })
+    }
+}
+
+fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// Everything `otactl init` asks for; [`Project::render`] turns it into `otactl.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    /// The board string (`CY_TARGET_BOARD_STRING`).
+    pub board: String,
+    /// The flash map file.
+    pub flashmap: PathBuf,
+    /// The broker.
+    pub broker: Broker,
+    /// Mutual TLS on (certificates from `otactl certs gen` or the cloud provider).
+    pub tls: bool,
+    /// The signing key file.
+    pub key: PathBuf,
+    /// `COMPANY_TOPIC_PREPEND`.
+    pub topic_prefix: String,
+    /// Where the publisher's TLS material is (`otactl certs gen --out`).
+    pub certs_dir: PathBuf,
+}
+
+impl Project {
+    /// The publisher's CA, certificate and private key under [`certs_dir`](Self::certs_dir).
+    #[must_use]
+    pub fn publisher_tls(&self) -> [PathBuf; 3] {
+        ["ca.crt", "publisher.crt", "publisher.key"].map(|n| self.certs_dir.join(n))
+    }
+
+    /// The `otactl.toml` text: [`TEMPLATE`] with every `{field}` replaced by a TOML value. Lines
+    /// that only apply with TLS (`{tls}`) are commented out without it.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let p = |p: &Path| q(&p.to_string_lossy());
+        let broker = match (&self.broker, self.broker.url(self.tls)) {
+            (Broker::Embedded { listen }, _) => format!(
+                "# The broker built into otactl publish (plain MQTT); 0.0.0.0:1883 lets boards on\n\
+                 # your network connect.\nembedded-broker = {}",
+                q(listen)
+            ),
+            (other, Some(url)) => {
+                let what = match other {
+                    Broker::Mosquitto { .. } => "A mosquitto on this machine",
+                    Broker::Aws { .. } => "AWS IoT Core (certificates from the AWS console)",
+                    _ => "Your broker",
+                };
+                format!("# {what}.\nbroker = {}", q(&url))
+            }
+            (_, None) => unreachable!("only the embedded broker has no URL"),
+        };
+        let [ca, cert, key] = self.publisher_tls();
+        let tls = if self.tls { "" } else { "# " };
+        let fields: [(&str, String); 9] = [
+            ("{board}", q(&self.board)),
+            ("{topic_prefix}", q(&self.topic_prefix)),
+            ("{key}", p(&self.key)),
+            ("{flashmap}", p(&self.flashmap)),
+            ("{broker}", broker),
+            ("{tls}", tls.to_owned()),
+            ("{ca}", p(&ca)),
+            ("{cert}", p(&cert)),
+            ("{client_key}", p(&key)),
+        ];
+        let mut out = TEMPLATE.to_owned();
+        for (name, value) in fields {
+            out = out.replace(name, &value);
+        }
+        out
+    }
+}
+
+fn walk_unknown<'a>(
+    table: &'a toml::Table,
+    path: &mut Vec<&'a str>,
+    known: &dyn Fn(&[&str], &str) -> bool,
+    out: &mut Vec<String>,
+) {
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(sub) if path.is_empty() && key == "defaults" => {
+                for k in sub.keys() {
+                    if !known(&["*"], k) {
+                        out.push(format!("[defaults] {k}"));
+                    }
+                }
+            }
+            toml::Value::Table(sub) => {
+                path.push(key);
+                walk_unknown(sub, path, known, out);
+                path.pop();
+            }
+            _ if known(path, key) => {}
+            _ if path.is_empty() => out.push(key.clone()),
+            _ => out.push(format!("[{}] {key}", path.join("."))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +343,33 @@ mod tests {
             Some(vec!["127.0.0.1".into(), "::1".into()])
         );
         assert_eq!(c.lookup(&["sign"], "nope").unwrap(), None);
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let mut c = ConfigFile::parse("").unwrap();
+        assert_eq!(c.resolve_path("keys/a.pem"), "keys/a.pem");
+        c.path = Some(PathBuf::from("otactl.toml"));
+        assert_eq!(c.resolve_path("keys/a.pem"), "keys/a.pem");
+        c.path = Some(PathBuf::from("proj/otactl.toml"));
+        assert_eq!(c.resolve_path("keys/a.pem"), "proj/keys/a.pem");
+        assert_eq!(c.resolve_path("/abs/a.pem"), "/abs/a.pem");
+    }
+
+    #[test]
+    fn unknown_keys_are_listed_with_their_table() {
+        let c = ConfigFile::parse(
+            "verbose = 1\ntypo = 2\n[defaults]\nkey = \"a\"\nkye = \"b\"\n[sign]\nkey = \"k\"\nflashmpa = \"f\"\n[certs.gen]\nout = \"c\"\n",
+        )
+        .unwrap();
+        let known = |path: &[&str], key: &str| match path {
+            [] => key == "verbose",
+            ["*"] | ["sign"] => key == "key",
+            ["certs", "gen"] => key == "out",
+            _ => false,
+        };
+        let mut got = c.unknown_keys(&known);
+        got.sort();
+        assert_eq!(got, ["[defaults] kye", "[sign] flashmpa", "typo"]);
     }
 }

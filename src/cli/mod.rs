@@ -17,6 +17,7 @@ mod init;
 mod job;
 mod keys;
 mod progress;
+mod prompt;
 mod publish;
 mod sign;
 mod status;
@@ -50,6 +51,9 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+    /// Config keys that match no option (filled by [`parse`]).
+    #[arg(skip)]
+    pub config_warnings: Vec<String>,
 }
 
 /// Options every subcommand accepts.
@@ -58,8 +62,9 @@ pub struct GlobalArgs {
     /// Read defaults from this file instead of ./otactl.toml (also OTACTL_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Never prompt: a missing answer is an error naming the flag to pass.
-    #[arg(long, global = true)]
+    /// Never prompt: a missing answer is an error naming the flag to pass (also
+    /// OTACTL_NON_INTERACTIVE=1; implied when stdin is not a terminal).
+    #[arg(long, global = true, env = "OTACTL_NON_INTERACTIVE", value_parser = clap::builder::BoolishValueParser::new())]
     pub non_interactive: bool,
 }
 
@@ -85,7 +90,7 @@ pub enum Command {
     /// Print the job document ("Update Available") for a signed image.
     Job(job::Cmd),
     /// Serve updates to devices over MQTT.
-    Publish(publish::Cmd),
+    Publish(Box<publish::Cmd>),
     /// Show devices, versions, results and blocked versions from a publisher's state file.
     Status(status::Cmd),
     /// Run the whole update story on this machine: broker, publisher and a simulated board.
@@ -103,10 +108,13 @@ pub struct Ctx {
     pub quiet: bool,
     /// `-v` count.
     pub verbose: u8,
-    /// Never prompt (flag, or no terminal on stdin).
+    /// Never prompt (flag, `OTACTL_NON_INTERACTIVE`, or no terminal on stdin).
     pub non_interactive: bool,
     /// The loaded `otactl.toml` (empty if none).
     pub config: ConfigFile,
+    /// Where the config file is or would be written (`--config`, `OTACTL_CONFIG`, or
+    /// `./otactl.toml`).
+    pub config_path: PathBuf,
 }
 
 impl Ctx {
@@ -119,19 +127,37 @@ impl Ctx {
 
 /// Parses the command line with `otactl.toml` and `OTACTL_*` defaults layered underneath.
 ///
+/// Config keys that match no option end up in [`Cli::config_warnings`] (printed by [`run`] once
+/// logging is set up).
+///
 /// # Errors
-/// clap errors (exit through `clap::Error::exit`), or an unreadable config file.
+/// clap errors (exit through `clap::Error::exit`), or an unreadable config file. `otactl init`
+/// tolerates a missing or broken config file: it is the command that writes one.
 pub fn parse<I, T>(args: I) -> Result<(Cli, ConfigFile), ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let config =
-        ConfigFile::discover(explicit_config(&args).as_deref()).map_err(ParseError::Config)?;
-    let cmd = layer(Cli::command(), &config, &mut Vec::new()).map_err(ParseError::Config)?;
+    let config = match ConfigFile::discover(explicit_config(&args).as_deref()) {
+        Ok(config) => config,
+        Err(_) if subcommand_name(&args).as_deref() == Some("init") => ConfigFile::default(),
+        Err(e) => return Err(ParseError::Config(e)),
+    };
+    let mut known = KnownOptions::default();
+    let cmd =
+        layer(Cli::command(), &config, &mut Vec::new(), &mut known).map_err(ParseError::Config)?;
     let matches = cmd.try_get_matches_from(args).map_err(ParseError::Clap)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    let file = config
+        .path
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    cli.config_warnings = config
+        .unknown_keys(&|path, key| known.contains(path, key))
+        .into_iter()
+        .map(|k| format!("{file}: `{k}` matches no option; it is ignored"))
+        .collect();
     Ok((cli, config))
 }
 
@@ -161,44 +187,89 @@ fn explicit_config(args: &[OsString]) -> Option<PathBuf> {
     None
 }
 
+/// The subcommand named on the command line, found without defaults or validation.
+fn subcommand_name(args: &[OsString]) -> Option<String> {
+    Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok()?
+        .subcommand_name()
+        .map(str::to_owned)
+}
+
 /// The environment variable for a long option: `OTACTL_` + upper snake case.
 pub fn env_name(long: &str) -> String {
     format!("OTACTL_{}", long.to_ascii_uppercase().replace('-', "_"))
 }
 
-const NOT_LAYERED: [&str; 4] = ["help", "version", "config", "non-interactive"];
+/// Which long options exist where (for reporting config keys that match nothing).
+#[derive(Default)]
+struct KnownOptions {
+    /// `"certs.gen"`-style subcommand path → long names.
+    by_path: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// Long names of any subcommand (for `[defaults]`).
+    anywhere: std::collections::HashSet<String>,
+}
+
+impl KnownOptions {
+    fn add(&mut self, path: &[String], long: &str) {
+        self.by_path
+            .entry(path.join("."))
+            .or_default()
+            .insert(long.to_owned());
+        if !path.is_empty() {
+            self.anywhere.insert(long.to_owned());
+        }
+    }
+
+    fn contains(&self, path: &[&str], key: &str) -> bool {
+        if path == ["*"] {
+            return self.anywhere.contains(key);
+        }
+        self.by_path
+            .get(&path.join("."))
+            .is_some_and(|s| s.contains(key))
+    }
+}
+
+/// Options that only ever come from the command line: `--force` (an environment variable or a
+/// config line must never make otactl overwrite keys).
+const FLAG_ONLY: [&str; 1] = ["force"];
+
+/// The long name of an option that takes its default from the environment and the file: every
+/// long option except help/version flags, [`FLAG_ONLY`] and the global
+/// `--config`/`--non-interactive`.
+fn layered_long(a: &clap::Arg) -> Option<&str> {
+    let skip = matches!(
+        a.get_action(),
+        ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
+    );
+    a.get_long()
+        .filter(|l| !skip && !a.is_global_set() && !FLAG_ONLY.contains(l))
+}
 
 /// Adds `OTACTL_*` env names and config-file defaults to every long option, recursively.
 fn layer(
     mut cmd: clap::Command,
     config: &ConfigFile,
     path: &mut Vec<String>,
+    known: &mut KnownOptions,
 ) -> Result<clap::Command> {
-    let ids: Vec<(String, String, bool)> = cmd
+    let ids: Vec<(String, String)> = cmd
         .get_arguments()
-        .filter_map(|a| {
-            let long = a.get_long()?;
-            (!NOT_LAYERED.contains(&long)).then(|| {
-                (
-                    a.get_id().to_string(),
-                    long.to_string(),
-                    a.get_env().is_none(),
-                )
-            })
-        })
+        .filter_map(|a| Some((a.get_id().to_string(), layered_long(a)?.to_owned())))
         .collect();
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    for (id, long, needs_env) in ids {
-        let values = config.lookup(&p, &long)?;
-        cmd = cmd.mut_arg(id, |mut a| {
-            if needs_env {
-                a = a.env(env_name(&long));
-            }
-            if let Some(v) = values {
-                a = a.required(false).default_values(v);
-            }
-            a
-        });
+    // `init` writes the file: its answers come from flags, the environment or prompts.
+    let from_file = p.first() != Some(&"init");
+    for (id, long) in ids {
+        let values = if from_file {
+            known.add(path, &long);
+            config.lookup(&p, &long)?
+        } else {
+            None
+        };
+        cmd = cmd.mut_arg(id, |a| layer_arg(a, &long, values, config));
     }
     let subs: Vec<String> = cmd
         .get_subcommands()
@@ -207,11 +278,38 @@ fn layer(
     for name in subs {
         path.push(name.clone());
         let sub = cmd.find_subcommand(&name).cloned().expect("listed above");
-        let sub = layer(sub, config, path)?;
+        let sub = layer(sub, config, path, known)?;
         path.pop();
         cmd = cmd.mut_subcommand(&name, |_| sub);
     }
     Ok(cmd)
+}
+
+/// One option: env name, boolish flags (`OTACTL_PAD=1` as well as `true`), file default (paths
+/// resolved against the file's directory).
+fn layer_arg(
+    mut a: clap::Arg,
+    long: &str,
+    values: Option<Vec<String>>,
+    config: &ConfigFile,
+) -> clap::Arg {
+    use clap::ValueHint;
+    if a.get_env().is_none() {
+        a = a.env(env_name(long));
+    }
+    if matches!(a.get_action(), ArgAction::SetTrue | ArgAction::SetFalse) {
+        a = a.value_parser(clap::builder::BoolishValueParser::new());
+    }
+    if let Some(mut v) = values {
+        if matches!(
+            a.get_value_hint(),
+            ValueHint::AnyPath | ValueHint::FilePath | ValueHint::DirPath
+        ) {
+            v = v.iter().map(|s| config.resolve_path(s)).collect();
+        }
+        a = a.required(false).default_values(v);
+    }
+    a
 }
 
 /// Runs the chosen command.
@@ -220,11 +318,19 @@ fn layer(
 /// Whatever the command reports; [`otactl::Rejected`] means "no" (exit 1).
 pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
     use std::io::IsTerminal;
+    if !cli.quiet {
+        for w in &cli.config_warnings {
+            log::warn!("{w}");
+        }
+    }
     let ctx = Ctx {
         quiet: cli.quiet,
         verbose: cli.verbose,
-        non_interactive: cli.global.non_interactive || !std::io::stdin().is_terminal(),
+        non_interactive: cli.global.non_interactive
+            || !std::io::stdin().is_terminal()
+            || !std::io::stderr().is_terminal(),
         config,
+        config_path: ConfigFile::location(cli.global.config.as_deref()).0,
     };
     match cli.command {
         Command::Keygen(c) => c.run(&ctx),

@@ -26,7 +26,11 @@ use super::Ctx;
 ///
 ///   otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem app.unsigned.hex app.hex
 #[derive(Debug, Args)]
-#[command(disable_version_flag = true, verbatim_doc_comment)]
+#[command(
+    disable_version_flag = true,
+    args_override_self = true,
+    verbatim_doc_comment
+)]
 pub struct Cmd {
     #[command(flatten)]
     args: Box<SignArgs>,
@@ -120,10 +124,23 @@ pub struct SignArgs {
     /// Mark the image non-bootable.
     #[arg(long)]
     pub non_bootable: bool,
-    /// Derive -S, -L, -M, -R, -H and --overwrite-only from an Infineon flash map JSON (see
-    /// `--help`). Explicit flags win.
-    #[arg(long, value_name = "FILE")]
+    /// Derive the slot options from an Infineon flash map JSON, as Infineon's build does
+    /// (explicit flags win):
+    ///   -H 0x400 --pad-header  fixed (MCUBOOT_HEADER_SIZE)
+    ///   -S                     primary slot size
+    ///   -L                     primary slot offset in internal flash (sets RAM_LOAD)
+    ///   -M                     max over both slots of ceil(size / erase size), at least 32
+    ///   -R 0                   only if the secondary slot erases to 0x00 (PSoC 6 internal)
+    ///   --align 8              the slots' write size
+    ///   --overwrite-only       if the map's mode is overwrite (Infineon's PSoC 6 script
+    ///                          leaves it off; that only makes its room check stricter)
+    ///   -x                     primary slot address, for HEX output from a binary input
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     pub flashmap: Option<PathBuf>,
+    /// Platform of a PSoC 6 flash map whose file name does not start with its prefix
+    /// (PSOC_062_2M, PSOC_062_1M, PSOC_062_512K).
+    #[arg(long, value_name = "NAME", requires = "flashmap")]
+    pub platform: Option<String>,
     /// Input image: .hex (Intel HEX, keeps its address) or raw binary.
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,
@@ -149,7 +166,15 @@ impl Cmd {
 
 impl SignArgs {
     fn run(self) -> Result<()> {
-        let opts = self.options()?;
+        let derived = match &self.flashmap {
+            Some(p) => {
+                let d = image::FlashmapOptions::read(p, self.platform.as_deref())?;
+                log::debug!("{}: {}", p.display(), d.imgtool_args());
+                Some(d)
+            }
+            None => None,
+        };
+        let opts = self.options(derived.as_ref())?;
         let signer_key;
         let signer = match (&self.key, &self.fix_sig) {
             (Some(k), _) => {
@@ -162,24 +187,19 @@ impl SignArgs {
         let input = Payload::read(&self.infile)?;
         let img = image::build(&opts, &input, &signer)
             .with_context(|| format!("cannot sign {}", self.infile.display()))?;
-        let format = FileFormat::from_path(&self.outfile);
-        let out = img
-            .encode(format, self.hex_addr)
-            .with_context(|| format!("cannot write {}", self.outfile.display()))?;
-        let sig_b64 = match (&self.sig_out, &img.signature) {
-            (Some(p), None) => bail!(
-                "--sig-out {}: the image is not signed (pass -k or --fix-sig)",
-                p.display()
-            ),
-            (_, sig) => sig.as_ref().map(|s| {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.encode(s)
-            }),
-        };
-        fsutil::write_atomic(&self.outfile, &out, Mode::Public, Overwrite::Allow)?;
-        if let (Some(p), Some(b64)) = (&self.sig_out, sig_b64) {
-            fsutil::write_atomic(p, b64.as_bytes(), Mode::Public, Overwrite::Allow)?;
+        if let Some(d) = derived.as_ref() {
+            if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {
+                log::warn!(
+                    "the image ({:#x} bytes) reaches into the flash sectors that hold the trailer \
+                     (from {:#x}): MCUboot's upstream swap (otactl's simulated bootloader) will not \
+                     install it; Infineon's MCUBootApp with its swap-status partition does",
+                    img.bytes.len(),
+                    d.bootloader_max_image
+                );
+            }
         }
+        let hex_addr = self.hex_addr.or(derived.as_ref().map(|d| d.hex_addr));
+        self.write_outputs(&img, hex_addr)?;
         log::info!(
             "signed {} → {}: version {}, {} bytes of image, {} bytes free before the trailer, {}",
             self.infile.display(),
@@ -196,8 +216,31 @@ impl SignArgs {
         Ok(())
     }
 
+    /// Encodes everything first, then writes the image and `--sig-out` atomically.
+    fn write_outputs(&self, img: &image::SignedImage, hex_addr: Option<u32>) -> Result<()> {
+        use base64::Engine;
+        let format = FileFormat::from_path(&self.outfile);
+        let out = img
+            .encode(format, hex_addr)
+            .with_context(|| format!("cannot write {}", self.outfile.display()))?;
+        let sig_b64 = match (&self.sig_out, &img.signature) {
+            (Some(p), None) => bail!(
+                "--sig-out {}: the image is not signed (pass -k or --fix-sig)",
+                p.display()
+            ),
+            (_, sig) => sig
+                .as_ref()
+                .map(|s| base64::engine::general_purpose::STANDARD.encode(s)),
+        };
+        fsutil::write_atomic(&self.outfile, &out, Mode::Public, Overwrite::Allow)?;
+        if let (Some(p), Some(b64)) = (&self.sig_out, sig_b64) {
+            fsutil::write_atomic(p, b64.as_bytes(), Mode::Public, Overwrite::Allow)?;
+        }
+        Ok(())
+    }
+
     /// The imgtool options from the flags (flash map derivation comes first, flags win).
-    fn options(&self) -> Result<SignOptions> {
+    fn options(&self, d: Option<&image::FlashmapOptions>) -> Result<SignOptions> {
         let text = self
             .image_version
             .as_deref()
@@ -206,11 +249,6 @@ impl SignArgs {
         if self.endian.as_deref() == Some("big") {
             bail!("-e big is not supported: MCUboot targets here are little-endian");
         }
-        let derived = match &self.flashmap {
-            Some(p) => Some(image::FlashmapOptions::read(p)?),
-            None => None,
-        };
-        let d = derived.as_ref();
         let header_size = self
             .header_size
             .or(d.map(|d| d.header_size))
@@ -239,6 +277,16 @@ impl SignArgs {
         o.confirm = self.confirm;
         o.test = self.test;
         o.overwrite_only = self.overwrite_only || d.is_some_and(|d| d.overwrite_only);
+        self.protected_tlvs(&mut o)?;
+        o.public_key_format = match self.public_key_format {
+            Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
+            _ => PublicKeyFormat::Hash,
+        };
+        Ok(o)
+    }
+
+    /// `-s`, `-d` and `--custom-tlv`.
+    fn protected_tlvs(&self, o: &mut SignOptions) -> Result<()> {
         o.security_counter = self.security_counter;
         if let Some(deps) = &self.dependencies {
             o.dependencies = parse_dependencies(deps).map_err(anyhow::Error::msg)?;
@@ -250,11 +298,7 @@ impl SignArgs {
             }
             o.custom_tlvs.push(tlv);
         }
-        o.public_key_format = match self.public_key_format {
-            Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
-            _ => PublicKeyFormat::Hash,
-        };
-        Ok(o)
+        Ok(())
     }
 }
 

@@ -22,6 +22,8 @@ use super::ImageError;
 pub const IMAGE_MAGIC: u32 = 0x96f3_b83d;
 /// Size of the packed header structure.
 pub const IMAGE_HEADER_SIZE: usize = 32;
+// magic + load_addr + hdr_size + protect_tlv_size + img_size + flags + version (8) + pad
+const _: () = assert!(IMAGE_HEADER_SIZE == 4 + 4 + 2 + 2 + 4 + 4 + 8 + 4);
 
 /// Image version: `major.minor.revision+build_num`.
 ///
@@ -204,7 +206,8 @@ impl ImageFlags {
     }
 }
 
-/// The decoded 32-byte image header (magic implied).
+/// The decoded 32-byte image header (magic implied); layout in the [module docs](self).
+#[doc(alias = "image_header")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ImageHeader {

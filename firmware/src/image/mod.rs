@@ -22,6 +22,7 @@
 //! Parsing is total: every function here returns an error for malformed input and never panics.
 
 pub mod header;
+mod parsed;
 pub mod tlv;
 pub mod trailer;
 pub mod verify;

@@ -114,7 +114,8 @@ impl TlvKind {
     }
 }
 
-/// Encodes a TLV info header.
+/// Encodes a TLV info header (`struct image_tlv_info`: `u16 it_magic`, `u16 it_tlv_tot`).
+#[doc(alias = "image_tlv_info")]
 #[must_use]
 pub fn encode_info(magic: u16, tlv_tot: u16) -> [u8; 4] {
     let m = magic.to_le_bytes();

@@ -170,37 +170,38 @@ impl TrailerLayout {
     /// Offset of the 16 magic bytes (always `S - 16`).
     #[must_use]
     pub const fn magic_off(&self) -> u32 {
-        self.slot_size - 16
+        self.slot_size.saturating_sub(16)
     }
 
     /// Offset of `image_ok`.
     #[must_use]
     pub const fn image_ok_off(&self) -> u32 {
-        self.slot_size - self.magic_area_size() - self.max_align
+        self.slot_size
+            .saturating_sub(self.magic_area_size() + self.max_align)
     }
 
     /// Offset of `copy_done`.
     #[must_use]
     pub const fn copy_done_off(&self) -> u32 {
-        self.image_ok_off() - self.max_align
+        self.image_ok_off().saturating_sub(self.max_align)
     }
 
     /// Offset of `swap_info`.
     #[must_use]
     pub const fn swap_info_off(&self) -> u32 {
-        self.copy_done_off() - self.max_align
+        self.copy_done_off().saturating_sub(self.max_align)
     }
 
     /// Offset of `swap_size`.
     #[must_use]
     pub const fn swap_size_off(&self) -> u32 {
-        self.swap_info_off() - self.max_align
+        self.swap_info_off().saturating_sub(self.max_align)
     }
 
     /// Offset of the first swap status record.
     #[must_use]
     pub const fn status_off(&self) -> u32 {
-        self.slot_size - self.trailer_size()
+        self.slot_size.saturating_sub(self.trailer_size())
     }
 
     /// The 16-byte magic for this layout's `A`.

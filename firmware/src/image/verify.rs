@@ -17,7 +17,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::header::{ImageFlags, ImageHeader, IMAGE_HEADER_SIZE};
-use super::tlv::{TlvArea, TlvIter, TlvKind, TLV_HEADER_SIZE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
+use super::tlv::{TlvKind, TLV_HEADER_SIZE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
 use super::ImageError;
 
 /// DER prefix of a P-256 SubjectPublicKeyInfo (followed by the 65-byte uncompressed point).
@@ -326,6 +326,25 @@ pub fn validate<R: ImageRead>(
     limit: u32,
     keys: &[PublicKey],
 ) -> Result<VerifiedImage, VerifyError<R::Error>> {
+    let (header, u, end) = read_layout(r, limit)?;
+    // From here on every offset is < end ≤ capacity ≤ u32::MAX.
+    let hash = hash_region(r, u).map_err(VerifyError::Read)?;
+    let security_counter = find_sec_cnt(r, &header)?;
+    let key_index = check_unprotected(r, u, end, &hash, keys)?;
+    Ok(VerifiedImage {
+        header,
+        hash,
+        key_index,
+        security_counter,
+        end,
+    })
+}
+
+/// Reads the header and both TLV infos; returns the header, `U` and the image end.
+fn read_layout<R: ImageRead>(
+    r: &mut R,
+    limit: u32,
+) -> Result<(ImageHeader, u32, u32), VerifyError<R::Error>> {
     let cap = u64::from(r.capacity());
     let mut hb = [0u8; IMAGE_HEADER_SIZE];
     if cap < IMAGE_HEADER_SIZE as u64 {
@@ -336,10 +355,9 @@ pub fn validate<R: ImageRead>(
     if header.flags.0 & UNSUPPORTED_FLAGS != 0 {
         return Err(VerifyError::UnsupportedFlags(header.flags.0));
     }
-    let prot_off = header.tlv_offset();
     let u = header.unprotected_tlv_offset();
     if header.protect_tlv_size != 0 {
-        let tot = read_info(r, prot_off, TLV_PROT_INFO_MAGIC)?;
+        let tot = read_info(r, header.tlv_offset(), TLV_PROT_INFO_MAGIC)?;
         if tot != header.protect_tlv_size {
             return Err(ImageError::ProtectedSizeMismatch {
                 header: header.protect_tlv_size,
@@ -360,30 +378,30 @@ pub fn validate<R: ImageRead>(
     if end > u64::from(limit) {
         return Err(VerifyError::TooLarge { end, limit });
     }
-    // From here on every offset is < end ≤ cap ≤ u32::MAX.
-    let hash = hash_region(r, u as u32).map_err(VerifyError::Read)?;
-    let security_counter = find_sec_cnt(r, &header)?;
+    // u < end ≤ cap ≤ u32::MAX
+    Ok((header, u as u32, end as u32))
+}
 
+/// Walks the unprotected TLVs `[u + 4, end)`: the hash must match; with `keys`, a
+/// KEYHASH/PUBKEY must select one of them and the following ECDSA_SIG must verify.
+/// Returns the index of the key that verified.
+fn check_unprotected<R: ImageRead>(
+    r: &mut R,
+    u: u32,
+    end: u32,
+    hash: &[u8; 32],
+    keys: &[PublicKey],
+) -> Result<Option<usize>, VerifyError<R::Error>> {
     let mut hash_ok = false;
     let mut key: Option<usize> = None;
     let mut key_tlv_seen = false;
     let mut sig_ok = false;
     let mut sig_seen = false;
-    let mut pos = u as u32 + TLV_HEADER_SIZE as u32;
-    let end32 = end as u32;
+    let mut pos = u + TLV_HEADER_SIZE as u32;
     let mut val = [0u8; P256_SPKI_LEN];
-    while pos < end32 {
-        let mut th = [0u8; 4];
-        if u64::from(pos) + 4 > end {
-            return Err(ImageError::TlvOverrun(pos).into());
-        }
-        r.read(pos, &mut th).map_err(VerifyError::Read)?;
-        let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
-        let len = u16::from_le_bytes([th[2], th[3]]);
+    while pos < end {
+        let (kind, len) = read_tlv_header(r, pos, end)?;
         let vpos = pos + 4;
-        if u64::from(vpos) + u64::from(len) > end {
-            return Err(ImageError::TlvOverrun(pos).into());
-        }
         let l = usize::from(len);
         match kind {
             TlvKind::SHA256 => {
@@ -391,7 +409,7 @@ pub fn validate<R: ImageRead>(
                     return Err(VerifyError::BadHashLength(len));
                 }
                 r.read(vpos, &mut val[..32]).map_err(VerifyError::Read)?;
-                if val[..32] != hash {
+                if val[..32] != hash[..] {
                     return Err(VerifyError::HashMismatch);
                 }
                 hash_ok = true;
@@ -412,14 +430,7 @@ pub fn validate<R: ImageRead>(
                     return Err(VerifyError::NoHash);
                 }
                 if let Some(k) = key {
-                    if l > MAX_SIG_LEN {
-                        return Err(VerifyError::BadSignature);
-                    }
-                    let mut sig = [0u8; MAX_SIG_LEN];
-                    r.read(vpos, &mut sig[..l]).map_err(VerifyError::Read)?;
-                    if !keys[k].verify_digest(&hash, &sig[..l]) {
-                        return Err(VerifyError::BadSignature);
-                    }
+                    verify_sig_tlv(r, vpos, l, &keys[k], hash)?;
                     sig_ok = true;
                 }
             }
@@ -430,7 +441,10 @@ pub fn validate<R: ImageRead>(
     if !hash_ok {
         return Err(VerifyError::NoHash);
     }
-    if !keys.is_empty() && !sig_ok {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    if !sig_ok {
         return Err(if !sig_seen {
             VerifyError::Unsigned
         } else if key_tlv_seen && key.is_none() {
@@ -439,13 +453,45 @@ pub fn validate<R: ImageRead>(
             VerifyError::BadSignature
         });
     }
-    Ok(VerifiedImage {
-        header,
-        hash,
-        key_index: if keys.is_empty() { None } else { key },
-        security_counter,
-        end: end32,
-    })
+    Ok(key)
+}
+
+/// Reads the TLV entry header at `pos`, checking that header and value end by `end`.
+fn read_tlv_header<R: ImageRead>(
+    r: &mut R,
+    pos: u32,
+    end: u32,
+) -> Result<(TlvKind, u16), VerifyError<R::Error>> {
+    if u64::from(pos) + 4 > u64::from(end) {
+        return Err(ImageError::TlvOverrun(pos).into());
+    }
+    let mut th = [0u8; 4];
+    r.read(pos, &mut th).map_err(VerifyError::Read)?;
+    let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
+    let len = u16::from_le_bytes([th[2], th[3]]);
+    if u64::from(pos) + 4 + u64::from(len) > u64::from(end) {
+        return Err(ImageError::TlvOverrun(pos).into());
+    }
+    Ok((kind, len))
+}
+
+fn verify_sig_tlv<R: ImageRead>(
+    r: &mut R,
+    vpos: u32,
+    len: usize,
+    key: &PublicKey,
+    hash: &[u8; 32],
+) -> Result<(), VerifyError<R::Error>> {
+    if len > MAX_SIG_LEN {
+        return Err(VerifyError::BadSignature);
+    }
+    let mut sig = [0u8; MAX_SIG_LEN];
+    r.read(vpos, &mut sig[..len]).map_err(VerifyError::Read)?;
+    if key.verify_digest(hash, &sig[..len]) {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature)
+    }
 }
 
 fn find_sec_cnt<R: ImageRead>(
@@ -455,104 +501,20 @@ fn find_sec_cnt<R: ImageRead>(
     if header.protect_tlv_size == 0 {
         return Ok(None);
     }
+    // Only called after read_layout: the protected area lies within the image.
     let start = header.tlv_offset() as u32;
     let end = start + u32::from(header.protect_tlv_size);
     let mut pos = start + TLV_HEADER_SIZE as u32;
     while pos < end {
-        if u64::from(pos) + 4 > u64::from(end) {
-            return Err(ImageError::TlvOverrun(pos).into());
-        }
-        let mut th = [0u8; 4];
-        r.read(pos, &mut th).map_err(VerifyError::Read)?;
-        let kind = TlvKind(u16::from_le_bytes([th[0], th[1]]));
-        let len = u32::from(u16::from_le_bytes([th[2], th[3]]));
-        if u64::from(pos) + 4 + u64::from(len) > u64::from(end) {
-            return Err(ImageError::TlvOverrun(pos).into());
-        }
+        let (kind, len) = read_tlv_header(r, pos, end)?;
         if kind == TlvKind::SEC_CNT && len == 4 {
             let mut v = [0u8; 4];
             r.read(pos + 4, &mut v).map_err(VerifyError::Read)?;
             return Ok(Some(u32::from_le_bytes(v)));
         }
-        pos += 4 + len;
+        pos += 4 + u32::from(len);
     }
     Ok(None)
 }
 
-/// An image in memory, split into its parts (for `otactl info` and the publisher).
-#[derive(Clone, Copy, Debug)]
-pub struct ParsedImage<'a> {
-    /// The header.
-    pub header: ImageHeader,
-    /// The whole image from offset 0 to the end of the unprotected TLV area.
-    pub bytes: &'a [u8],
-    /// The protected TLV area, if any.
-    pub protected: Option<TlvArea<'a>>,
-    /// The unprotected TLV area.
-    pub unprotected: TlvArea<'a>,
-}
-
-impl<'a> ParsedImage<'a> {
-    /// Splits `data` (which may extend past the image, e.g. a padded file) into its parts.
-    ///
-    /// # Errors
-    /// [`ImageError`] for a bad header, truncation or malformed TLV areas (entries included).
-    pub fn parse(data: &'a [u8]) -> Result<Self, ImageError> {
-        let header = ImageHeader::parse(data)?;
-        let protected = if header.protect_tlv_size == 0 {
-            None
-        } else {
-            let area = TlvArea::locate(data, header.tlv_offset(), true)?;
-            if area.bytes.len() != usize::from(header.protect_tlv_size) {
-                return Err(ImageError::ProtectedSizeMismatch {
-                    header: header.protect_tlv_size,
-                    area: area.bytes.len() as u16,
-                });
-            }
-            Some(area)
-        };
-        let unprotected = TlvArea::locate(data, header.unprotected_tlv_offset(), false)?;
-        let end = unprotected.offset as usize + unprotected.bytes.len();
-        let parsed = Self {
-            header,
-            bytes: &data[..end],
-            protected,
-            unprotected,
-        };
-        for tlv in parsed.tlvs() {
-            tlv?;
-        }
-        Ok(parsed)
-    }
-
-    /// The payload (`[hdr_size, hdr_size + img_size)`).
-    #[must_use]
-    pub fn payload(&self) -> &'a [u8] {
-        let start = usize::from(self.header.hdr_size);
-        &self.bytes[start..start + self.header.img_size as usize]
-    }
-
-    /// Total image size: end of the unprotected TLV area.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Never true: a parsed image has at least a header and a TLV area.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// All TLVs, protected first.
-    pub fn tlvs(&self) -> impl Iterator<Item = Result<super::Tlv<'a>, ImageError>> {
-        let prot: Option<TlvIter<'a>> = self.protected.map(|a| a.iter());
-        prot.into_iter().flatten().chain(self.unprotected.iter())
-    }
-
-    /// The first TLV of `kind`.
-    #[must_use]
-    pub fn find(&self, kind: TlvKind) -> Option<super::Tlv<'a>> {
-        self.tlvs().filter_map(Result::ok).find(|t| t.kind == kind)
-    }
-}
+pub use super::parsed::ParsedImage;

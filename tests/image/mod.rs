@@ -6,6 +6,9 @@ use std::process::Output;
 
 use crate::util::{otactl, run, tool, vectors_dir};
 
+mod cli;
+mod props;
+
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";
 
@@ -180,6 +183,15 @@ fn verify_accepts_every_vector() {
     }
     let o = otactl_verify(Some(key), Path::new("out/v04-ifx-psoc6-ext-swap-hex.bin"));
     assert!(o.status.success());
+    // Infineon's C-array public key and the PEM public key work as well.
+    for k in ["keys/cypress-test-ec-p256.pub", PUB] {
+        let o = otactl_verify(Some(Path::new(k)), Path::new("out/v12-plain-prot-tlvs.bin"));
+        assert!(
+            o.status.success(),
+            "{k}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 /// Runs `otactl verify -k KEY` on `bytes` and returns the rejection message (exit must be 1).
@@ -231,187 +243,174 @@ fn verify_rejects_each_corruption_with_its_own_reason() {
 }
 
 #[test]
-fn getpub_and_getpubhash_match_imgtool_byte_for_byte() {
-    let cases: [(&str, &[&str], &str); 6] = [
-        ("getpub", &["-e", "raw"], "getpub/getpub-raw.der"),
-        ("getpub", &["-e", "lang-c"], "getpub/getpub-lang-c.txt"),
-        ("getpub", &[], "getpub/getpub-lang-c.txt"),
-        (
-            "getpub",
-            &["-e", "lang-rust"],
-            "getpub/getpub-lang-rust.txt",
-        ),
-        ("getpubhash", &[], "getpub/getpubhash-lang-c.txt"),
-        ("getpubhash", &["-e", "raw"], "getpub/getpubhash-raw.bin"),
-    ];
-    for (cmd, args, want) in cases {
-        let o = run(otactl()
-            .current_dir(vectors())
-            .args([cmd, "-k", KEY])
-            .args(args));
-        assert!(o.status.success(), "{cmd} {args:?}");
-        let want_bytes = std::fs::read(vectors().join(want)).unwrap();
-        assert!(o.stdout == want_bytes, "{cmd} {args:?} differs from {want}");
-    }
-    // PEM, from the private key and from the public key itself.
-    for k in [KEY, PUB] {
-        let o = run(otactl()
-            .current_dir(vectors())
-            .args(["getpub", "-e", "pem", "-k", k]));
-        assert_eq!(o.stdout, std::fs::read(vectors().join(PUB)).unwrap());
-    }
-}
-
-#[cfg(unix)]
-#[test]
-fn keygen_writes_0600_and_never_overwrites_without_force() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let k = dir.path().join("signing.pem");
-    let o = run(otactl().arg("keygen").arg("-k").arg(&k));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let meta = std::fs::metadata(&k).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    let first = std::fs::read(&k).unwrap();
-    assert!(first.starts_with(b"-----BEGIN PRIVATE KEY-----\n"));
-
-    let o = run(otactl().arg("keygen").arg("-k").arg(&k));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
-    assert_eq!(std::fs::read(&k).unwrap(), first);
-
-    let o = run(otactl().arg("keygen").arg("--force").arg("-k").arg(&k));
-    assert!(o.status.success());
-    assert_ne!(std::fs::read(&k).unwrap(), first);
-    assert_eq!(
-        std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    // No temporary files left behind.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-}
-
-/// Signs the 64 KiB payload with `args` into `dir/out.bin`; returns the process output.
-fn sign_payload(dir: &Path, args: &[&str]) -> Output {
-    run(otactl()
-        .current_dir(vectors())
-        .arg("sign")
-        .args(args)
-        .arg("payload-64k.bin")
-        .arg(dir.join("out.bin")))
-}
-
-#[test]
-fn sign_refuses_images_that_cannot_work_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = ["--pad-header", "--align", "4", "-v", "1.0.0"];
-    // Unsigned: 0x20 header + 0x10000 payload + 0x28 TLVs + 0x630 trailer in a 0x10000 slot.
-    let o = sign_payload(
-        dir.path(),
-        &[&base[..], &["-H", "0x20", "-S", "0x10000"]].concat(),
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    // 0x20 + 0x10000 + 0x28 + 0x630 - 0x10000 = 0x678 = 1656 bytes too many.
-    assert!(err.contains("1656 bytes (0x678) too large"), "{err}");
-    let o = sign_payload(
-        dir.path(),
-        &[&base[..], &["-H", "0x10", "-S", "0x20000"]].concat(),
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("header size 0x10 is invalid"), "{err}");
-    let o = sign_payload(
-        dir.path(),
-        &[
-            "--pad-header",
-            "-H",
-            "0x20",
-            "-S",
-            "0x20000",
-            "-v",
-            "1.02.0",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("-v \"1.02.0\""));
-    // Without --pad-header the payload's first bytes are not zero.
-    let o = sign_payload(dir.path(), &["-H", "0x20", "-S", "0x20000", "-v", "1.0.0"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--pad-header"));
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-}
-
-#[test]
-fn sign_refuses_a_key_that_is_not_p256() {
+fn option_combinations_beyond_the_vectors_match_live_imgtool() {
     let Some(imgtool) = tool("imgtool") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let k = dir.path().join("p384.pem");
-    let o = run(std::process::Command::new(imgtool)
-        .args(["keygen", "-t", "ecdsa-p384", "-k"])
-        .arg(&k));
-    assert!(o.status.success());
-    let key = k.to_str().unwrap();
-    let out = dir.path().join("o");
-    std::fs::create_dir(&out).unwrap();
-    let o = sign_payload(
-        &out,
-        &[
-            "--pad-header",
-            "-H",
-            "0x20",
-            "-S",
-            "0x20000",
-            "-v",
-            "1.0.0",
-            "-k",
-            key,
-        ],
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("P-384") && err.contains("not an ECDSA P-256 key"),
-        "{err}"
-    );
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    let p = "--pad-header -H 0x200 --align 8 -S 0x20000 -v 2.3.4+5";
+    let hex_in = "payload-64k-at-0x10028400.hex";
+    let bin_in = "payload-64k.bin";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (format!("{p} --pad --confirm"), hex_in, "hex"),
+        (format!("{p} --test"), hex_in, "hex"),
+        (format!("{p} --align 16 --max-align 32 --confirm"), hex_in, "hex"),
+        (format!("{p} --overwrite-only --confirm"), hex_in, "hex"),
+        (format!("{p} -x 0x8000000 --pad"), bin_in, "hex"),
+        (format!("{p} --max-align 16 --confirm"), bin_in, "bin"),
+        (format!("{p} --align 32 --pad"), bin_in, "bin"),
+        (format!("{p} --align 4 --align 2 --pad"), bin_in, "bin"),
+        (format!("{p} -F 0x10028000 --non-bootable"), bin_in, "bin"),
+        (
+            format!("{p} -s 0x10 -d (0,1.0.0),(2,3.4.5+6) --custom-tlv 0xa1 hello --custom-tlv 0x1234 0x00ff"),
+            bin_in,
+            "bin",
+        ),
+        (format!("{p} --overwrite-only --confirm -R 0"), bin_in, "bin"),
+        (
+            "-H 0x20 -S 0x20000 -v 0 --public-key-format full -s auto".into(),
+            "payload-64k-zerohdr32.bin",
+            "hex",
+        ),
+    ];
+    for (i, (args, input, ext)) in cases.iter().enumerate() {
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let theirs = dir.path().join(format!("i{i}.{ext}"));
+        let ours = dir.path().join(format!("o{i}.{ext}"));
+        let sig = dir.path().join(format!("s{i}.b64"));
+        // Binary input has no address: give HEX output one.
+        let x: &[&str] = if *ext == "hex" && !input.ends_with(".hex") && !args.contains(&"-x") {
+            &["-x", "0x10000000"]
+        } else {
+            &[]
+        };
+        let o = run(std::process::Command::new(&imgtool)
+            .current_dir(vectors())
+            .arg("sign")
+            .args(&args)
+            .args(x)
+            .args(["-k", KEY, "--sig-out"])
+            .arg(&sig)
+            .arg(input)
+            .arg(&theirs));
+        assert!(
+            o.status.success(),
+            "imgtool {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = run(otactl()
+            .current_dir(vectors())
+            .arg("sign")
+            .args(&args)
+            .args(x)
+            .arg("--fix-sig")
+            .arg(&sig)
+            .args(["--fix-sig-pubkey", PUB, input])
+            .arg(&ours));
+        assert!(
+            o.status.success(),
+            "otactl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::read(&theirs).unwrap() == std::fs::read(&ours).unwrap(),
+            "{args:?} {input}: output differs from imgtool's"
+        );
+    }
 }
 
 #[test]
-fn info_json_shows_header_tlvs_and_trailer_state() {
-    let o = run(otactl().current_dir(vectors()).args([
-        "info",
-        "--json",
-        "out/v10-plain-min-pad-confirm.bin",
-    ]));
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["header"]["version"], "1.2.3+4");
-    assert_eq!(v["header"]["hdr_size"], 0x20);
-    let names: Vec<&str> = v["tlvs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["SHA256", "KEYHASH", "ECDSASIG"]);
-    assert_eq!(v["trailer"]["magic"], "good");
-    assert_eq!(v["trailer"]["image_ok"], "set");
-    assert_eq!(v["trailer"]["copy_done"], "unset");
-
-    let o = run(otactl().current_dir(vectors()).args([
-        "info",
-        "--json",
-        "out/v12-plain-prot-tlvs.bin",
-    ]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["protected_tlvs"][0]["name"], "SEC_CNT");
-    assert_eq!(v["protected_tlvs"][2]["value"], "deadbeef");
-    assert!(v["trailer"].is_null());
-
+fn sign_with_flashmap_derives_infineons_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    // (flash map, extra flags, input, vector it must reproduce)
+    let cases = [
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "",
+            "payload-64k.bin",
+            "v01-ifx-psoc6-ext-swap.bin",
+        ),
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "--confirm",
+            "payload-64k.bin",
+            "v03-ifx-psoc6-ext-swap-confirm.bin",
+        ),
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "",
+            "payload-64k-at-0x10028400.hex",
+            "v04-ifx-psoc6-ext-swap-hex.hex",
+        ),
+        (
+            "psoc62_2m_int_swap_single.json",
+            "--pad",
+            "payload-64k.bin",
+            "v06-ifx-psoc6-int-swap-erased0-pad.bin",
+        ),
+        (
+            "psoc62_2m_ext_overwrite_single.json",
+            "--pad",
+            "payload-64k.bin",
+            "v07-overwrite-only-pad.bin",
+        ),
+        // Binary in, HEX out: the map gives the address (the primary slot).
+        (
+            "psoc62_2m_ext_swap_single.json",
+            "",
+            "payload-64k.bin",
+            "v04-ifx-psoc6-ext-swap-hex.hex",
+        ),
+    ];
+    for (i, (map, extra, input, vector)) in cases.iter().enumerate() {
+        let name = vector.trim_end_matches(".bin").trim_end_matches(".hex");
+        let vector_file = Path::new(vector);
+        let out = dir.path().join(format!(
+            "{i}.{}",
+            vector_file.extension().unwrap().to_str().unwrap()
+        ));
+        let sig_name = if vector.ends_with(".hex") {
+            "v04-ifx-psoc6-ext-swap-hex".to_string()
+        } else {
+            name.to_string()
+        };
+        let o = run(otactl()
+            .current_dir(vectors())
+            .arg("sign")
+            .arg("--flashmap")
+            .arg(vectors().join("../flashmap-infineon").join(map))
+            .args(["-v", "1.1.0"])
+            .args(extra.split_whitespace())
+            .arg("--fix-sig")
+            .arg(format!("out/{sig_name}.sig.b64"))
+            .args(["--fix-sig-pubkey", PUB, input])
+            .arg(&out));
+        assert!(
+            o.status.success(),
+            "{map} {extra}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::read(&out).unwrap()
+                == std::fs::read(vectors().join("out").join(vector)).unwrap(),
+            "--flashmap {map} {extra} {input} differs from {vector}"
+        );
+    }
+    // The slot is 0xe6000 on the internal-swap map; a 1 MiB payload cannot fit.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 0x100000]).unwrap();
     let o = run(otactl()
-        .current_dir(vectors())
-        .args(["info", "payload-64k.bin"]));
-    assert_eq!(o.status.code(), Some(1));
+        .arg("sign")
+        .arg("--flashmap")
+        .arg(vectors().join("../flashmap-infineon/psoc62_2m_int_swap_single.json"))
+        .args(["-v", "1.0.0"])
+        .arg(&big)
+        .arg(dir.path().join("never.bin")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("slot (-S) is 0xe6000") && err.contains("too large"),
+        "{err}"
+    );
+    assert!(!dir.path().join("never.bin").exists());
 }
