@@ -67,7 +67,7 @@ impl World {
         if self.push {
             cfg.delivery = Delivery::Push;
         }
-        let mut a = Agent::new(cfg, self.tick).unwrap();
+        let mut a = Agent::new::<()>(cfg, self.tick).unwrap();
         let r = a
             .on_boot(&mut self.dev.primary, &mut self.dev.secondary)
             .unwrap();

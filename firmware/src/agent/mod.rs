@@ -203,6 +203,8 @@ pub enum BootReport {
 pub enum AgentError<E> {
     /// A flash operation failed (e.g. power loss in the simulator).
     Flash(E),
+    /// A topic could not be built from the configuration.
+    Topic(TopicError),
     /// An outbound message did not fit [`OUT_MAX`].
     BufferTooSmall,
     /// A trailer holds values the agent cannot write over (see [`crate::boot::BootError`]).
@@ -223,6 +225,7 @@ impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
+            Self::Topic(e) => write!(f, "bad topic configuration: {e:?}"),
             Self::BufferTooSmall => f.write_str("outbound message too long"),
             Self::Trailer(a) => write!(f, "{a} trailer cannot be written"),
         }
@@ -290,12 +293,16 @@ impl<'a> Agent<'a> {
     /// test image's revert copy is never erased); then the first update check is due
     /// immediately.
     ///
+    /// `E` is the flash error type of the driver (the constructor touches no flash; the
+    /// parameter only keeps one error type throughout a driver).
+    ///
     /// # Errors
-    /// A prefix or board that cannot form a topic.
-    pub fn new(cfg: AgentConfig<'a>, tick_ms: u32) -> Result<Self, TopicError> {
+    /// [`AgentError::Topic`] for a prefix or board that cannot form a topic.
+    pub fn new<E>(cfg: AgentConfig<'a>, tick_ms: u32) -> Res<Self, E> {
         Ok(Self {
-            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)?,
-            request: topics::request_topic(cfg.prefix, cfg.board)?,
+            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)
+                .map_err(AgentError::Topic)?,
+            request: topics::request_topic(cfg.prefix, cfg.board).map_err(AgentError::Topic)?,
             journal: Journal::new(&cfg.map),
             cfg,
             state: State::Unchecked,
