@@ -36,6 +36,26 @@
 //! 4. After the reboot the new image runs unconfirmed; once the application is healthy it
 //!    calls [`Agent::confirm`], which writes `image_ok` and reports `Success`.
 //!
+//! # States
+//!
+//! | state | on | does | next |
+//! | --- | --- | --- | --- |
+//! | `Unchecked` | [`Agent::on_boot`] | looks at both slots | `AwaitingConfirm`, `ReadyToReboot` (finished download made pending) or `Idle` |
+//! | `AwaitingConfirm` | [`Agent::confirm`] | writes `image_ok`, publishes `Success` | `Idle` |
+//! | `Idle` | `poll`, check due | publishes "Update Availability" | `WaitingForJob` |
+//! | `WaitingForJob` | job document | version newer and board equal → erase the slot or resume from the journal, ask for data | `Downloading` |
+//! | `WaitingForJob` | refused job / timeout | records the [`ErrorCode`] | `Idle` |
+//! | `Downloading` | chunk extending the prefix | writes it, appends progress, asks for the next (pull) | `Downloading` |
+//! | `Downloading` | last byte | verifies, `set_pending` → [`Outbound::Reboot`]; bad image → erase, `Failure` | `ReadyToReboot` / `Idle` |
+//! | `Downloading` | older version in a chunk | (`INVALID_VERSION`, as the C device) | `Idle` |
+//! | `Downloading` | chunk timeout | asks again; after `max_retries` gives up, keeping the journal | `Downloading` / `Idle` |
+//! | any | [`Inbound::Connected`] | re-sends the pending request | same |
+//!
+//! Protocol failures never come back as `Err`: they are in [`Status::last_error`] (a stable
+//! [`ErrorCode`]) and, where the device reports them, in a `Failure` result. `Err` means the
+//! flash failed (or, in the simulator, lost power); the persisted state is then consistent
+//! and a new agent after the reset carries on.
+//!
 //! Buffer sizes are constants ([`OUT_MAX`]); the download path uses no heap.
 
 mod download;
