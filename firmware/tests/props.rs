@@ -202,3 +202,79 @@ proptest! {
         prop_assert_eq!(out.image.header.version.minor, 1);
     }
 }
+
+/// Random bytes sprinkled over the trailers, status records, headers and journal of both
+/// slots: the bootloader and the agent's boot check return `Ok` or `Err`, never panic, and
+/// whatever they leave behind boots the same way twice.
+fn scribble(data: &mut SimDevice, spots: &[(bool, u16, u8)]) {
+    for &(secondary, at, v) in spots {
+        let flash = if secondary {
+            &mut data.secondary
+        } else {
+            &mut data.primary
+        };
+        let size = flash.data().len();
+        // Bias towards the interesting ends: header and trailer.
+        let off = if at % 2 == 0 {
+            usize::from(at) % 256
+        } else {
+            size - 1 - usize::from(at) % 2048
+        };
+        flash.program(off as u32, &[v]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn boot_and_agent_never_panic_on_scribbled_flash(
+        spots in proptest::collection::vec((any::<bool>(), any::<u16>(), any::<u8>()), 0..40),
+        pending in any::<bool>(),
+        zero_erased in any::<bool>(),
+    ) {
+        let name = if zero_erased { "psoc62_2m_int_swap_sim.json" } else { "xmcsim_int_overwrite_sim.json" };
+        let keys = [public_key(0)];
+        let mut dev = common::device_with(sim_map(name), &app(1, 0, 1500));
+        if pending {
+            dev.secondary.program(0, &app(1, 1, 2100));
+            let layout = dev.secondary_layout();
+            let _ = firmware::boot::app::set_pending(&mut dev.secondary, &layout, false);
+        }
+        scribble(&mut dev, &spots);
+        let first = dev.boot(&keys, true).map(|o| o.image.hash);
+        if first.is_ok() {
+            let second = dev.boot(&keys, false).map(|o| o.image.hash);
+            prop_assert!(second.is_ok());
+        }
+        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+        let _ = agent.on_boot(&mut dev.primary, &mut dev.secondary);
+    }
+
+    #[test]
+    fn agent_never_panics_on_arbitrary_messages(
+        msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20),
+    ) {
+        let keys = [public_key(0)];
+        let mut dev = common::device_with(sim_map("xmcsim_int_swap_sim.json"), &app(1, 0, 1500));
+        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let publ = Publisher::new(app(1, 1, 2100), V11);
+        let topic = agent.unique_topic().to_string();
+        let _ = agent.poll(1000, &mut dev.secondary).unwrap();
+        // Into the download state, then garbage (and a few real chunks with garbage data).
+        let job = publ.job();
+        let _ = agent.handle(1000, Inbound::Publish { topic: &topic, payload: &job }, &mut dev.secondary).unwrap();
+        for (i, m) in msgs.iter().enumerate() {
+            let mut payload = m.clone();
+            if i % 3 == 0 {
+                let mut chunk = publ.chunk_at(0, 256);
+                chunk.truncate(32);
+                chunk.extend_from_slice(m);
+                payload = chunk;
+            }
+            let _ = agent.handle(2000, Inbound::Publish { topic: &topic, payload: &payload }, &mut dev.secondary).unwrap();
+        }
+        prop_assert_ne!(agent.status().phase, Phase::ReadyToReboot);
+    }
+}
