@@ -48,9 +48,9 @@ pub fn boot(dev: &mut SimDevice) -> Result<Version, String> {
 }
 
 /// Boots until a boot completes without a cut (power restored first).
-pub fn recover(dev: &mut SimDevice) -> Version {
+pub fn recover(dev: &mut SimDevice, what: &str) -> Version {
     dev.rail.restore();
-    boot(dev).expect("boot after a power cut must succeed")
+    boot(dev).unwrap_or_else(|e| panic!("{what}: boot after a power cut must succeed: {e}"))
 }
 
 fn contents(dev: &SimDevice) -> (Vec<u8>, Vec<u8>) {
@@ -79,8 +79,8 @@ pub fn sweep(name: &str, start: &SimDevice, action: &Action<'_>, check: &Check<'
             action(&mut dev).is_err(),
             "{name}: cut {i} did not stop the run"
         );
-        recover(&mut dev);
         let what = format!("{name} cut {i}");
+        recover(&mut dev, &what);
         check(
             &mut dev,
             &Cut {
@@ -123,8 +123,8 @@ fn random_cuts(
                 break;
             }
         }
-        recover(&mut dev);
         let what = format!("{name} random run {k} (seed {base:#x})");
+        recover(&mut dev, &what);
         check(
             &mut dev,
             &Cut {
@@ -262,7 +262,7 @@ fn power_cut_during_download_resumes(name: &str, map: FlashMap) -> u64 {
             if cut.index.is_some_and(|i| i >= 2) && report != BootReport::RebootPending {
                 assert!(resumed.is_some(), "{what}: download restarted from zero");
             }
-            recover(dev);
+            recover(dev, what);
         }
         assert!(
             holds(dev.primary.data(), &new),
