@@ -59,14 +59,17 @@
 //! Buffer sizes are constants ([`OUT_MAX`]); the download path uses no heap.
 
 mod download;
+mod error;
 pub mod journal;
+
+pub use error::AgentError;
 
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
 use crate::protocol::codec;
-use crate::protocol::topics::{self, Topic, TopicError};
+use crate::protocol::topics::{self, Topic};
 use crate::protocol::{AppVersion, DeviceIdentity, ErrorCode, JobDoc, JobVerdict, MessageKind};
 use journal::Journal;
 
@@ -215,45 +218,6 @@ pub enum BootReport {
     /// A downloaded image is pending (or was made pending again): reboot.
     RebootPending,
 }
-
-/// Agent errors: only flash and encoding failures; protocol problems are reported through
-/// [`Status::last_error`] and result messages.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum AgentError<E> {
-    /// A flash operation failed (e.g. power loss in the simulator).
-    Flash(E),
-    /// A topic could not be built from the configuration.
-    Topic(TopicError),
-    /// An outbound message did not fit [`OUT_MAX`].
-    BufferTooSmall,
-    /// A trailer holds values the agent cannot write over (see [`crate::boot::BootError`]).
-    Trailer(crate::flashmap::AreaKind),
-}
-
-impl<E> AgentError<E> {
-    fn from_boot(e: crate::boot::BootError<E>) -> Self {
-        match e {
-            crate::boot::BootError::Flash { error, .. } => Self::Flash(error),
-            crate::boot::BootError::Corrupted(area) => Self::Trailer(area),
-            _ => Self::Trailer(crate::flashmap::AreaKind::Secondary),
-        }
-    }
-}
-
-impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
-            Self::Topic(e) => write!(f, "bad topic configuration: {e:?}"),
-            Self::BufferTooSmall => f.write_str("outbound message too long"),
-            Self::Trailer(a) => write!(f, "{a} trailer cannot be written"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl<E: core::fmt::Debug> std::error::Error for AgentError<E> {}
 
 #[derive(Clone, Copy, Debug)]
 struct Download {
