@@ -1,6 +1,6 @@
 //! Model-based property test of the OTA agent: random sequences of {deliver, duplicate,
-//! reorder, drop, corrupt, reconnect, time passes, reset} between the agent and the reference
-//! publisher. Invariants, checked after every step against the reference model (the image):
+//! reorder, drop, corrupt, reconnect, time passes, reset, power cut mid flash operation}
+//! between the agent and the reference publisher. Invariants, checked after every step against the reference model (the image):
 //!
 //! - the bytes the agent has written are a bit-exact prefix of the image (unless a corrupted
 //!   chunk was injected);
@@ -32,6 +32,8 @@ enum Op {
     Reconnect,
     Tick,
     Reset,
+    /// Cut the power during one of the next few flash operations.
+    PowerCut(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reconnect),
         2 => Just(Op::Tick),
         1 => Just(Op::Reset),
+        1 => any::<u8>().prop_map(Op::PowerCut),
     ]
 }
 
@@ -113,12 +116,12 @@ fn step<'k>(
     agent: &mut Agent<'k>,
     keys: &'k [firmware::image::verify::PublicKey],
     op: Op,
-) -> Result<(), TestCaseError> {
+) -> Result<bool, TestCaseError> {
     let topic = agent.unique_topic().to_string();
     match op {
         Op::Deliver | Op::Corrupt(_) => {
             let Some(mut msg) = w.queue.pop_front() else {
-                return Ok(());
+                return Ok(false);
             };
             if let Op::Corrupt(k) = op {
                 if msg.len() > 32 {
@@ -131,8 +134,10 @@ fn step<'k>(
                 topic: &topic,
                 payload: &msg,
             };
-            let out = outbound(agent.handle(w.now, inbound, &mut w.dev.secondary).unwrap());
-            w.absorb(out);
+            match agent.handle(w.now, inbound, &mut w.dev.secondary) {
+                Ok(o) => w.absorb(outbound(o)),
+                Err(_) => return Ok(true),
+            }
         }
         Op::Duplicate => {
             if let Some(m) = w.queue.front().cloned() {
@@ -147,28 +152,29 @@ fn step<'k>(
         Op::Drop => {
             w.queue.pop_front();
         }
-        Op::Reconnect => {
-            let out = outbound(
-                agent
-                    .handle(w.now, Inbound::Connected, &mut w.dev.secondary)
-                    .unwrap(),
-            );
-            w.absorb(out);
-        }
+        Op::Reconnect => match agent.handle(w.now, Inbound::Connected, &mut w.dev.secondary) {
+            Ok(o) => w.absorb(outbound(o)),
+            Err(_) => return Ok(true),
+        },
         Op::Tick => {
             w.now += 4000;
-            let out = outbound(agent.poll(w.now, &mut w.dev.secondary).unwrap());
-            w.absorb(out);
+            match agent.poll(w.now, &mut w.dev.secondary) {
+                Ok(o) => w.absorb(outbound(o)),
+                Err(_) => return Ok(true),
+            }
         }
         Op::Reset => {
             w.queue.clear();
             if agent.status().phase != Phase::ReadyToReboot {
-                w.dev.boot(keys, true).unwrap();
+                if w.dev.boot(keys, true).is_err() {
+                    return Ok(true);
+                }
                 *agent = w.agent(keys);
             }
         }
+        Op::PowerCut(n) => w.dev.rail.cut_after(u64::from(n % 6)),
     }
-    Ok(())
+    Ok(false)
 }
 
 proptest! {
@@ -188,18 +194,34 @@ proptest! {
             push,
         };
         let mut agent = w.agent(&keys);
+        let mut installed = false;
         for op in ops {
-            step(&mut w, &mut agent, &keys, op)?;
+            if step(&mut w, &mut agent, &keys, op)? {
+                // Power lost: the queue is gone, the device reboots, a new agent starts.
+                w.queue.clear();
+                w.dev.rail.restore();
+                let out = w.dev.boot(&keys, true).unwrap();
+                if out.image.header.version.minor == 1 {
+                    installed = true; // the bootloader installed a pending image
+                    break;
+                }
+                agent = w.agent(&keys);
+            }
             w.check(&agent)?;
         }
-        // Faults stop: a clean network must finish the update.
-        if agent.status().phase != Phase::ReadyToReboot {
-            let end = run(&mut agent, &mut w.dev.secondary, &w.publ, &mut w.now, 300).unwrap();
-            prop_assert_eq!(end, End::Reboot, "{:?}", agent.status());
+        w.dev.rail.restore();
+        if !installed {
+            // Faults stop: a clean network must finish the update.
+            if agent.status().phase != Phase::ReadyToReboot {
+                let end = run(&mut agent, &mut w.dev.secondary, &w.publ, &mut w.now, 300).unwrap();
+                prop_assert_eq!(end, End::Reboot, "{:?}", agent.status());
+            }
+            w.check(&agent)?;
+            let out = w.dev.boot(&keys, true).unwrap();
+            prop_assert_eq!(out.image.header.version.minor, 1);
         }
-        w.check(&agent)?;
-        let out = w.dev.boot(&keys, true).unwrap();
-        prop_assert_eq!(out.image.header.version.minor, 1);
+        let img = &w.publ.image;
+        prop_assert!(w.dev.primary.data()[..img.len()] == img[..], "installed image not bit-exact");
     }
 }
 

@@ -159,6 +159,12 @@ impl Journal {
         self.write_rec(f, 0, &h)
     }
 
+    /// Whether a progress record can still be appended at index `next`.
+    #[must_use]
+    pub const fn has_room(&self, next: u32) -> bool {
+        next != 0 && next + 1 < self.capacity
+    }
+
     /// Appends a progress record at index `*next` (if there is room) and advances it. The
     /// last record is kept for the completion record (`complete`), so a finished download is
     /// always recorded.
