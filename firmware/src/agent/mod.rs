@@ -6,14 +6,18 @@
 //!
 //! ```text
 //! boot (crate::boot::BootLoader::boot)
-//! let mut agent = Agent::new(config, tick_ms)?;
-//! match agent.on_boot(&mut primary, &mut secondary)? { … }   // resume a finished download,
-//!                                                              // learn about revert/confirm
+//! let mut agent = Agent::new::<FlashError>(config, tick_ms)?;
+//! match agent.on_boot(&mut primary, &mut secondary)? {        // must come first
+//!     BootReport::AwaitingConfirm => …,    // call agent.confirm once healthy
+//!     BootReport::Reverted => agent.report_reverted(&mut secondary)?,  // publish it
+//!     BootReport::RebootPending => reset,  // a finished download was (re)marked pending
+//!     BootReport::Normal => {}
+//! }
 //! connect; subscribe agent.unique_topic() (and the app filter topic); agent.handle(now, Inbound::Connected, …)
 //! loop {
 //!     on PUBLISH (topic, payload):  out = agent.handle(now, Inbound::Publish { topic, payload }, &mut secondary)?
 //!     every ~100 ms:                out = agent.poll(now, &mut secondary)?
-//!     after a healthy start:        out = agent.confirm(&mut primary)?
+//!     after a healthy start:        out = agent.confirm(now, &mut primary)?
 //!     match out { Some(Outbound::Publish { topic, payload }) => publish QoS 1,
 //!                 Some(Outbound::Reboot) => reset (the bootloader installs the update),
 //!                 None => {} }
