@@ -57,14 +57,15 @@ fn full_update_downloads_swaps_confirms_and_reports_success() {
         let keys = keys();
         let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
         let report = agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
-        let swap = dev.map.mode == firmware::flashmap::UpgradeMode::Swap;
-        if swap {
-            assert_eq!(report, BootReport::AwaitingConfirm, "{name}");
-            let msg = outbound(agent.confirm(0, &mut dev.primary).unwrap())
-                .unwrap()
-                .unwrap();
-            assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Success);
-        }
+        // Swap: a test image to confirm; overwrite: a fresh install to confirm and report.
+        assert_eq!(report, BootReport::AwaitingConfirm, "{name}");
+        let msg = outbound(agent.confirm(0, &mut dev.primary).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Success);
+        let mut again = Agent::new::<()>(agent_config(dev.map, &keys, V11), 8).unwrap();
+        let report = again.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        assert_eq!(report, BootReport::Normal, "{name}: confirmed once");
         assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::None);
         assert!(
             holds(dev.primary.data(), &new),

@@ -6,7 +6,8 @@ use super::{Agent, AgentError, BootReport, Download, Out, Res, State};
 use crate::boot::app;
 use crate::boot::image_io::FlashImage;
 use crate::boot::swap_type::SlotState;
-use crate::image::trailer::{MagicState, SwapType};
+use crate::flashmap::UpgradeMode;
+use crate::image::trailer::{FlagState, MagicState, SwapType};
 use crate::image::verify::{validate, VerifyError};
 use crate::image::{align_down, align_up, ImageError};
 use crate::protocol::chunk::{accept_chunk, ChunkReject};
@@ -380,7 +381,18 @@ impl Agent<'_> {
     ) -> Res<BootReport, P::Error> {
         self.state = State::Idle { next_check: 0 };
         let pl = self.cfg.map.trailer_for(&self.cfg.map.primary);
-        if app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)? {
+        let fresh = match self.cfg.map.mode {
+            UpgradeMode::Swap => {
+                app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)?
+            }
+            // Overwrite never reverts, but the bootloader leaves the new image with a magic
+            // and no `image_ok`: confirming it marks the install as reported.
+            UpgradeMode::Overwrite => {
+                let st = SlotState::read(primary, &pl).map_err(AgentError::Flash)?;
+                st.magic == MagicState::Good && st.image_ok == FlagState::Unset
+            }
+        };
+        if fresh {
             self.state = State::AwaitingConfirm;
             return Ok(BootReport::AwaitingConfirm);
         }

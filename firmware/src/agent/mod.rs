@@ -215,7 +215,9 @@ pub struct Status {
 pub enum BootReport {
     /// Nothing special.
     Normal,
-    /// The running image was just installed as a test: confirm it when healthy.
+    /// The running image was just installed: confirm it when healthy. In swap mode it is a
+    /// test image the next boot reverts unless confirmed; in overwrite mode the install is
+    /// permanent and confirming only records (in `image_ok`) that it started and was reported.
     AwaitingConfirm,
     /// The last update was reverted (it never confirmed itself).
     Reverted,
