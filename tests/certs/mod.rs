@@ -3,6 +3,7 @@
 
 mod broker;
 mod files;
+mod publish;
 
 use std::path::{Path, PathBuf};
 
