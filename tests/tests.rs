@@ -1,6 +1,7 @@
 //! otactl integration tests: one binary (see Cargo.toml `[[test]]`).
 
 mod certs;
+mod cli;
 mod image;
 mod publish;
 mod util;
