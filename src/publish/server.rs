@@ -52,6 +52,8 @@ pub struct Server {
     /// Incremented whenever the broker connection is lost: a push that spans a change may have
     /// lost chunks, so it does not count as delivered (no revert detection for it).
     epoch: AtomicU64,
+    /// The epoch in which the message being handled was received.
+    rx_epoch: AtomicU64,
     queued: AtomicU64,
     acked: AtomicU64,
     ack_notify: Notify,
@@ -83,6 +85,7 @@ impl Server {
             pulls: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
+            rx_epoch: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             ack_notify: Notify::new(),
@@ -139,6 +142,11 @@ impl Server {
         self.ack_notify.notify_waiters();
     }
 
+    /// The current connection epoch.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// The connection was lost: rumqttc drops unacknowledged PUBLISHes when it reconnects with a
     /// clean session, so they will never be acknowledged; pushes spanning this are not intact.
     pub(super) fn on_disconnect(&self) {
@@ -166,7 +174,11 @@ impl Server {
     }
 
     /// Handles one message from a request topic.
-    pub(super) fn handle(self: &Arc<Self>, topic: &str, payload: &[u8]) {
+    ///
+    /// `epoch` is the connection epoch in which the message was received: a transfer it starts
+    /// only counts as delivered if the connection did not drop since.
+    pub(super) fn handle(self: &Arc<Self>, topic: &str, payload: &[u8], epoch: u64) {
+        self.rx_epoch.store(epoch, Ordering::Release);
         let Some(board) = topics::board_of_request_topic(topic, &self.prefix) else {
             self.warn(topic, "message on an unexpected topic ignored".into());
             return;
@@ -229,7 +241,7 @@ impl Server {
             let mut st = lock(&self.state);
             let rec = st.device(device, &image.board);
             rec.shared |= concurrent;
-            let settled = rec.observe_version(running);
+            let settled = rec.observe_version(running, self.epoch.load(Ordering::Acquire));
             let decision = rec.decide(running, image.version);
             if decision.is_ok() {
                 rec.offered = Some(image.version.to_string());
@@ -348,7 +360,8 @@ impl Server {
         let image = Arc::clone(image);
         let (t, d) = (topic.to_string(), device.to_string());
         let mut active = lock(&self.active);
-        let task = tokio::spawn(async move { s.push(image, t, d, mode, id).await });
+        let epoch = self.rx_epoch.load(Ordering::Acquire);
+        let task = tokio::spawn(async move { s.push(image, t, d, mode, (id, epoch)).await });
         let entry = Active {
             id,
             device: device.to_string(),
@@ -365,7 +378,7 @@ impl Server {
         topic: String,
         device: String,
         mode: Mode,
-        id: u64,
+        (id, epoch): (u64, u64),
     ) {
         let total = image.len();
         let version = image.version.to_string();
@@ -377,7 +390,6 @@ impl Server {
             total,
         });
         let started = Instant::now();
-        let epoch = self.epoch.load(Ordering::Relaxed);
         let mut bytes = 0u32;
         let mut last = 0;
         for chunk in &image.chunks {
@@ -410,7 +422,11 @@ impl Server {
             );
         }
         if mode == Mode::Push && intact {
-            lock(&self.state).device(&device, &image.board).sent = Some(version.clone());
+            let mut st = lock(&self.state);
+            let rec = st.device(&device, &image.board);
+            rec.sent = Some(version.clone());
+            rec.sent_epoch = Some(epoch);
+            drop(st);
             self.dirty.notify_one();
         }
         self.emit(Event::Sent {
@@ -507,7 +523,11 @@ impl Server {
         if offset + len == total {
             let p = pulls.remove(topic).expect("present");
             drop(pulls);
-            lock(&self.state).device(device, &image.board).sent = Some(version.clone());
+            let mut st = lock(&self.state);
+            let rec = st.device(device, &image.board);
+            rec.sent = Some(version.clone());
+            rec.sent_epoch = Some(self.rx_epoch.load(Ordering::Acquire));
+            drop(st);
             self.dirty.notify_one();
             self.emit(Event::Sent {
                 device: p.device,
