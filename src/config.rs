@@ -174,8 +174,11 @@ pub const TEMPLATE: &str = include_str!("../templates/otactl.toml");
 /// Where devices and the publisher meet (the `otactl init` broker question).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Broker {
-    /// The broker built into `otactl publish` (for trying things out on one machine).
-    Embedded,
+    /// The broker built into `otactl publish` (plain MQTT), listening on `listen`.
+    Embedded {
+        /// `ADDR:PORT` to listen on (`0.0.0.0:1883` lets boards on the network connect).
+        listen: String,
+    },
     /// A mosquitto on this machine; `host` is the address devices use to reach it.
     Mosquitto {
         /// IP address or host name of this machine as the devices see it.
@@ -191,43 +194,25 @@ pub enum Broker {
 }
 
 impl Broker {
-    /// The broker URL `otactl publish` connects to. Ports follow Infineon's example: 8884 for a
-    /// local mosquitto with certificates, 1883 without TLS, 8883 for AWS IoT.
+    /// The URL `otactl publish --broker` connects to (`None`: the embedded broker). Ports follow
+    /// Infineon's example: 8884 for a local mosquitto with certificates, 1883 without TLS, 8883
+    /// for AWS IoT.
     #[must_use]
-    pub fn url(&self, tls: bool) -> String {
+    pub fn url(&self, tls: bool) -> Option<String> {
         let scheme = if tls { "mqtts" } else { "mqtt" };
+        let port = if tls { 8884 } else { 1883 };
         match self {
-            Self::Embedded => "embedded".to_owned(),
-            Self::Mosquitto { host } if tls => format!("{scheme}://{}:8884", url_host(host)),
-            Self::Mosquitto { host } => format!("{scheme}://{}:1883", url_host(host)),
-            Self::Aws { endpoint } => format!("mqtts://{endpoint}:8883"),
-            Self::Url(u) => u.clone(),
+            Self::Embedded { .. } => None,
+            Self::Mosquitto { host } => Some(format!("{scheme}://{}:{port}", url_host(host))),
+            Self::Aws { endpoint } => Some(format!("mqtts://{endpoint}:8883")),
+            Self::Url(u) => Some(u.clone()),
         }
     }
 
-    /// The host devices connect to (`None` for the embedded broker).
-    #[must_use]
-    pub fn host(&self) -> Option<String> {
-        match self {
-            Self::Embedded => None,
-            Self::Mosquitto { host } => Some(host.clone()),
-            Self::Aws { endpoint } => Some(endpoint.clone()),
-            Self::Url(u) => {
-                let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
-                let hostport = rest.split('/').next().unwrap_or(rest);
-                let host = match hostport.strip_prefix('[') {
-                    Some(v6) => v6.split(']').next().unwrap_or(v6),
-                    None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
-                };
-                Some(host.to_owned())
-            }
-        }
-    }
-
-    /// Whether `otactl certs gen` makes this broker's certificate (embedded or local mosquitto).
+    /// Whether `otactl certs gen` makes this broker's certificate (a local mosquitto).
     #[must_use]
     pub fn certs_are_ours(&self) -> bool {
-        matches!(self, Self::Embedded | Self::Mosquitto { .. })
+        matches!(self, Self::Mosquitto { .. })
     }
 }
 
@@ -254,41 +239,51 @@ pub struct Project {
     pub key: PathBuf,
     /// `COMPANY_TOPIC_PREPEND`.
     pub topic_prefix: String,
-    /// Where `otactl certs gen` puts the TLS material.
+    /// Where the publisher's TLS material is (`otactl certs gen --out`).
     pub certs_dir: PathBuf,
 }
 
 impl Project {
+    /// The publisher's CA, certificate and private key under [`certs_dir`](Self::certs_dir).
+    #[must_use]
+    pub fn publisher_tls(&self) -> [PathBuf; 3] {
+        ["ca.crt", "publisher.crt", "publisher.key"].map(|n| self.certs_dir.join(n))
+    }
+
     /// The `otactl.toml` text: [`TEMPLATE`] with every `{field}` replaced by a TOML value. Lines
-    /// that only apply with TLS (`{tls}`) or a broker host (`{san}`) are commented out otherwise.
+    /// that only apply with TLS (`{tls}`) are commented out without it.
     #[must_use]
     pub fn render(&self) -> String {
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let p = |p: &Path| q(&p.to_string_lossy());
-        let certs = |name: &str| p(&self.certs_dir.join(name));
-        let host = self.broker.host();
-        let ours = self.broker.certs_are_ours();
-        let note = match &self.broker {
-            Broker::Embedded => "`embedded`: otactl publish runs its own broker.",
-            Broker::Mosquitto { .. } => "A local mosquitto (`otactl certs gen` writes its config).",
-            Broker::Aws { .. } => "AWS IoT Core (certificates come from the AWS console).",
-            Broker::Url(_) => "A broker you run elsewhere.",
+        let broker = match (&self.broker, self.broker.url(self.tls)) {
+            (Broker::Embedded { listen }, _) => format!(
+                "# The broker built into otactl publish (plain MQTT); 0.0.0.0:1883 lets boards on\n\
+                 # your network connect.\nembedded-broker = {}",
+                q(listen)
+            ),
+            (other, Some(url)) => {
+                let what = match other {
+                    Broker::Mosquitto { .. } => "A mosquitto on this machine",
+                    Broker::Aws { .. } => "AWS IoT Core (certificates from the AWS console)",
+                    _ => "Your broker",
+                };
+                format!("# {what}.\nbroker = {}", q(&url))
+            }
+            (_, None) => unreachable!("only the embedded broker has no URL"),
         };
-        let comment = |on: bool| if on { "" } else { "# " };
-        let fields: [(&str, String); 13] = [
+        let [ca, cert, key] = self.publisher_tls();
+        let tls = if self.tls { "" } else { "# " };
+        let fields: [(&str, String); 9] = [
             ("{board}", q(&self.board)),
             ("{topic_prefix}", q(&self.topic_prefix)),
             ("{key}", p(&self.key)),
             ("{flashmap}", p(&self.flashmap)),
-            ("{broker_note}", note.to_owned()),
-            ("{broker}", q(&self.broker.url(self.tls))),
-            ("{tls}", comment(self.tls).to_owned()),
-            ("{ca}", certs("ca.crt")),
-            ("{publisher_cert}", certs("publisher.crt")),
-            ("{publisher_key}", certs("publisher.key")),
-            ("{certs}", p(&self.certs_dir)),
-            ("{san}", comment(ours && host.is_some()).to_owned()),
-            ("{broker_host}", q(host.as_deref().unwrap_or("127.0.0.1"))),
+            ("{broker}", broker),
+            ("{tls}", tls.to_owned()),
+            ("{ca}", p(&ca)),
+            ("{cert}", p(&cert)),
+            ("{client_key}", p(&key)),
         ];
         let mut out = TEMPLATE.to_owned();
         for (name, value) in fields {

@@ -2,7 +2,7 @@
 //! spec/protocol.md's device rules (tests/publish/device.rs).
 
 mod cli;
-mod device;
+pub(crate) mod device;
 mod fixture;
 mod resilience;
 

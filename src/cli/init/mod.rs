@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 use otactl::config::{Broker, Project};
@@ -13,13 +13,20 @@ use otactl::fsutil::{self, Mode, Overwrite};
 use super::prompt::{status, Prompter};
 use super::Ctx;
 
+mod steps;
+
+use steps::{
+    board_string, check_flashmap, check_host, check_listen, check_topic_level, check_url,
+    flashmaps_in, KITS,
+};
+
 /// Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml.
 ///
 /// On a terminal every answer not given as a flag is asked for. With --non-interactive (or
 /// without a terminal) the flags are the answers: --board, --flashmap, --broker-kind (and
-/// --broker-address) are required; --tls defaults to on, --key to keys/signing.pem,
-/// --topic-prefix to MyUniqueTopic, and nothing is generated unless asked for.
-/// The file goes to --config FILE (or OTACTL_CONFIG), else ./otactl.toml.
+/// --broker-address, except for the embedded broker) are required; --tls defaults to on, --key to
+/// keys/signing.pem, --topic-prefix to MyUniqueTopic; a key that does not exist needs
+/// --generate-key. The file goes to --config FILE (or OTACTL_CONFIG), else ./otactl.toml.
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Cmd {
@@ -34,10 +41,12 @@ pub struct Cmd {
     #[arg(long, value_enum, value_name = "KIND")]
     broker_kind: Option<BrokerKind>,
     /// mosquitto: the address devices use to reach this machine (e.g. 192.168.0.10); aws: the
-    /// IoT endpoint (xxxx-ats.iot.REGION.amazonaws.com); url: mqtt[s]://HOST[:PORT].
+    /// IoT endpoint (xxxx-ats.iot.REGION.amazonaws.com); url: mqtt[s]://HOST[:PORT]; embedded:
+    /// ADDR:PORT to listen on (default 127.0.0.1:1883).
     #[arg(long, value_name = "ADDRESS")]
     broker_address: Option<String>,
-    /// Mutual TLS with certificates: on or off (AWS IoT is always on; a URL says it by scheme).
+    /// Mutual TLS with certificates: on or off (AWS IoT is always on, the embedded broker off; a
+    /// URL says it by its scheme).
     #[arg(long, value_name = "on|off", value_parser = BoolishValueParser::new())]
     tls: Option<bool>,
     /// Signing key file.
@@ -49,10 +58,7 @@ pub struct Cmd {
     /// Company topic prefix (COMPANY_TOPIC_PREPEND in the firmware's cy_ota_config.h).
     #[arg(long, value_name = "PREFIX")]
     topic_prefix: Option<String>,
-    /// Generate the CA, broker, publisher and device certificates now (yes/no).
-    #[arg(long, value_name = "yes|no", value_parser = BoolishValueParser::new())]
-    gen_certs: Option<bool>,
-    /// Where TLS material goes.
+    /// Where the publisher's TLS material is (ca.crt, publisher.crt, publisher.key).
     #[arg(long, value_name = "DIR", default_value = "certs")]
     certs_dir: PathBuf,
     /// Replace an existing config file.
@@ -80,61 +86,6 @@ enum BrokerKind {
     Url,
 }
 
-/// A development kit Infineon's OTA example supports, with the flash map its Makefile picks.
-struct Kit {
-    target: &'static str,
-    flashmap: &'static str,
-}
-
-/// Infineon kits (TARGET names) and their default OTA_FLASH_MAP (ota-bootloader-abstraction).
-const KITS: &[Kit] = &[
-    Kit {
-        target: "CY8CPROTO-062S2-43439",
-        flashmap: "psoc62_2m_ext_swap_single.json",
-    },
-    Kit {
-        target: "CY8CPROTO-062-4343W",
-        flashmap: "psoc62_2m_ext_swap_single.json",
-    },
-    Kit {
-        target: "CY8CKIT-062S2-43012",
-        flashmap: "psoc62_2m_ext_swap_single.json",
-    },
-    Kit {
-        target: "CY8CEVAL-062S2-LAI-4373M2",
-        flashmap: "psoc62_2m_ext_swap_single.json",
-    },
-    Kit {
-        target: "CY8CEVAL-062S2-MUR-43439M2",
-        flashmap: "psoc62_2m_ext_swap_single.json",
-    },
-    Kit {
-        target: "CY8CEVAL-062S2-CYW943439M2IPA1",
-        flashmap: "psoc62_2m_ext_swap_single.json",
-    },
-    Kit {
-        target: "CY8CPROTO-062S3-4343W",
-        flashmap: "psoc62_512k_xip_swap_single.json",
-    },
-    Kit {
-        target: "KIT_XMC72_EVK",
-        flashmap: "xmc7200_int_swap_single.json",
-    },
-    Kit {
-        target: "KIT_XMC72_EVK_MUR_43439M2",
-        flashmap: "xmc7200_int_swap_single.json",
-    },
-    Kit {
-        target: "KIT_XMC71_EVK_LITE_V1",
-        flashmap: "xmc7100_int_swap_single.json",
-    },
-];
-
-/// `APP_` + TARGET with `-` as `_` (the ModusToolbox rule for app-local BSPs).
-fn board_string(target: &str) -> String {
-    format!("APP_{}", target.replace('-', "_"))
-}
-
 /// The default for --topic-prefix (Infineon's example app).
 const DEFAULT_PREFIX: &str = "MyUniqueTopic";
 /// The default for --key.
@@ -147,14 +98,21 @@ impl Cmd {
         self.check_overwrite(&p, &out)?;
         let project = self.ask(&p, &Previous::from(ctx))?;
         let generate_key = self.ask_generate_key(&p, &project.key)?;
-        let gen_certs = self.ask_gen_certs(&p, &project)?;
-        let text = for_location(&project, &out)?.render();
+        let text = steps::for_location(&project, &out)?.render();
         fsutil::write_atomic(&out, text.as_bytes(), Mode::Public, Overwrite::Allow)?;
         if ctx.verbose > 0 {
             eprintln!("{text}");
         }
         status(ctx, "Created", &out.display().to_string());
-        let steps = next_steps(&project, &out, generate_key, gen_certs);
+        if generate_key {
+            steps::generate_key(&project.key)?;
+            status(
+                ctx,
+                "Generated",
+                &format!("signing key {}", project.key.display()),
+            );
+        }
+        let steps = steps::next_steps(&project, &out);
         if !ctx.quiet {
             println!("\nNext steps:");
             for (cmd, why) in steps {
@@ -197,7 +155,7 @@ impl Cmd {
         };
         let topic_prefix = match &self.topic_prefix {
             Some(t) => {
-                check_topic_level(t).map_err(|e| anyhow::anyhow!("--topic-prefix: {e}"))?;
+                check_topic_level(t).map_err(|e| anyhow!("--topic-prefix: {e}"))?;
                 t.clone()
             }
             None => p.input(
@@ -221,7 +179,7 @@ impl Cmd {
     /// The board string, and the flash map file its kit usually uses.
     fn ask_board(&self, p: &Prompter, prev: &Previous) -> Result<(String, Option<&'static str>)> {
         if let Some(b) = &self.board {
-            check_topic_level(b).map_err(|e| anyhow::anyhow!("--board: {e}"))?;
+            check_topic_level(b).map_err(|e| anyhow!("--board: {e}"))?;
             let kit = KITS.iter().find(|k| board_string(k.target) == *b);
             return Ok((b.clone(), kit.map(|k| k.flashmap)));
         }
@@ -302,14 +260,27 @@ impl Cmd {
         let address = |prompt: &str, check: fn(&str) -> Result<(), String>| -> Result<String> {
             match &self.broker_address {
                 Some(a) => {
-                    check(a).map_err(|e| anyhow::anyhow!("--broker-address: {e}"))?;
+                    check(a).map_err(|e| anyhow!("--broker-address: {e}"))?;
                     Ok(a.clone())
                 }
                 None => p.input("--broker-address", prompt, None, check),
             }
         };
         Ok(match kind {
-            BrokerKind::Embedded => Broker::Embedded,
+            BrokerKind::Embedded => Broker::Embedded {
+                listen: match &self.broker_address {
+                    Some(a) => {
+                        check_listen(a).map_err(|e| anyhow!("--broker-address: {e}"))?;
+                        a.clone()
+                    }
+                    None => p.input(
+                        "--broker-address",
+                        "Address to listen on (0.0.0.0:1883 lets boards on your network in)",
+                        Some("127.0.0.1:1883"),
+                        check_listen,
+                    )?,
+                },
+            },
             BrokerKind::Mosquitto => Broker::Mosquitto {
                 host: address(
                     "Address devices use to reach this machine (e.g. 192.168.0.10)",
@@ -332,6 +303,7 @@ impl Cmd {
     fn ask_tls(&self, p: &Prompter, broker: &Broker) -> Result<bool> {
         let fixed = match broker {
             Broker::Aws { .. } => Some(true),
+            Broker::Embedded { .. } => Some(false),
             Broker::Url(u) => Some(u.starts_with("mqtts://")),
             _ => None,
         };
@@ -378,23 +350,6 @@ impl Cmd {
         }
         Ok(generate)
     }
-
-    fn ask_gen_certs(&self, p: &Prompter, project: &Project) -> Result<bool> {
-        if !project.tls || !project.broker.certs_are_ours() {
-            return Ok(false);
-        }
-        match self.gen_certs {
-            Some(g) => Ok(g),
-            None => p.confirm(
-                "--gen-certs",
-                &format!(
-                    "Generate the CA, broker, publisher and device certificates in {}?",
-                    project.certs_dir.display()
-                ),
-                p.is_interactive(),
-            ),
-        }
-    }
 }
 
 /// Answers from an existing config file, offered as the defaults when init runs again.
@@ -424,167 +379,5 @@ fn on_off(b: bool) -> &'static str {
         "on"
     } else {
         "off"
-    }
-}
-
-/// Paths as the config file at `out` needs them: relative paths are relative to the file's
-/// directory, so when it is not the current directory they are made absolute.
-fn for_location(project: &Project, out: &Path) -> Result<Project> {
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-    let Some(_) = dir else {
-        return Ok(project.clone());
-    };
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let abs = |p: &Path| {
-        if p.is_relative() {
-            cwd.join(p)
-        } else {
-            p.to_path_buf()
-        }
-    };
-    let mut out = project.clone();
-    out.flashmap = abs(&project.flashmap);
-    out.key = abs(&project.key);
-    out.certs_dir = abs(&project.certs_dir);
-    Ok(out)
-}
-
-/// The commands to run after init, each with why.
-fn next_steps(
-    project: &Project,
-    out: &Path,
-    generated_key: bool,
-    generated_certs: bool,
-) -> Vec<(String, String)> {
-    let cfg = if out == Path::new(otactl::config::FILE_NAME) {
-        String::new()
-    } else {
-        format!("--config {} ", out.display())
-    };
-    let mut steps = Vec::new();
-    if !generated_key && !project.key.exists() {
-        steps.push((
-            format!("otactl {cfg}keygen"),
-            format!("create the signing key {}", project.key.display()),
-        ));
-    }
-    if project.tls && project.broker.certs_are_ours() && !generated_certs {
-        steps.push((
-            format!("otactl {cfg}certs gen"),
-            format!("TLS material in {}", project.certs_dir.display()),
-        ));
-    }
-    if let Broker::Mosquitto { .. } = project.broker {
-        steps.push((
-            format!(
-                "mosquitto -c {}",
-                project.certs_dir.join("mosquitto.conf").display()
-            ),
-            "start the broker (another terminal)".into(),
-        ));
-    }
-    steps.push((
-        format!("otactl {cfg}sign app.unsigned.hex app.hex --version 1.1.0"),
-        "sign the new firmware".into(),
-    ));
-    steps.push((
-        format!("otactl {cfg}publish app.hex"),
-        "serve it to devices".into(),
-    ));
-    steps
-}
-
-/// `*.json` flash maps in `dir` (not the XMC7000 `*_platform.json` companions), sorted.
-fn flashmaps_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            name.is_some_and(|n| n.ends_with(".json") && !n.ends_with("_platform.json"))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-/// The flash map must exist and be a JSON object.
-fn check_flashmap(path: &Path) -> Result<()> {
-    let text = fsutil::read(path)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    if !value.is_object() {
-        bail!(
-            "{} is not an Infineon flash map (a JSON object)",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// One MQTT topic level that devices also put in JSON without escaping.
-fn check_topic_level(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.starts_with('$') {
-        return Err("must not start with '$'".into());
-    }
-    match s
-        .chars()
-        .find(|c| matches!(c, '/' | '+' | '#' | '"' | '\\') || !c.is_ascii_graphic())
-    {
-        Some(c) => Err(format!("must not contain {c:?}")),
-        None => Ok(()),
-    }
-}
-
-fn check_host(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.contains("://") || s.contains('/') || s.chars().any(char::is_whitespace) {
-        return Err("expected a host name or IP address (no scheme, no path)".into());
-    }
-    Ok(())
-}
-
-fn check_url(s: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Err("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]".into());
-    };
-    if !matches!(scheme, "mqtt" | "mqtts") {
-        return Err(format!("unsupported scheme {scheme}: use mqtt or mqtts"));
-    }
-    check_host(rest.trim_end_matches('/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn board_strings_follow_the_modustoolbox_rule() {
-        assert_eq!(
-            board_string("CY8CPROTO-062S2-43439"),
-            "APP_CY8CPROTO_062S2_43439"
-        );
-        assert_eq!(board_string("KIT_XMC72_EVK"), "APP_KIT_XMC72_EVK");
-    }
-
-    #[test]
-    fn topic_levels_reject_wildcards_and_json_breakers() {
-        assert!(check_topic_level("MyUniqueTopic").is_ok());
-        for bad in ["", "a/b", "a+", "#", "a\"b", "a b", "$SYS"] {
-            assert!(check_topic_level(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn urls_and_hosts() {
-        assert!(check_url("mqtts://broker.example:8883").is_ok());
-        assert!(check_url("http://x").is_err());
-        assert!(check_url("broker").is_err());
-        assert!(check_host("192.168.0.10").is_ok());
-        assert!(check_host("mqtt://x").is_err());
     }
 }
