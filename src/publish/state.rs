@@ -11,6 +11,13 @@
 //! "Update Availability" after being sent all of X still carries an older version (MCUboot
 //! reverted it), gets X in its `blocked` set and is not offered X again until an operator
 //! clears it (`otactl status --unblock`, `otactl publish --unblock`).
+//!
+//! "Sent all of X" means: pull mode, the device asked for the last chunk; push mode, the broker
+//! acknowledged every chunk and the publisher's connection did not drop between the request and
+//! the device's next report (a broker restart makes the report inconclusive, not a revert). A
+//! device that loses *its own* connection after the broker accepted the whole push and then asks
+//! again on the old version is indistinguishable from a revert on the wire; the operator can
+//! unblock it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
