@@ -105,15 +105,6 @@ impl Events {
     pub fn sink(&self) -> EventSink {
         let me = self.clone();
         Arc::new(move |e: Event| {
-            if matches!(
-                e,
-                Event::Result { .. }
-                    | Event::NoUpdate { .. }
-                    | Event::Sent { .. }
-                    | Event::Connected { .. }
-            ) {
-                eprintln!("publisher event: {}", e.to_json());
-            }
             if let Event::Disconnected { error, .. } = &e {
                 eprintln!("publisher disconnected: {error}");
             }
