@@ -6,6 +6,7 @@
 
 mod init;
 mod precedence;
+mod real_board;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
