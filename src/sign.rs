@@ -27,7 +27,7 @@ pub enum SignError {
         source: std::io::Error,
     },
     /// The file is not PEM.
-    #[error("{path} is not a PEM key file (expected -----BEGIN PRIVATE KEY----- or similar)")]
+    #[error("{path} is not a key file: expected PEM (PRIVATE KEY, EC PRIVATE KEY or PUBLIC KEY), or a public key as `getpub` writes it (raw DER, C or Rust array)")]
     NotPem {
         /// The key file.
         path: PathBuf,
@@ -136,8 +136,11 @@ pub fn parse_key_pem(pem: &[u8], path: &Path) -> Result<KeyFile, SignError> {
         path: path.into(),
         what,
     };
-    let (label, der) = p256::pkcs8::der::pem::decode_vec(pem)
-        .map_err(|_| SignError::NotPem { path: path.into() })?;
+    let Ok((label, der)) = p256::pkcs8::der::pem::decode_vec(pem) else {
+        return public_key_bytes(pem)
+            .map(|k| KeyFile::Public(*k.verifying_key()))
+            .ok_or_else(|| SignError::NotPem { path: path.into() });
+    };
     let der = Zeroizing::new(der);
     match label {
         "PRIVATE KEY" => {
@@ -179,6 +182,23 @@ pub fn parse_key_pem(pem: &[u8], path: &Path) -> Result<KeyFile, SignError> {
         "RSA PRIVATE KEY" | "RSA PUBLIC KEY" => Err(not_p256("an RSA key".into())),
         other => Err(invalid(format!("unexpected PEM label \"{other}\""))),
     }
+}
+
+/// A public key as `imgtool getpub` writes it without PEM: the 91 raw DER bytes (`-e raw`) or a
+/// C/Rust array of them (`-e lang-c`, Infineon's `cypress-test-ec-p256.pub`).
+fn public_key_bytes(data: &[u8]) -> Option<PublicKey> {
+    if data.len() == firmware::image::verify::P256_SPKI_LEN {
+        return PublicKey::from_spki_der(data).ok();
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let start = text.find(['{', '['])?;
+    let bytes: Vec<u8> = text[start..]
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter_map(|t| t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")))
+        .map(|h| u8::from_str_radix(h, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    PublicKey::from_spki_der(&bytes).ok()
 }
 
 /// DER of the P-256 named-curve OID (1.2.840.10045.3.1.7).
@@ -362,6 +382,17 @@ mod tests {
         assert_eq!(a, sign_digest(&k, &d));
         let pk = PublicKey::from_verifying_key(*k.verifying_key());
         assert!(pk.verify_digest(&d, &a));
+    }
+
+    #[test]
+    fn c_array_and_raw_public_keys_load() {
+        let k = generate();
+        let pk = PublicKey::from_verifying_key(*k.verifying_key());
+        for enc in [PubEncoding::LangC, PubEncoding::LangRust, PubEncoding::Raw] {
+            let text = encode_public(&pk, enc, "");
+            let back = parse_key_pem(&text, Path::new("k.pub")).unwrap();
+            assert_eq!(back.public_key(), pk, "{enc:?}");
+        }
     }
 
     #[test]

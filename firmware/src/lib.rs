@@ -9,7 +9,7 @@
 //! | [`flashmap`] | slot geometry (primary, secondary, scratch, status) and its checks |
 //! | [`boot`] | MCUboot-equivalent bootloader logic: swap type, swap/overwrite/revert, resume |
 //! | [`agent`] | the device OTA agent: a sans-IO state machine that downloads into the secondary slot |
-//! | `sim` | (feature `sim`) a simulated NOR flash with power-cut injection, and a simulated board |
+//! | `sim` | (feature `sim`) `SimFlash`, a NOR flash with power-cut injection and optional file backing, and `SimDevice`, a board's flashes + boot |
 //! | `app` | (feature `host`) the device application: LED task + OTA task over rumqttc/rustls (`devapp`) |
 //! | `board` | (feature `host`) the simulated board: bootloader, watchdog, resets, transcript (`simboard`) |
 //!

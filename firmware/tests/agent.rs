@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::publisher::{agent_config, outbound, run, End, Publisher};
+use common::publisher::{agent_config, outbound, run, run_limited, End, Publisher};
 use common::{app, holds, public_key, sim_map, SIM_MAPS};
 use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
 use firmware::image::trailer::SwapType;
@@ -33,7 +33,7 @@ fn download_steps(
     if push {
         cfg.delivery = Delivery::Push;
     }
-    let mut agent = Agent::new::<()>(cfg, 4242).unwrap();
+    let mut agent = Agent::new(cfg, 4242).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Normal
@@ -55,7 +55,7 @@ fn full_update_downloads_swaps_confirms_and_reports_success() {
         assert_eq!(out.swap_type, SwapType::Test, "{name}");
         assert!(holds(dev.primary.data(), &new));
         let keys = keys();
-        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
+        let mut agent = Agent::new(agent_config(dev.map, &keys, V11), 7).unwrap();
         let report = agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let swap = dev.map.mode == firmware::flashmap::UpgradeMode::Swap;
         if swap {
@@ -130,6 +130,13 @@ fn wrong_board_job_is_rejected() {
 }
 
 #[test]
+fn redirect_to_another_broker_is_refused() {
+    let mut publ = Publisher::new(app(1, 1, 2100), V11);
+    publ.broker = Some("elsewhere.example".into());
+    rejected(SIM_MAPS[0], &publ, ErrorCode::ChangingServer);
+}
+
+#[test]
 fn downgrade_job_and_downgrade_image_are_rejected() {
     for name in SIM_MAPS {
         rejected(
@@ -152,7 +159,12 @@ fn reset_mid_download_resumes_from_persisted_progress() {
     let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
     let publ = Publisher::new(new.clone(), V11);
     let keys = keys();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
+    assert!(
+        agent.poll(1000, &mut dev.secondary).unwrap().is_none(),
+        "nothing before on_boot"
+    );
+    agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     let mut now = 0;
     // Deliver only the job and four chunks, then "reset".
     let mut pending = Vec::new();
@@ -175,7 +187,7 @@ fn reset_mid_download_resumes_from_persisted_progress() {
     assert_eq!(agent.status().received, 4 * 256);
     drop(agent);
     dev.boot(&keys, true).unwrap();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 2).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 2).unwrap();
     agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     assert_eq!(
         run(&mut agent, &mut dev.secondary, &publ, &mut now, 200).unwrap(),
@@ -193,7 +205,7 @@ fn no_update_check_while_a_test_image_awaits_confirmation() {
     download(&mut dev, &publ, false);
     dev.boot(&keys(), true).unwrap();
     let keys = keys();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V11), 7).unwrap();
     agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     assert!(agent.poll(1_000_000, &mut dev.secondary).unwrap().is_none());
     assert_eq!(agent.status().phase, Phase::AwaitingConfirm);
@@ -207,7 +219,7 @@ fn reverted_update_is_reported_once() {
     dev.boot(&keys(), true).unwrap(); // test swap
     assert_eq!(dev.boot(&keys(), true).unwrap().swap_type, SwapType::Revert);
     let keys = keys();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 7).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 7).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Reverted
@@ -217,9 +229,57 @@ fn reverted_update_is_reported_once() {
         .unwrap();
     assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Failure);
     assert_eq!(agent.status().last_error, Some(ErrorCode::ImageReverted));
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 8).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 8).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Normal
     );
+}
+
+#[test]
+fn file_backed_board_loop_survives_restarts() {
+    // What a simulated board process does: open its flash files, boot, run the agent; the
+    // "process" restarts (re-open) after the reboot request and after a reset mid-download.
+    let dir = tempfile::tempdir().unwrap();
+    let map = sim_map(SIM_MAPS[0]);
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    SimDevice::open(dir.path(), map, 1)
+        .unwrap()
+        .primary
+        .program(0, &old);
+    let publ = Publisher::new(new.clone(), V11);
+    let keys = keys();
+    let mut now = 0;
+    {
+        let mut dev = SimDevice::open(dir.path(), map, 1).unwrap();
+        assert_eq!(dev.boot(&keys, true).unwrap().image.header.version.minor, 0);
+        let mut agent = Agent::new(agent_config(map, &keys, V10), 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        // Only a few timer ticks: the download is cut short by a "reset".
+        let end = run_limited(&mut agent, &mut dev.secondary, &publ, &mut now, 1, 4);
+        assert_eq!(end.unwrap(), End::Stalled);
+        assert_eq!(agent.status().phase, Phase::Downloading);
+    }
+    {
+        let mut dev = SimDevice::open(dir.path(), map, 2).unwrap();
+        dev.boot(&keys, true).unwrap();
+        let mut agent = Agent::new(agent_config(map, &keys, V10), 2).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        assert_eq!(
+            run(&mut agent, &mut dev.secondary, &publ, &mut now, 50).unwrap(),
+            End::Reboot
+        );
+    }
+    let mut dev = SimDevice::open(dir.path(), map, 3).unwrap();
+    assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::Test);
+    let mut agent = Agent::new(agent_config(map, &keys, V11), 3).unwrap();
+    assert_eq!(
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
+        BootReport::AwaitingConfirm
+    );
+    agent.confirm(now, &mut dev.primary).unwrap();
+    drop(dev);
+    let mut dev = SimDevice::open(dir.path(), map, 4).unwrap();
+    assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::None);
+    assert!(holds(dev.primary.data(), &new));
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{app, holds, public_key, sim_map, SIM_MAPS};
+use common::{app, holds, matrix, public_key, sim_map, SIM_MAPS};
 use firmware::boot::{app as bootapp, BootError};
 use firmware::flashmap::UpgradeMode;
 use firmware::image::trailer::SwapType;
@@ -22,9 +22,9 @@ fn boot(dev: &mut SimDevice) -> (SwapType, firmware::image::Version) {
 
 #[test]
 fn factory_image_boots_without_trailer() {
-    for name in SIM_MAPS {
+    for (name, map) in matrix() {
         let old = app(1, 0, 1500);
-        let mut dev = common::device_with(sim_map(name), &old);
+        let mut dev = common::device_with(map, &old);
         assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
         assert!(holds(dev.primary.data(), &old));
     }
@@ -32,8 +32,7 @@ fn factory_image_boots_without_trailer() {
 
 #[test]
 fn test_swap_reverts_unless_confirmed() {
-    for name in SIM_MAPS {
-        let map = sim_map(name);
+    for (name, map) in matrix() {
         let (old, new) = (app(1, 0, 1500), app(1, 1, 1700));
         let mut dev = common::device_with(map, &old);
         stage(&mut dev, &new, false);
@@ -58,13 +57,13 @@ fn test_swap_reverts_unless_confirmed() {
 
 #[test]
 fn confirmed_test_image_stays() {
-    for name in SIM_MAPS {
+    for (name, map) in matrix() {
         let (old, new) = (app(1, 0, 1500), app(1, 1, 900));
-        let mut dev = common::device_with(sim_map(name), &old);
+        let mut dev = common::device_with(map, &old);
         stage(&mut dev, &new, false);
         boot(&mut dev);
         let layout = dev.primary_layout();
-        let swap = sim_map(name).mode == UpgradeMode::Swap;
+        let swap = map.mode == UpgradeMode::Swap;
         assert_eq!(
             bootapp::needs_confirmation(&mut dev.primary, &layout).unwrap(),
             swap
@@ -84,9 +83,9 @@ fn new_version() -> firmware::image::Version {
 
 #[test]
 fn permanent_swap_needs_no_confirmation() {
-    for name in SIM_MAPS {
+    for (name, map) in matrix() {
         let (old, new) = (app(1, 0, 1500), app(1, 1, 1100));
-        let mut dev = common::device_with(sim_map(name), &old);
+        let mut dev = common::device_with(map, &old);
         stage(&mut dev, &new, true);
         assert_eq!(boot(&mut dev).0, SwapType::Perm, "{name}");
         assert_eq!(boot(&mut dev), (SwapType::None, new_version()), "{name}");
@@ -94,9 +93,9 @@ fn permanent_swap_needs_no_confirmation() {
     }
 }
 
-fn rejected(name: &str, new: Vec<u8>) {
+fn rejected(name: &str, map: firmware::flashmap::FlashMap, new: Vec<u8>) {
     let old = app(1, 0, 1500);
-    let mut dev = common::device_with(sim_map(name), &old);
+    let mut dev = common::device_with(map, &old);
     stage(&mut dev, &new, false);
     assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
     assert!(
@@ -112,26 +111,26 @@ fn rejected(name: &str, new: Vec<u8>) {
 
 #[test]
 fn tampered_image_is_rejected_and_old_image_stays() {
-    for name in SIM_MAPS {
+    for (name, map) in matrix() {
         let mut new = app(1, 1, 1500);
         new[0x200] ^= 0x40;
-        rejected(name, new);
+        rejected(&name, map, new);
     }
 }
 
 #[test]
 fn wrong_key_image_is_rejected_and_old_image_stays() {
-    for name in SIM_MAPS {
+    for (name, map) in matrix() {
         let new = common::image(&common::signing_key(9), new_version(), 1500, 3);
-        rejected(name, new);
+        rejected(&name, map, new);
     }
 }
 
 #[test]
 fn downgrade_is_rejected_with_downgrade_prevention() {
-    for name in SIM_MAPS {
+    for (name, map) in matrix() {
         let old = app(2, 0, 1500);
-        let mut dev = common::device_with(sim_map(name), &old);
+        let mut dev = common::device_with(map, &old);
         stage(&mut dev, &app(1, 9, 1200), false);
         assert_eq!(boot(&mut dev).0, SwapType::None, "{name}");
         assert!(holds(dev.primary.data(), &old));
@@ -159,4 +158,24 @@ fn set_pending_refuses_a_bad_magic() {
         bootapp::set_pending(&mut dev.secondary, &layout, false),
         Err(BootError::Corrupted(_))
     ));
+}
+
+#[test]
+fn interrupted_swap_is_resumed_on_the_next_boot() {
+    for (name, map) in matrix() {
+        if map.mode != UpgradeMode::Swap {
+            continue;
+        }
+        let (old, new) = (app(1, 0, 1500), app(1, 1, 1700));
+        let mut dev = common::device_with(map, &old);
+        stage(&mut dev, &new, false);
+        // Past the trailer set-up and the first unit's first steps.
+        dev.rail.cut_after(12);
+        assert!(dev.boot(&[public_key(0)], true).is_err());
+        dev.rail.restore();
+        let out = dev.boot(&[public_key(0)], true).unwrap();
+        assert!(out.resumed, "{name}");
+        assert_eq!(out.swap_type, SwapType::Test, "{name}");
+        assert!(holds(dev.primary.data(), &new));
+    }
 }

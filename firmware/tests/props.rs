@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use common::publisher::{agent_config, outbound, run, End, Publisher};
 use common::{app, public_key, sim_map};
-use firmware::agent::{Agent, BootReport, Inbound, Phase};
+use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
 use firmware::boot::swap_type::SlotState;
 use firmware::image::trailer::MagicState;
 use firmware::protocol::AppVersion;
@@ -57,12 +57,17 @@ struct World {
     now: u64,
     corrupted: bool,
     tick: u32,
+    push: bool,
 }
 
 impl World {
     fn agent<'k>(&mut self, keys: &'k [firmware::image::verify::PublicKey]) -> Agent<'k> {
         self.tick += 1;
-        let mut a = Agent::new::<()>(agent_config(self.dev.map, keys, V10), self.tick).unwrap();
+        let mut cfg = agent_config(self.dev.map, keys, V10);
+        if self.push {
+            cfg.delivery = Delivery::Push;
+        }
+        let mut a = Agent::new(cfg, self.tick).unwrap();
         let r = a
             .on_boot(&mut self.dev.primary, &mut self.dev.secondary)
             .unwrap();
@@ -170,7 +175,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn agent_matches_reference_model(ops in proptest::collection::vec(op(), 1..80), zero_erased in any::<bool>()) {
+    fn agent_matches_reference_model(ops in proptest::collection::vec(op(), 1..80), zero_erased in any::<bool>(), push in any::<bool>()) {
         let name = if zero_erased { "psoc62_2m_int_swap_sim.json" } else { "xmcsim_int_swap_sim.json" };
         let keys = [public_key(0)];
         let mut w = World {
@@ -180,6 +185,7 @@ proptest! {
             now: 0,
             corrupted: false,
             tick: 0,
+            push,
         };
         let mut agent = w.agent(&keys);
         for op in ops {

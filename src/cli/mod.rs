@@ -90,7 +90,7 @@ pub enum Command {
     /// Print the job document ("Update Available") for a signed image.
     Job(job::Cmd),
     /// Serve updates to devices over MQTT.
-    Publish(publish::Cmd),
+    Publish(Box<publish::Cmd>),
     /// Show devices, versions, results and blocked versions from a publisher's state file.
     Status(status::Cmd),
     /// Run the whole update story on this machine: broker, publisher and a simulated board.

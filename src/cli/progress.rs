@@ -194,3 +194,40 @@ fn bar_event(b: &mut Bars, e: &Event) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_throttled_per_topic() {
+        let mut s = Steps::new();
+        let printed: Vec<u32> = (1..=100)
+            .map(|i| i * 1000)
+            .filter(|b| progress_step(&mut s, "t", *b, 100_000, 4))
+            .collect();
+        assert_eq!(printed, [25_000, 50_000, 75_000, 100_000]);
+        assert!(progress_step(&mut s, "u", 100_000, 100_000, 4));
+    }
+
+    #[test]
+    fn lines_name_device_version_and_result() {
+        let e = Event::Result {
+            device: "B/1".into(),
+            version: "1.1.0".into(),
+            result: "reverted".into(),
+        };
+        assert_eq!(line(&e).unwrap(), "B/1: reverted (1.1.0)");
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"result","device":"B/1","version":"1.1.0","result":"reverted"}"#
+        );
+        let p = Event::Progress {
+            device: "d".into(),
+            topic: "t".into(),
+            bytes: 1,
+            total: 2,
+        };
+        assert!(line(&p).is_none());
+    }
+}

@@ -159,7 +159,25 @@ impl Cmd {
         let rt = tokio::runtime::Runtime::new()?;
         rt.block_on(async move {
             let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut term) => {
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = term.recv() => {}
+                            }
+                        }
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             };
             publish::run(cfg, stop, progress::sink(style)).await
         })?;

@@ -19,7 +19,8 @@ use super::Ctx;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct Cmd {
-    /// Key(s) the image may be signed with (private or public PEM); repeat for several.
+    /// Key(s) the image may be signed with: private or public PEM, or a public key as `getpub`
+    /// writes it (raw DER, or a C array like Infineon's `cypress-test-ec-p256.pub`). Repeatable.
     #[arg(short, long, value_name = "FILE")]
     pub key: Vec<PathBuf>,
     /// The image (.bin, or .hex).

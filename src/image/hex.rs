@@ -27,6 +27,9 @@ pub enum HexError {
         /// What the parser reported.
         reason: String,
     },
+    /// Two data records write the same address (intelhex refuses this too).
+    #[error("data records overlap at address {0:#x}")]
+    Overlap(u64),
     /// No data records at all.
     #[error("contains no data records")]
     Empty,
@@ -146,6 +149,14 @@ fn assemble(
             max,
         });
     }
+    let mut sorted: Vec<(u64, u64)> = chunks
+        .iter()
+        .map(|(a, r)| (*a, *a + r.len() as u64))
+        .collect();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[1].0 < w[0].1) {
+        return Err(HexError::Overlap(w[1].0));
+    }
     let mut out = vec![0xffu8; (max - min) as usize];
     for (addr, range) in chunks {
         let start = (addr - min) as usize;
@@ -254,6 +265,12 @@ mod tests {
         assert_eq!(back.len(), 0x11);
         assert_eq!(back[2], 0xff);
         assert_eq!(back[0x10], 3);
+    }
+
+    #[test]
+    fn overlapping_records_are_refused() {
+        let e = parse(b":020010000102EB\n:01001100FFEF\n").unwrap_err();
+        assert!(matches!(e, HexError::Overlap(0x11)), "{e}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Writing a [`SignedImage`]: raw binary (with `--pad`, erased fill and trailer up to the slot
 //! size) or Intel HEX (with `--pad`, only the trailer records imgtool writes).
 
+use std::borrow::Cow;
+
 use super::{hex, FileFormat, ImageBuildError, SignedImage};
 
 impl SignedImage {
@@ -70,10 +72,11 @@ impl SignedImage {
         &self,
         format: FileFormat,
         hex_addr: Option<u32>,
-    ) -> Result<Vec<u8>, ImageBuildError> {
+    ) -> Result<Cow<'_, [u8]>, ImageBuildError> {
         match format {
-            FileFormat::Bin => Ok(self.to_bin()),
-            FileFormat::Hex => self.to_hex(hex_addr),
+            FileFormat::Bin if !self.padded => Ok(Cow::Borrowed(&self.bytes)),
+            FileFormat::Bin => Ok(Cow::Owned(self.to_bin())),
+            FileFormat::Hex => self.to_hex(hex_addr).map(Cow::Owned),
         }
     }
 }

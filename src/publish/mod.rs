@@ -235,8 +235,10 @@ pub async fn run(
                     });
                 }
             }
+            Ok(NetEvent::PubAck) => server.on_puback(),
             Ok(NetEvent::Other) => {}
             Err(error) => {
+                server.on_disconnect();
                 (server.events)(Event::Disconnected {
                     error,
                     retry_ms: backoff.as_millis() as u64,

@@ -49,6 +49,12 @@ pub struct Server {
     topics: Mutex<HashMap<String, String>>,
     pulls: Mutex<HashMap<String, Pull>>,
     next_id: AtomicU64,
+    /// Incremented whenever the broker connection is lost: a push that spans a change may have
+    /// lost chunks, so it does not count as delivered (no revert detection for it).
+    epoch: AtomicU64,
+    queued: AtomicU64,
+    acked: AtomicU64,
+    ack_notify: Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,6 +82,10 @@ impl Server {
             topics: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            ack_notify: Notify::new(),
         }
     }
 
@@ -113,8 +123,46 @@ impl Server {
     fn publish(self: &Arc<Self>, topic: String, payload: Bytes) {
         let s = Arc::clone(self);
         tokio::spawn(async move {
-            let _ = s.client.publish(&topic, payload).await;
+            let _ = s.send(&topic, payload).await;
         });
+    }
+
+    /// Queues one QoS 1 PUBLISH; returns its sequence number (compare with [`Self::acked`]).
+    async fn send(&self, topic: &str, payload: Bytes) -> Result<u64, super::transport::Closed> {
+        self.client.publish(topic, payload).await?;
+        Ok(self.queued.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// The event loop saw a PUBACK.
+    pub(super) fn on_puback(&self) {
+        self.acked.fetch_add(1, Ordering::AcqRel);
+        self.ack_notify.notify_waiters();
+    }
+
+    /// The connection was lost: rumqttc drops unacknowledged PUBLISHes when it reconnects with a
+    /// clean session, so they will never be acknowledged; pushes spanning this are not intact.
+    pub(super) fn on_disconnect(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.acked
+            .store(self.queued.load(Ordering::Acquire), Ordering::Release);
+        self.ack_notify.notify_waiters();
+    }
+
+    /// Waits (at most `limit`) until the broker has acknowledged `seq` PUBLISHes.
+    async fn wait_acked(&self, seq: u64, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.ack_notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.acked.load(Ordering::Acquire) >= seq {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .is_ok()
     }
 
     /// Handles one message from a request topic.
@@ -148,7 +196,7 @@ impl Server {
         match req.kind {
             MessageKind::UpdateAvailability => self.on_availability(&image, &device, &req),
             MessageKind::RequestUpdate => self.on_request_update(&image, &device, &req),
-            MessageKind::SendDirectUpdate => self.on_direct(&image),
+            MessageKind::SendDirectUpdate => self.on_direct(&image, &device, &req),
             MessageKind::RequestDataChunk => self.on_chunk_request(&image, &device, &req),
             MessageKind::Success | MessageKind::Failure => self.on_result(&image, &device, &req),
             _ => self.warn(topic, format!("{:?} ignored", req.kind)),
@@ -199,25 +247,25 @@ impl Server {
         match decision {
             Ok(()) => match self.template.render(&image.board, image.version, topic) {
                 Ok(doc) => {
-                    self.publish(topic.to_string(), Bytes::from(doc));
                     self.emit(Event::Offered {
                         device: device.to_string(),
                         running: running.to_string(),
                         version: image.version.to_string(),
                     });
+                    self.publish(topic.to_string(), Bytes::from(doc));
                 }
                 Err(e) => self.warn(topic, format!("cannot build the job document: {e:#}")),
             },
             Err(why) => {
                 let mut buf = [0u8; 512];
-                if let Ok(n) = encode_no_update(&mut buf, topic) {
-                    self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
-                }
                 self.emit(Event::NoUpdate {
                     device: device.to_string(),
                     running: running.to_string(),
                     reason: why.reason().into(),
                 });
+                if let Ok(n) = encode_no_update(&mut buf, topic) {
+                    self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
+                }
             }
         }
     }
@@ -272,10 +320,13 @@ impl Server {
         self.start_push(image, topic, device, Mode::Push);
     }
 
-    fn on_direct(self: &Arc<Self>, image: &Arc<ServedImage>) {
+    fn on_direct(self: &Arc<Self>, image: &Arc<ServedImage>, device: &str, req: &Request<'_>) {
         let Ok(topic) = topics::direct_topic(&self.prefix, &image.board) else {
             return;
         };
+        if !self.may_send(image, device, req, &topic) {
+            return;
+        }
         if lock(&self.active).contains_key(topic.as_str()) {
             log::debug!("direct broadcast on {topic} already running");
             return;
@@ -326,10 +377,13 @@ impl Server {
             total,
         });
         let started = Instant::now();
+        let epoch = self.epoch.load(Ordering::Relaxed);
         let mut bytes = 0u32;
+        let mut last = 0;
         for chunk in &image.chunks {
-            if self.client.publish(&topic, chunk.clone()).await.is_err() {
-                return;
+            match self.send(&topic, chunk.clone()).await {
+                Ok(seq) => last = seq,
+                Err(_) => return,
             }
             bytes += (chunk.len() - protocol::CHUNK_HEADER_SIZE) as u32;
             self.emit(Event::Progress {
@@ -345,7 +399,17 @@ impl Server {
                 active.remove(&topic);
             }
         }
-        if mode == Mode::Push {
+        let acked = self
+            .wait_acked(last, std::time::Duration::from_secs(60))
+            .await;
+        let intact = acked && self.epoch.load(Ordering::Relaxed) == epoch;
+        if !intact {
+            self.warn(
+                &topic,
+                "broker connection lost during the transfer; chunks may be missing (the device will ask again)".into(),
+            );
+        }
+        if mode == Mode::Push && intact {
             lock(&self.state).device(&device, &image.board).sent = Some(version.clone());
             self.dirty.notify_one();
         }

@@ -13,7 +13,7 @@
 //! clears it (`otactl status --unblock`, `otactl publish --unblock`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use firmware::protocol::AppVersion;
@@ -220,15 +220,6 @@ impl State {
         }
         n
     }
-}
-
-/// The state plus where it lives.
-#[derive(Debug)]
-pub struct Store {
-    /// The state.
-    pub state: State,
-    /// The file, if persisted.
-    pub path: Option<PathBuf>,
 }
 
 #[cfg(test)]

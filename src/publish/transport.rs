@@ -78,6 +78,8 @@ pub enum NetEvent {
     },
     /// A SUBACK.
     Subscribed,
+    /// A PUBACK for one of our QoS 1 PUBLISHes.
+    PubAck,
     /// Anything else (acks, pings, outgoing packets).
     Other,
 }
@@ -176,6 +178,7 @@ impl Loop {
             Self::V4(l) => match l.poll().await.map_err(|e| e.to_string())? {
                 rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => Ok(NetEvent::Connected),
                 rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => Ok(NetEvent::Subscribed),
+                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) => Ok(NetEvent::PubAck),
                 rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => Ok(NetEvent::Message {
                     topic: p.topic,
                     payload: p.payload,
@@ -185,6 +188,7 @@ impl Loop {
             Self::V5(l) => match l.poll().await.map_err(|e| e.to_string())? {
                 rumqttc::v5::Event::Incoming(Packet5::ConnAck(_)) => Ok(NetEvent::Connected),
                 rumqttc::v5::Event::Incoming(Packet5::SubAck(_)) => Ok(NetEvent::Subscribed),
+                rumqttc::v5::Event::Incoming(Packet5::PubAck(_)) => Ok(NetEvent::PubAck),
                 rumqttc::v5::Event::Incoming(Packet5::Publish(p)) => Ok(NetEvent::Message {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
                     payload: p.payload,

@@ -7,6 +7,7 @@ use std::process::Output;
 use crate::util::{otactl, run, tool, vectors_dir};
 
 mod cli;
+mod props;
 
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";
@@ -182,6 +183,15 @@ fn verify_accepts_every_vector() {
     }
     let o = otactl_verify(Some(key), Path::new("out/v04-ifx-psoc6-ext-swap-hex.bin"));
     assert!(o.status.success());
+    // Infineon's C-array public key and the PEM public key work as well.
+    for k in ["keys/cypress-test-ec-p256.pub", PUB] {
+        let o = otactl_verify(Some(Path::new(k)), Path::new("out/v12-plain-prot-tlvs.bin"));
+        assert!(
+            o.status.success(),
+            "{k}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 /// Runs `otactl verify -k KEY` on `bytes` and returns the rejection message (exit must be 1).

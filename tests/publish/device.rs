@@ -17,6 +17,9 @@ pub enum Flow {
     JobChunks,
     /// Direct flow: no job, "Request Update" straight away.
     Direct,
+    /// Direct flow, asking with APP's "Send Direct Update" template (the image is broadcast on
+    /// `PFX/BRD/OTAImage`, which the device subscribes to as its app filter).
+    DirectBroadcast,
 }
 
 /// Device configuration.
@@ -70,6 +73,12 @@ impl DeviceConfig {
             self.version(),
             self.unique_topic()
         )
+    }
+    /// APP's `CY_OTA_DOWNLOAD_DIRECT_REQUEST` (§2.8): ends after Version with `" }"`.
+    fn direct_request(&self) -> String {
+        let full = self.request("Send Direct Update");
+        let cut = full.find(", \"UniqueTopicName\"").unwrap();
+        format!("{} }}", &full[..cut])
     }
     /// LIB's chunk request template (§2.9).
     fn chunk_request(&self, offset: u32, size: i64) -> String {
@@ -370,6 +379,8 @@ async fn data_phase(cfg: &DeviceConfig) -> Result<Download, &'static str> {
         if chunked {
             c.publish(cfg.request_topic(), cfg.chunk_request(0, 4096))
                 .await?;
+        } else if cfg.flow == Flow::DirectBroadcast {
+            c.publish(cfg.request_topic(), cfg.direct_request()).await?;
         } else {
             c.publish(cfg.request_topic(), cfg.request("Request Update"))
                 .await?;
@@ -408,7 +419,7 @@ async fn data_phase(cfg: &DeviceConfig) -> Result<Download, &'static str> {
 
 /// One session (§5.3): job (unless direct), data, optional result.
 pub async fn session(cfg: &DeviceConfig) -> Outcome {
-    if cfg.flow != Flow::Direct {
+    if !matches!(cfg.flow, Flow::Direct | Flow::DirectBroadcast) {
         if let Err(e) = job_phase(cfg).await {
             return Outcome::NoUpdate(e);
         }

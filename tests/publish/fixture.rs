@@ -120,6 +120,18 @@ impl Events {
     pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
         self.all.lock().unwrap().iter().filter(|e| f(e)).count()
     }
+    /// Waits (bounded) until at least `n` events matching `f` have been seen; returns the count.
+    pub async fn wait_count(&self, f: impl Fn(&Event) -> bool, n: usize, limit: Duration) -> usize {
+        let mut rx = self.tx.subscribe();
+        let _ = tokio::time::timeout(limit, async {
+            while self.count(&f) < n {
+                let _ = rx.recv().await;
+            }
+        })
+        .await;
+        self.count(&f)
+    }
+
     /// Waits (bounded) until an event matching `f` has been seen.
     pub async fn wait_for(&self, f: impl Fn(&Event) -> bool, limit: Duration) -> bool {
         let mut rx = self.tx.subscribe();

@@ -1,6 +1,7 @@
 //! `otactl publish`: the update server against a real mosquitto and a test device written from
 //! spec/protocol.md's device rules (tests/publish/device.rs).
 
+mod cli;
 pub(crate) mod device;
 mod fixture;
 mod resilience;
@@ -39,7 +40,7 @@ fn updated(o: &Outcome, image: &[u8], what: &str) {
     }
 }
 
-/// Job flow, direct flow and chunk flow each deliver a slot-filling image bit-exact.
+/// Job flow, direct flow ("Request Update" and "Send Direct Update") and chunk flow each deliver a slot-filling image bit-exact.
 #[test]
 fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,9 +50,14 @@ fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
     let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
     rt().block_on(async {
         let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
-        for (i, flow) in [Flow::Job, Flow::Direct, Flow::JobChunks]
-            .into_iter()
-            .enumerate()
+        for (i, flow) in [
+            Flow::Job,
+            Flow::Direct,
+            Flow::DirectBroadcast,
+            Flow::JobChunks,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 100 + i as u16 * 10);
             d.flow = flow;
@@ -62,7 +68,32 @@ fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
             eprintln!("{flow:?}: {:?}", t0.elapsed());
             updated(&o, &image, &format!("{flow:?}"));
         }
-        assert_eq!(p.events.count(|e| matches!(e, Event::Sent { .. })), 3);
+        assert_eq!(
+            p.events
+                .wait_count(
+                    |e| matches!(e, Event::Sent { .. }),
+                    4,
+                    Duration::from_secs(10)
+                )
+                .await,
+            4
+        );
+        assert_eq!(
+            p.events
+                .wait_count(
+                    |e| matches!(
+                        e,
+                        Event::Started {
+                            mode: otactl::publish::Mode::Direct,
+                            ..
+                        }
+                    ),
+                    1,
+                    Duration::from_secs(10)
+                )
+                .await,
+            1
+        );
         p.stop().await;
     });
 }
@@ -95,10 +126,24 @@ fn equal_version_and_other_board_get_no_update() {
         ));
         assert_eq!(
             p.events
-                .count(|e| matches!(e, Event::NoUpdate { reason, .. } if reason == "not_newer")),
+                .wait_count(
+                    |e| matches!(e, Event::NoUpdate { reason, .. } if reason == "not_newer"),
+                    2,
+                    Duration::from_secs(10)
+                )
+                .await,
             2
         );
-        assert_eq!(p.events.count(|e| matches!(e, Event::Started { .. })), 0);
+        assert_eq!(
+            p.events
+                .wait_count(
+                    |e| matches!(e, Event::Started { .. }),
+                    0,
+                    Duration::from_secs(10)
+                )
+                .await,
+            0
+        );
         p.stop().await;
     });
 }
@@ -132,6 +177,33 @@ fn twenty_devices_update_at_once() {
                 .unwrap();
             updated(&o, &image, &format!("device {i}"));
         }
+        p.stop().await;
+    });
+}
+
+/// Several boards (`--image BOARD=FILE` repeated): each board's devices get their own image.
+#[test]
+fn several_boards_each_get_their_own_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let other = "APP_KIT_XMC72_EVK";
+    let a = fixture::signed_image((1, 1, 0), 50_000, 11);
+    let b = fixture::signed_image((1, 1, 0), 70_001, 12);
+    let (pa, pb) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+    std::fs::write(&pa, &a).unwrap();
+    std::fs::write(&pb, &b).unwrap();
+    rt().block_on(async {
+        let p = Running::start(config(
+            broker.port,
+            vec![served(BOARD, &pa), served(other, &pb)],
+        ))
+        .await;
+        let da = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 900);
+        let db = DeviceConfig::new(broker.port, other, (1, 0, 0), 910);
+        updated(&device::session(&da).await, &a, BOARD);
+        updated(&device::session(&db).await, &b, other);
         p.stop().await;
     });
 }

@@ -170,7 +170,12 @@ fn blocklist_survives_a_publisher_restart() {
         ));
         assert_eq!(
             p.events
-                .count(|e| matches!(e, Event::Result { result, .. } if result == "reverted")),
+                .wait_count(
+                    |e| matches!(e, Event::Result { result, .. } if result == "reverted"),
+                    1,
+                    Duration::from_secs(10)
+                )
+                .await,
             1
         );
         p.stop().await;
@@ -182,7 +187,12 @@ fn blocklist_survives_a_publisher_restart() {
         ));
         assert_eq!(
             p.events
-                .count(|e| matches!(e, Event::NoUpdate { reason, .. } if reason == "blocked")),
+                .wait_count(
+                    |e| matches!(e, Event::NoUpdate { reason, .. } if reason == "blocked"),
+                    1,
+                    Duration::from_secs(10)
+                )
+                .await,
             1
         );
         p.stop().await;
@@ -314,4 +324,83 @@ fn share_group_survives_losing_a_publisher() {
     });
     let _ = b.kill();
     let _ = b.wait();
+}
+
+/// A device that stops reading and one that vanishes mid-request do not stall another device.
+#[test]
+fn slow_and_vanished_devices_do_not_stall_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let req = |t: &str| {
+            format!("{{\"Message\":\"Request Update\", \"SerialNumber\": \"{t}\", \"Version\": \"1.0.0\", \"UniqueTopicName\": \"MyUniqueTopic/{BOARD}/OTAImage/{t}\"}}")
+        };
+        // Slow: subscribes, asks, then never reads again (its socket fills up).
+        let (slow, mut sel) = AsyncClient::new(MqttOptions::new("slow-device", "127.0.0.1", broker.port), 64);
+        slow.subscribe(format!("MyUniqueTopic/{BOARD}/OTAImage/801"), QoS::AtLeastOnce).await.unwrap();
+        slow.publish(REQ, QoS::AtLeastOnce, false, req("801")).await.unwrap();
+        for _ in 0..6 {
+            let _ = tokio::time::timeout(Duration::from_secs(2), sel.poll()).await;
+        }
+        // Vanished: asks and disconnects at once.
+        let (gone, mut gel) = AsyncClient::new(MqttOptions::new("gone-device", "127.0.0.1", broker.port), 64);
+        gone.publish(REQ, QoS::AtLeastOnce, false, req("802")).await.unwrap();
+        gone.disconnect().await.unwrap();
+        while gel.poll().await.is_ok() {}
+        let d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 803);
+        let o = tokio::time::timeout(Duration::from_secs(60), device::session(&d)).await.expect("bounded");
+        updated(&o, &image, "device next to a slow and a vanished one");
+        drop(sel);
+        p.stop().await;
+    });
+}
+
+/// Push mode: the broker restarts while several whole-image pushes are in flight; every device
+/// still completes (no false "reverted" for a push cut by the restart).
+#[test]
+fn broker_restart_during_pushes_does_not_block_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let image = std::sync::Arc::new(image);
+    rt().block_on(async {
+        let p = Running::start(config(broker.port, vec![served(BOARD, &path)])).await;
+        let mut tasks = Vec::new();
+        for i in 0..8u16 {
+            let mut d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 1500 + i * 10);
+            d.data_timeout = Duration::from_secs(3);
+            tasks.push(tokio::spawn(device::until_updated(
+                d,
+                Duration::from_secs(90),
+            )));
+        }
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Progress { .. }),
+                    Duration::from_secs(20)
+                )
+                .await
+        );
+        tokio::task::block_in_place(|| broker.restart());
+        for (i, t) in tasks.into_iter().enumerate() {
+            let o = tokio::time::timeout(Duration::from_secs(100), t)
+                .await
+                .expect("bounded")
+                .unwrap();
+            updated(&o, &image, &format!("push device {i} after broker restart"));
+        }
+        assert_eq!(
+            p.events
+                .count(|e| matches!(e, Event::Result { result, .. } if result == "reverted")),
+            0
+        );
+        p.stop().await;
+    });
 }

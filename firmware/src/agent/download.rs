@@ -63,9 +63,7 @@ impl Agent<'_> {
         };
         self.resumed_from = None;
         match resume {
-            Some(r)
-                if r.version == version && r.total > 0 && next_rec < self.journal.capacity() =>
-            {
+            Some(r) if r.version == version && r.total > 0 => {
                 let at = self.safe_resume_point(flash, r.written.min(r.total))?;
                 d.total = Some(r.total);
                 d.received = at;
@@ -74,7 +72,7 @@ impl Agent<'_> {
                 self.resumed_from = Some(at);
                 if at < r.written {
                     self.journal
-                        .append(flash, &mut d.next_rec, at)
+                        .append(flash, &mut d.next_rec, at, false)
                         .map_err(AgentError::Flash)?;
                 }
             }
@@ -236,7 +234,7 @@ impl Agent<'_> {
             return self.finish(now, flash, d);
         }
         self.journal
-            .append(flash, &mut d.next_rec, d.flushed)
+            .append(flash, &mut d.next_rec, d.flushed, false)
             .map_err(AgentError::Flash)?;
         self.state = State::Download(d);
         if self.cfg.delivery == super::Delivery::Push {
@@ -302,7 +300,7 @@ impl Agent<'_> {
             d.flushed += w;
         }
         self.journal
-            .append(flash, &mut d.next_rec, d.received)
+            .append(flash, &mut d.next_rec, d.received, true)
             .map_err(AgentError::Flash)?;
         self.state = State::Download(d);
         self.verify_and_set_pending(now, flash, d.received)
@@ -335,10 +333,15 @@ impl Agent<'_> {
             return self.fail(now, code, flash).map(Ok);
         }
         let layout = self.cfg.map.trailer_for(&self.cfg.map.secondary);
-        app::set_pending(flash, &layout, self.cfg.permanent).map_err(|e| match e {
-            crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
-            _ => AgentError::BufferTooSmall,
-        })?;
+        if !SlotState::fields_erased(flash, &layout).map_err(AgentError::Flash)? {
+            // Debris of an interrupted "set pending": start the trailer afresh.
+            let version = match self.state {
+                State::Download(d) => d.version,
+                _ => AppVersion::default(),
+            };
+            self.rewrite_trailer(flash, version, total)?;
+        }
+        app::set_pending(flash, &layout, self.cfg.permanent).map_err(AgentError::from_boot)?;
         self.state = State::ReadyToReboot;
         Ok(Ok(Out::Reboot))
     }
@@ -368,6 +371,7 @@ impl Agent<'_> {
         primary: &mut P,
         secondary: &mut S,
     ) -> Res<BootReport, P::Error> {
+        self.state = State::Idle { next_check: 0 };
         let pl = self.cfg.map.trailer_for(&self.cfg.map.primary);
         if app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)? {
             self.state = State::AwaitingConfirm;
@@ -379,9 +383,6 @@ impl Agent<'_> {
         if let Some(r) = resume.filter(|r| r.total > 0 && r.written >= r.total) {
             // A finished download whose "set pending" never completed (or left a trailer the
             // bootloader could not act on, e.g. a torn `image_ok`).
-            if sec.magic != MagicState::Unset {
-                self.rewrite_trailer(secondary, r.version, r.total)?;
-            }
             self.state = State::Download(Download {
                 version: r.version,
                 total: Some(r.total),
@@ -449,7 +450,7 @@ impl Agent<'_> {
             .map_err(AgentError::Flash)?;
         let mut next = 1;
         self.journal
-            .append(flash, &mut next, total)
+            .append(flash, &mut next, total, true)
             .map_err(AgentError::Flash)
     }
 }

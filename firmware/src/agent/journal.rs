@@ -159,7 +159,9 @@ impl Journal {
         self.write_rec(f, 0, &h)
     }
 
-    /// Appends a progress record at index `*next` (if there is room) and advances it.
+    /// Appends a progress record at index `*next` (if there is room) and advances it. The
+    /// last record is kept for the completion record (`complete`), so a finished download is
+    /// always recorded.
     ///
     /// # Errors
     /// Flash errors.
@@ -168,8 +170,14 @@ impl Journal {
         f: &mut F,
         next: &mut u32,
         written: u32,
+        complete: bool,
     ) -> Result<(), F::Error> {
-        if *next == 0 || *next >= self.capacity {
+        let room = if complete {
+            self.capacity
+        } else {
+            self.capacity.saturating_sub(1)
+        };
+        if *next == 0 || *next >= room {
             return Ok(());
         }
         let mut r = [0u8; 16];

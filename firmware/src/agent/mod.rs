@@ -154,6 +154,8 @@ pub enum Outbound<'o> {
 /// Where the agent is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// [`Agent::on_boot`] has not run yet; the agent does nothing until it has.
+    Unchecked,
     /// Waiting for the next update check.
     Idle,
     /// The running image is a test image: no updates until [`Agent::confirm`].
@@ -201,18 +203,28 @@ pub enum BootReport {
 pub enum AgentError<E> {
     /// A flash operation failed (e.g. power loss in the simulator).
     Flash(E),
-    /// A topic could not be built from the configuration.
-    Topic(TopicError),
     /// An outbound message did not fit [`OUT_MAX`].
     BufferTooSmall,
+    /// A trailer holds values the agent cannot write over (see [`crate::boot::BootError`]).
+    Trailer(crate::flashmap::AreaKind),
+}
+
+impl<E> AgentError<E> {
+    fn from_boot(e: crate::boot::BootError<E>) -> Self {
+        match e {
+            crate::boot::BootError::Flash { error, .. } => Self::Flash(error),
+            crate::boot::BootError::Corrupted(area) => Self::Trailer(area),
+            _ => Self::Trailer(crate::flashmap::AreaKind::Secondary),
+        }
+    }
 }
 
 impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
-            Self::Topic(e) => write!(f, "bad topic configuration: {e:?}"),
             Self::BufferTooSmall => f.write_str("outbound message too long"),
+            Self::Trailer(a) => write!(f, "{a} trailer cannot be written"),
         }
     }
 }
@@ -237,9 +249,15 @@ struct Download {
 
 #[derive(Clone, Copy, Debug)]
 enum State {
-    Idle { next_check: u64 },
+    /// [`Agent::on_boot`] not called yet: do nothing (it could erase a revert image).
+    Unchecked,
+    Idle {
+        next_check: u64,
+    },
     AwaitingConfirm,
-    WaitJob { deadline: u64 },
+    WaitJob {
+        deadline: u64,
+    },
     Download(Download),
     ReadyToReboot,
 }
@@ -268,18 +286,19 @@ type Res<T, E> = Result<T, AgentError<E>>;
 
 impl<'a> Agent<'a> {
     /// An agent whose session topic is made from `tick_ms` (milliseconds since boot), as the
-    /// C device does. The first update check is due immediately.
+    /// C device does. Nothing happens until [`Self::on_boot`] has looked at the slots (so a
+    /// test image's revert copy is never erased); then the first update check is due
+    /// immediately.
     ///
     /// # Errors
-    /// [`AgentError::Topic`] for a prefix or board that cannot form a topic.
-    pub fn new<E>(cfg: AgentConfig<'a>, tick_ms: u32) -> Res<Self, E> {
+    /// A prefix or board that cannot form a topic.
+    pub fn new(cfg: AgentConfig<'a>, tick_ms: u32) -> Result<Self, TopicError> {
         Ok(Self {
-            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)
-                .map_err(AgentError::Topic)?,
-            request: topics::request_topic(cfg.prefix, cfg.board).map_err(AgentError::Topic)?,
+            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)?,
+            request: topics::request_topic(cfg.prefix, cfg.board)?,
             journal: Journal::new(&cfg.map),
             cfg,
-            state: State::Idle { next_check: 0 },
+            state: State::Unchecked,
             out: [0; OUT_MAX],
             resumed_from: None,
             last_error: None,
@@ -302,6 +321,7 @@ impl<'a> Agent<'a> {
     #[must_use]
     pub fn status(&self) -> Status {
         let (phase, received, total) = match &self.state {
+            State::Unchecked => (Phase::Unchecked, 0, None),
             State::Idle { .. } => (Phase::Idle, 0, None),
             State::AwaitingConfirm => (Phase::AwaitingConfirm, 0, None),
             State::WaitJob { .. } => (Phase::WaitingForJob, 0, None),
@@ -457,10 +477,7 @@ impl<'a> Agent<'a> {
             return Ok(None);
         }
         let layout = self.cfg.map.trailer_for(&self.cfg.map.primary);
-        crate::boot::app::set_confirmed(primary, &layout).map_err(|e| match e {
-            crate::boot::BootError::Flash { error, .. } => AgentError::Flash(error),
-            _ => AgentError::BufferTooSmall,
-        })?;
+        crate::boot::app::set_confirmed(primary, &layout).map_err(AgentError::from_boot)?;
         self.idle(now);
         let out = self.result(true).map_err(|()| AgentError::BufferTooSmall)?;
         Ok(self.emit(out))

@@ -39,25 +39,71 @@ impl SlotState {
         swap_info: (SwapType::None, 0),
     };
 
-    /// Reads the trailer of a slot.
+    /// Reads the trailer of a slot. Each flag is read as its whole `A`-byte record: erased
+    /// only if every byte is erased, set if its first byte is `0x01`, bad otherwise (a write
+    /// cut by power loss can leave the first byte erased and the padding not, and such a
+    /// record can no longer be written). Likewise the magic is unset only if its whole
+    /// `align_up(16, A)` area is erased.
     ///
     /// # Errors
     /// Flash read errors.
     pub fn read<F: ReadNorFlash>(flash: &mut F, layout: &TrailerLayout) -> Result<Self, F::Error> {
-        let mut magic = [0u8; 16];
-        flash.read(layout.magic_off(), &mut magic)?;
-        let mut byte = [0u8; 1];
-        flash.read(layout.image_ok_off(), &mut byte)?;
-        let image_ok = layout.flag_state(byte[0]);
-        flash.read(layout.copy_done_off(), &mut byte)?;
-        let copy_done = layout.flag_state(byte[0]);
-        flash.read(layout.swap_info_off(), &mut byte)?;
+        let e = layout.erased_val;
+        let mut rec = [0u8; 32];
+        let m = layout.magic_area_size() as usize;
+        flash.read(layout.slot_size - m as u32, &mut rec[..m])?;
+        let mut magic16 = [0u8; 16];
+        magic16.copy_from_slice(&rec[m - 16..m]);
+        let magic = match layout.magic_state(&magic16) {
+            MagicState::Unset if rec[..m].iter().any(|b| *b != e) => MagicState::Bad,
+            s => s,
+        };
+        let a = (layout.max_align as usize).min(32);
+        let mut flag = |off: u32| -> Result<(FlagState, u8), F::Error> {
+            flash.read(off, &mut rec[..a])?;
+            let st = match layout.flag_state(rec[0]) {
+                FlagState::Unset if rec[1..a].iter().any(|b| *b != e) => FlagState::Bad,
+                s => s,
+            };
+            Ok((st, rec[0]))
+        };
+        let (image_ok, _) = flag(layout.image_ok_off())?;
+        let (copy_done, _) = flag(layout.copy_done_off())?;
+        let (info_state, info) = flag(layout.swap_info_off())?;
+        let swap_info = if info_state == FlagState::Bad && info == e {
+            (SwapType::None, 0)
+        } else {
+            decode_swap_info(info, e)
+        };
         Ok(Self {
-            magic: layout.magic_state(&magic),
+            magic,
             image_ok,
             copy_done,
-            swap_info: decode_swap_info(byte[0], layout.erased_val),
+            swap_info,
         })
+    }
+
+    /// Whether every trailer field (`swap_size` … magic) is erased, so `set_pending` can
+    /// write them.
+    ///
+    /// # Errors
+    /// Flash read errors.
+    pub fn fields_erased<F: ReadNorFlash>(
+        flash: &mut F,
+        layout: &TrailerLayout,
+    ) -> Result<bool, F::Error> {
+        let start = layout.swap_size_off();
+        let mut buf = [0u8; 32];
+        let mut off = start;
+        while off < layout.slot_size {
+            let n = (layout.slot_size - off).min(32);
+            flash.read(off, &mut buf[..n as usize])?;
+            if buf[..n as usize].iter().any(|b| *b != layout.erased_val) {
+                return Ok(false);
+            }
+            off += n;
+        }
+        Ok(true)
     }
 }
 

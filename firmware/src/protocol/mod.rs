@@ -30,6 +30,8 @@ pub mod codes;
 pub mod job;
 pub mod json;
 pub mod messages;
+#[cfg(test)]
+mod props;
 pub mod request;
 pub mod topics;
 

@@ -279,11 +279,6 @@ impl SimFlash {
         &self.rail
     }
 
-    /// Moves this flash onto another rail (e.g. a fresh one for the next sweep step).
-    pub fn set_rail(&mut self, rail: PowerRail) {
-        self.rail = rail;
-    }
-
     /// Operation counters.
     #[must_use]
     pub const fn stats(&self) -> SimStats {
@@ -327,8 +322,12 @@ impl SimFlash {
         for i in from..from + done {
             self.data[i] = good(i);
         }
+        let mut x = self.rail.random() | 1;
         for i in from + done..to {
-            let r = self.rail.random();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = x;
             self.data[i] = match r % 3 {
                 0 => self.data[i],
                 1 => good(i),

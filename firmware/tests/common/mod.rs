@@ -91,6 +91,31 @@ pub const SIM_MAPS: [&str; 6] = [
     "psoc62_2m_ext_overwrite_sim.json",
 ];
 
+/// The flash-map matrix of the sweeps: every host-simulation layout, plus variants of two
+/// of them with write sizes 16 and 32 (trailer alignment `A` > 8: other magic, wider records).
+pub fn matrix() -> Vec<(String, FlashMap)> {
+    let mut out: Vec<(String, FlashMap)> = SIM_MAPS
+        .iter()
+        .map(|n| (n.trim_end_matches(".json").to_string(), sim_map(n)))
+        .collect();
+    for (name, w) in [
+        ("xmcsim_int_swap_sim.json", 16),
+        ("xmcsim_int_swap_sim.json", 32),
+        ("psoc62_2m_int_overwrite_sim.json", 32),
+    ] {
+        let mut m = sim_map(name);
+        for a in [&mut m.primary, &mut m.secondary] {
+            a.write_size = w;
+        }
+        if let Some(x) = m.scratch.as_mut() {
+            x.write_size = w;
+        }
+        m.validate_for_boot().expect("variant map");
+        out.push((format!("{}_w{w}", name.trim_end_matches(".json")), m));
+    }
+    out
+}
+
 /// A device whose primary slot holds `img` (programmed by a "factory programmer").
 pub fn device_with(map: FlashMap, img: &[u8]) -> SimDevice {
     let mut dev = SimDevice::new(map, 1);

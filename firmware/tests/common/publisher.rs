@@ -20,6 +20,8 @@ pub struct Publisher {
     pub version: AppVersion,
     pub board: String,
     pub chunk: u32,
+    /// A `Broker` field for the job (a redirect), if any.
+    pub broker: Option<String>,
 }
 
 impl Publisher {
@@ -29,6 +31,7 @@ impl Publisher {
             version,
             board: BOARD.to_string(),
             chunk: 256,
+            broker: None,
         }
     }
 
@@ -40,6 +43,9 @@ impl Publisher {
         w.field("Board", &self.board).unwrap();
         w.field("Version", &v).unwrap();
         w.field("Connection", "MQTT").unwrap();
+        if let Some(b) = &self.broker {
+            w.field("Broker", b).unwrap();
+        }
         let n = w.finish().unwrap();
         buf[..n].to_vec()
     }
@@ -119,6 +125,18 @@ pub fn run(
     now: &mut u64,
     steps: u32,
 ) -> Result<End, String> {
+    run_limited(agent, flash, publ, now, steps, usize::MAX)
+}
+
+/// [`run`], but stops (as `Stalled`) after delivering `max_msgs` messages to the agent.
+pub fn run_limited(
+    agent: &mut Agent<'_>,
+    flash: &mut SimFlash,
+    publ: &Publisher,
+    now: &mut u64,
+    steps: u32,
+    mut max_msgs: usize,
+) -> Result<End, String> {
     let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
     for _ in 0..steps {
         if agent.status().phase == Phase::ReadyToReboot {
@@ -132,6 +150,10 @@ pub fn run(
             None => {}
         }
         while let Some(msg) = queue.pop_front() {
+            if max_msgs == 0 {
+                return Ok(End::Stalled);
+            }
+            max_msgs -= 1;
             let topic = agent.unique_topic().to_string();
             let inbound = Inbound::Publish {
                 topic: &topic,

@@ -1,0 +1,117 @@
+//! Unit tests of the flash-map checks.
+
+use super::*;
+
+const ROW: u32 = 512;
+const fn int(address: u32, size: u32) -> Area {
+    Area::new(address, size, ROW, 0x00, 8, Device::Internal)
+}
+
+const MAP: FlashMap = FlashMap {
+    bootloader: int(0x1000_0000, 0x1_8000),
+    primary: int(0x1001_8000, 0x2000),
+    secondary: int(0x1001_a000, 0x2000),
+    scratch: Some(int(0x1001_c000, 0x400)),
+    status: None,
+    mode: UpgradeMode::Swap,
+    internal_base: 0x1000_0000,
+};
+
+#[test]
+fn const_map_validates() {
+    assert_eq!(MAP.validate(), Ok(()));
+    assert_eq!(MAP.validate_for_boot(), Ok(()));
+    assert_eq!(MAP.max_img_sectors(), 32);
+    assert_eq!(MAP.primary_offset(), 0x18000);
+    // trailer = 32*3*8 + 48 = 816 → starts at 0x2000-816 = 0x1cd0 → row 0x1c00.
+    assert_eq!(MAP.max_image_size(), 0x1c00);
+}
+
+#[test]
+fn overlap_at_sector_granularity_is_refused() {
+    let mut m = MAP;
+    m.secondary.address = 0x1001_9f00;
+    assert!(matches!(
+        m.validate(),
+        Err(
+            FlashMapError::Overlap(AreaKind::Primary, AreaKind::Secondary)
+                | FlashMapError::Misaligned { .. }
+        )
+    ));
+    let mut m = MAP;
+    m.scratch = Some(int(0x1001_bf00, 0x400));
+    assert_eq!(
+        m.validate(),
+        Err(FlashMapError::Overlap(
+            AreaKind::Secondary,
+            AreaKind::Scratch
+        ))
+    );
+}
+
+#[test]
+fn misaligned_and_bad_geometry_are_refused() {
+    let mut m = MAP;
+    m.primary.size = 0x2004;
+    assert_eq!(
+        m.validate(),
+        Err(FlashMapError::Misaligned {
+            area: AreaKind::Primary,
+            align: 8
+        })
+    );
+    let mut m = MAP;
+    m.primary.write_size = 3;
+    assert_eq!(
+        m.validate(),
+        Err(FlashMapError::BadGeometry(AreaKind::Primary))
+    );
+    let mut m = MAP;
+    m.bootloader.size = 0;
+    assert_eq!(
+        m.validate(),
+        Err(FlashMapError::Empty(AreaKind::Bootloader))
+    );
+}
+
+#[test]
+fn trailer_must_fit_and_sizes_must_match() {
+    let mut m = MAP;
+    m.primary.size = 0x200;
+    m.secondary.size = 0x200;
+    assert!(matches!(
+        m.validate(),
+        Err(FlashMapError::TrailerTooBig { .. })
+    ));
+    let mut m = MAP;
+    m.secondary.size = 0x1000;
+    assert!(matches!(
+        m.validate(),
+        Err(FlashMapError::SlotSizeMismatch { .. })
+    ));
+    m.mode = UpgradeMode::Overwrite;
+    assert_eq!(m.validate(), Ok(()));
+    let mut m = MAP;
+    m.scratch = None;
+    assert_eq!(m.validate(), Err(FlashMapError::NoScratch));
+}
+
+#[test]
+fn boot_rules_need_erase_alignment_and_scratch_unit() {
+    let mut m = MAP;
+    m.secondary.address += 8;
+    m.secondary.size -= 8;
+    m.mode = UpgradeMode::Overwrite;
+    assert_eq!(m.validate(), Ok(()));
+    assert_eq!(
+        m.validate_for_boot(),
+        Err(FlashMapError::NotEraseAligned(AreaKind::Secondary))
+    );
+    let mut m = MAP;
+    m.scratch = Some(int(0x1001_c000, 0x200));
+    m.secondary.erase_size = 0x400;
+    assert!(matches!(
+        m.validate_for_boot(),
+        Err(FlashMapError::ScratchTooSmall { .. })
+    ));
+}
