@@ -285,8 +285,12 @@ fn layer(
     Ok(cmd)
 }
 
-/// One option: env name, boolish flags (`OTACTL_PAD=1` as well as `true`), file default (paths
-/// resolved against the file's directory).
+/// One option: its `OTACTL_*` variable, boolish flags (`OTACTL_PAD=1` as well as `true`), the
+/// file default (paths resolved against the file's directory).
+///
+/// The variable is applied as a default that outranks the file's, not with clap's `env`: clap
+/// treats an environment value like a flag, so an exported `OTACTL_KEY` would collide with
+/// `sign --fix-sig` (which conflicts with `--key`) instead of simply losing to the flag.
 fn layer_arg(
     mut a: clap::Arg,
     long: &str,
@@ -294,22 +298,45 @@ fn layer_arg(
     config: &ConfigFile,
 ) -> clap::Arg {
     use clap::ValueHint;
-    if a.get_env().is_none() {
-        a = a.env(env_name(long));
+    if a.get_env().is_some() {
+        return a; // the subcommand chose its own variable
     }
     if matches!(a.get_action(), ArgAction::SetTrue | ArgAction::SetFalse) {
         a = a.value_parser(clap::builder::BoolishValueParser::new());
     }
-    if let Some(mut v) = values {
-        if matches!(
+    let var = env_name(long);
+    a = with_env_note(a, &var);
+    let from_env = std::env::var_os(&var)
+        .filter(|v| !v.is_empty())
+        .map(|v| vec![v.to_string_lossy().into_owned()]);
+    let from_file = values.map(|v| {
+        let is_path = matches!(
             a.get_value_hint(),
             ValueHint::AnyPath | ValueHint::FilePath | ValueHint::DirPath
-        ) {
-            v = v.iter().map(|s| config.resolve_path(s)).collect();
+        );
+        if is_path {
+            v.iter().map(|s| config.resolve_path(s)).collect()
+        } else {
+            v
         }
-        a = a.required(false).default_values(v);
+    });
+    match from_env.or(from_file) {
+        Some(v) => a.required(false).default_values(v),
+        None => a,
     }
-    a
+}
+
+/// Appends `[env: OTACTL_…]` to an option's help, as clap does for its own `env`.
+fn with_env_note(a: clap::Arg, var: &str) -> clap::Arg {
+    let note = |h: Option<&clap::builder::StyledStr>| match h {
+        Some(h) => format!("{h} [env: {var}]"),
+        None => format!("[env: {var}]"),
+    };
+    let short = note(a.get_help());
+    match a.get_long_help().map(|h| note(Some(h))) {
+        Some(long) => a.help(short).long_help(long),
+        None => a.help(short),
+    }
 }
 
 /// Runs the chosen command.
@@ -357,6 +384,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn layered_definition_is_consistent() {
+        let config =
+            ConfigFile::parse("[defaults]\nkey = \"k.pem\"\n[sign]\npad-header = true\n").unwrap();
+        let cmd = layer(
+            Cli::command(),
+            &config,
+            &mut Vec::new(),
+            &mut KnownOptions::default(),
+        )
+        .unwrap();
+        cmd.debug_assert();
     }
 
     #[test]
