@@ -8,8 +8,13 @@ use super::{Cli, Ctx};
 
 /// Print a completion script for SHELL to stdout.
 ///
-/// Example: `otactl completions bash > ~/.local/share/bash-completion/completions/otactl`
+/// Examples:
+///
+///   otactl completions bash > ~/.local/share/bash-completion/completions/otactl
+///   otactl completions zsh > ~/.zfunc/_otactl
+///   otactl completions fish > ~/.config/fish/completions/otactl.fish
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct Cmd {
     /// bash, zsh, fish, elvish or powershell.
     pub shell: Shell,

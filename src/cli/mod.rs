@@ -68,36 +68,47 @@ pub struct GlobalArgs {
     pub non_interactive: bool,
 }
 
+/// The subcommands. Each one-line `about` here is the summary in `otactl --help`; the full text
+/// of `otactl SUBCOMMAND --help` (description and example) is the doc comment of the subcommand's
+/// `Cmd` struct. (A doc comment here would replace that text, examples included.)
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
+    #[command(about = "Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600)")]
     Keygen(keys::KeygenCmd),
-    /// Print the public half of a signing key (pem, raw, lang-c, lang-rust).
+    #[command(about = "Print the public half of a signing key (pem, raw, lang-c, lang-rust)")]
     Getpub(keys::GetpubCmd),
-    /// Print the SHA-256 of the public key (the image's KEYHASH).
+    #[command(about = "Print the SHA-256 of the public key (the image's KEYHASH)")]
     Getpubhash(keys::GetpubhashCmd),
-    /// Sign an image for MCUboot, with imgtool's `sign` options.
+    #[command(about = "Sign an image for MCUboot, with imgtool's `sign` options")]
     Sign(sign::Cmd),
-    /// Check an image's hash, key hash and signature.
+    #[command(about = "Check an image's hash, key hash and signature")]
     Verify(verify::Cmd),
-    /// Show an image's header, TLVs and trailer (like `imgtool dumpinfo`).
+    #[command(about = "Show an image's header, TLVs and trailer (like `imgtool dumpinfo`)")]
     Info(info::Cmd),
     /// Make TLS material: CA, broker, publisher and device certificates, mosquitto config.
     #[command(subcommand)]
     Certs(certs::Cmd),
-    /// Print PEM files as C string literals for `ota_app_config.h`, or write a header.
+    #[command(
+        about = "Print PEM files as C string literals for `ota_app_config.h`, or write a header"
+    )]
     CertToC(cert_to_c::Cmd),
-    /// Print the job document ("Update Available") for a signed image.
+    #[command(about = "Print the job document (\"Update Available\") for a signed image")]
     Job(job::Cmd),
-    /// Serve updates to devices over MQTT.
+    #[command(about = "Serve updates to devices over MQTT")]
     Publish(Box<publish::Cmd>),
-    /// Show devices, versions, results and blocked versions from a publisher's state file.
+    #[command(
+        about = "Show devices, versions, results and blocked versions from a publisher's state file"
+    )]
     Status(status::Cmd),
-    /// Run the whole update story on this machine: broker, publisher and a simulated board.
+    #[command(
+        about = "Run the whole update story on this machine: broker, publisher and a simulated board"
+    )]
     Demo(demo::Cmd),
-    /// Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml.
+    #[command(
+        about = "Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml"
+    )]
     Init(init::Cmd),
-    /// Print a shell completion script.
+    #[command(about = "Print a shell completion script")]
     Completions(completions::Cmd),
 }
 

@@ -4,6 +4,7 @@
 //!
 //! Pseudo-terminal: the `rexpect` dev-dependency (a unix pty + fork; no external tool needed).
 
+mod help;
 mod init;
 mod precedence;
 mod real_board;
