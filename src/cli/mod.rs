@@ -350,12 +350,32 @@ fn with_env_note(a: clap::Arg, var: &str) -> clap::Arg {
     }
 }
 
+/// `otactl info app.bin | head` must not end in a panic message: when the reader of stdout goes
+/// away, `print!` panics with "failed printing to stdout: Broken pipe"; that is the normal end of
+/// such a pipeline (as in ripgrep), so exit 0 quietly instead. Any other panic is reported as usual.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 /// Runs the chosen command.
 ///
 /// # Errors
 /// Whatever the command reports; [`otactl::Rejected`] means "no" (exit 1).
 pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
     use std::io::IsTerminal;
+    quiet_broken_pipe();
     if !cli.quiet {
         for w in &cli.config_warnings {
             log::warn!("{w}");

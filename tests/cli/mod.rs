@@ -248,3 +248,30 @@ fn no_color_turns_off_colours_on_a_terminal() {
     );
     assert!(!plain.contains('\x1b'), "NO_COLOR still styled: {plain:?}");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `otactl completions zsh | head -1`: the reader goes away; no panic message, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    precedence::signed_image(dir.path());
+    for args in [
+        ["completions", "zsh"],
+        ["info", "app.signed"],
+        ["info", "app.signed"],
+    ] {
+        let mut child = otactl_in(dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
