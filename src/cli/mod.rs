@@ -29,7 +29,8 @@ mod verify;
 /// serves updates to unmodified Infineon `ota-update` devices.
 ///
 /// Every option can also come from an `OTACTL_<OPTION>` environment variable (e.g.
-/// `OTACTL_BROKER`) or from `otactl.toml`; flags win over the environment, which wins over the file.
+/// `OTACTL_BROKER`) or from `otactl.toml` (see `otactl init`); flags win over the environment,
+/// which wins over the file. `--force` only ever comes from the command line.
 ///
 /// Exit codes: 0 success, 1 a "no" answer (verification failed, update rejected), 2 usage or
 /// environment error.
