@@ -17,10 +17,12 @@
 //! | [`certs`] | TLS material (CA, broker, publisher, device certificates), mosquitto config, C headers |
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
 //! | [`publish`] | the update server |
+//! | [`demo`] | `otactl demo`: builds the device application, runs broker, publisher and a simulated board |
 #![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod config;
+pub mod demo;
 pub mod fsutil;
 pub mod image;
 pub mod mqtt;

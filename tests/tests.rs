@@ -1,6 +1,7 @@
 //! otactl integration tests: one binary (see Cargo.toml `[[test]]`).
 
 mod cli;
+mod e2e;
 mod image;
 mod publish;
 mod util;

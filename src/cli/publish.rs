@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use otactl::mqtt;
 use otactl::publish::{
     self, load_public_key, ClientOptions, JobTemplate, PublishConfig, ServedImage, State,
 };
@@ -185,30 +186,18 @@ impl Cmd {
     }
 }
 
-/// Broker URL → client options (plain `mqtt://`; `mqtts://` needs `otactl::mqtt`'s TLS).
+/// Broker URL + TLS flags → client options, built by [`otactl::mqtt`].
 fn broker_options(url: &str, client_id: &str, v5: bool, cmd: &Cmd) -> Result<ClientOptions> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
-        (false, r)
-    } else if let Some(r) = url.strip_prefix("mqtts://") {
-        (true, r)
+    let url = mqtt::BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--broker {e}"))?;
+    let tls = mqtt::TlsSettings {
+        ca: cmd.ca.clone(),
+        cert: cmd.cert.clone(),
+        key: cmd.client_key.clone(),
+        insecure: cmd.insecure,
+    };
+    Ok(if v5 {
+        ClientOptions::V5(Box::new(mqtt::options_v5(&url, client_id, &tls)?))
     } else {
-        bail!("--broker {url:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]");
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => (
-            h,
-            p.parse::<u16>()
-                .with_context(|| format!("--broker {url:?}: bad port"))?,
-        ),
-        _ => (rest, if tls { 8883 } else { 1883 }),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        bail!("--broker {url:?}: no host");
-    }
-    if tls || cmd.ca.is_some() || cmd.cert.is_some() || cmd.client_key.is_some() || cmd.insecure {
-        bail!("--broker {url:?}: TLS options need otactl's TLS support (otactl::mqtt), which this build does not have yet; use mqtt:// ");
-    }
-    Ok(ClientOptions::plain(client_id, host, port, v5))
+        ClientOptions::V4(Box::new(mqtt::options_v4(&url, client_id, &tls)?))
+    })
 }

@@ -34,13 +34,16 @@ pub struct BoardSpec {
     pub boot_erase_delay_us: u64,
 }
 
+/// Called with every transcript line as it is read.
+pub type Echo = Box<dyn FnMut(&str) + Send>;
+
 /// A running board: its process and its transcript so far.
 pub struct Board {
     child: Child,
     lines: mpsc::Receiver<String>,
     /// Every transcript line read so far.
     pub transcript: Vec<String>,
-    echo: Option<Box<dyn FnMut(&str) + Send>>,
+    echo: Option<Echo>,
 }
 
 impl BoardSpec {
@@ -63,7 +66,12 @@ impl BoardSpec {
             .arg("--boot-erase-delay-us")
             .arg(self.boot_erase_delay_us.to_string());
         if let Some((ca, cert, key)) = &self.tls {
-            c.arg("--ca").arg(ca).arg("--cert").arg(cert).arg("--key").arg(key);
+            c.arg("--ca")
+                .arg(ca)
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key);
         }
         c
     }
@@ -137,7 +145,10 @@ impl Board {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    bail!("timed out after {timeout:?}; last lines:\n{}", self.tail(15))
+                    bail!(
+                        "timed out after {timeout:?}; last lines:\n{}",
+                        self.tail(15)
+                    )
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     bail!("the board exited; last lines:\n{}", self.tail(15))

@@ -85,17 +85,24 @@ impl Builder {
             "host"
         };
         let mut cmd = self.cargo();
-        cmd.args(["build", "--release", "--locked", "-p", "firmware", "--features"])
-            .arg(features)
-            .arg("--message-format=json-render-diagnostics")
-            .env("APP_VERSION", &spec.version)
-            .env("BLINKY_DELAY_MS", spec.blinky_ms.to_string())
-            .stdout(Stdio::piped())
-            .stderr(if self.verbose {
-                Stdio::inherit()
-            } else {
-                Stdio::piped()
-            });
+        cmd.args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "firmware",
+            "--features",
+        ])
+        .arg(features)
+        .arg("--message-format=json-render-diagnostics")
+        .env("APP_VERSION", &spec.version)
+        .env("BLINKY_DELAY_MS", spec.blinky_ms.to_string())
+        .stdout(Stdio::piped())
+        .stderr(if self.verbose {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
         for b in bins {
             cmd.args(["--bin", b]);
         }

@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `OTA_DEVICE_FLASH` | the board's flash file | (required) |
 //! | `OTA_DEVICE_FLASHMAP` | the board's flash map (Infineon JSON) | (required) |
+//! | `OTA_DEVICE_PUBKEY` | the bootloader's public key (PEM); downloads are verified with it | (required) |
 //! | `OTA_DEVICE_BROKER` | `mqtt://host:port` or `mqtts://host:port` | `mqtt://127.0.0.1:1883` |
 //! | `OTA_DEVICE_CA` | CA certificate (PEM) that signed the broker's certificate | (required for mqtts) |
 //! | `OTA_DEVICE_CERT`, `OTA_DEVICE_KEY` | the device's client certificate and key (PEM) | none (no client auth) |
@@ -30,6 +31,8 @@ pub struct DeviceConfig {
     pub flash: PathBuf,
     /// The board's flash map.
     pub flashmap: PathBuf,
+    /// The bootloader's trusted public key (the agent verifies downloads with it).
+    pub pubkey: PathBuf,
     /// Broker host.
     pub host: String,
     /// Broker port.
@@ -116,6 +119,7 @@ impl DeviceConfig {
         Ok(Self {
             flash: required("OTA_DEVICE_FLASH")?.into(),
             flashmap: required("OTA_DEVICE_FLASHMAP")?.into(),
+            pubkey: required("OTA_DEVICE_PUBKEY")?.into(),
             host,
             port,
             tls,

@@ -101,7 +101,12 @@ impl Link {
                 Arc::clone(t),
             )));
         }
-        let (client, events) = AsyncClient::new(opts, 16);
+        let (client, mut events) = AsyncClient::new(opts, 16);
+        // Requests are small: without TCP_NODELAY, Nagle + delayed ACKs add ~40 ms per chunk.
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(NET_TIMEOUT.as_secs());
+        events.set_network_options(net);
         let mut link = Self {
             client,
             events,

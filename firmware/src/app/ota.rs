@@ -1,12 +1,308 @@
-//! The OTA task: drives [`crate::agent`] over [`super::link`].
+//! The OTA task: drives the sans-IO [`Agent`] over one MQTT [`Link`], against the board's
+//! flash, and narrates what happens (check, no update, download progress, verify, reboot,
+//! confirm, revert) in the transcript.
+//!
+//! Connection pattern: one connection (fresh client ID) at a time; on connect the task
+//! subscribes to the agent's unique topic and the app filter topic (`PFX/BRD/OTAImage`), as the
+//! C device does, then tells the agent it is connected. A lost connection is retried every 5 s
+//! (`CY_OTA_RETRY_INTERVAL_SECS`); the agent re-sends whatever it was waiting for.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::config::DeviceConfig;
-use crate::protocol::AppVersion;
+use super::link::{tls_config, Link};
+use super::say;
+use crate::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
+use crate::flashmap::FlashMap;
+use crate::image::verify::PublicKey;
+use crate::protocol::{topics, AppVersion};
+use crate::sim::SimDevice;
 
-/// Runs update sessions until one asks for a reset; returns why.
-pub async fn ota_task(cfg: DeviceConfig, version: AppVersion) -> String {
-    let _ = (cfg, version);
-    super::say("ota", "the OTA agent is not part of this build yet; idle");
-    std::future::pending::<()>().await;
-    unreachable!()
+/// Retry interval after a failed connection.
+const RETRY: Duration = Duration::from_secs(5);
+/// How often the agent's timers run.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Everything the task works with.
+struct Ctx {
+    dev: SimDevice,
+    start: Instant,
+    last: Status,
+    shown_pct: u32,
+    /// The outcome of the last update check that found nothing (repeats are not narrated).
+    quiet_check: Option<String>,
+}
+
+impl Ctx {
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Runs update sessions until the agent asks for a reboot; returns why (for the transcript).
+pub async fn ota_task(cfg: DeviceConfig, running: AppVersion) -> String {
+    match setup(&cfg) {
+        Ok((map, key, dev)) => run(&cfg, running, map, key, dev).await,
+        Err(e) => {
+            say("ota", &format!("cannot start: {e}"));
+            std::future::pending::<()>().await;
+            unreachable!("pending never completes")
+        }
+    }
+}
+
+fn setup(cfg: &DeviceConfig) -> Result<(FlashMap, PublicKey, SimDevice), String> {
+    let map = crate::flashmap::infineon::load(&cfg.flashmap, None)
+        .map_err(|e| format!("{}: {e}", cfg.flashmap.display()))?;
+    let key = crate::board::load_pubkey(&cfg.pubkey)?;
+    let dev =
+        SimDevice::open(&cfg.flash, map, 2).map_err(|e| format!("{}: {e}", cfg.flash.display()))?;
+    Ok((map, key, dev))
+}
+
+async fn run(
+    cfg: &DeviceConfig,
+    running: AppVersion,
+    map: FlashMap,
+    key: PublicKey,
+    dev: SimDevice,
+) -> String {
+    let keys = [key];
+    let mut ac = AgentConfig::new(map, &keys, &cfg.board, running);
+    ac.prefix = &cfg.prefix;
+    ac.host = &cfg.host;
+    ac.port = cfg.port;
+    ac.check_interval_ms = u64::try_from(cfg.check_interval.as_millis()).unwrap_or(u64::MAX);
+    ac.job_timeout_ms = 10_000;
+    ac.chunk_timeout_ms = 3_000;
+    let mut cx = Ctx {
+        dev,
+        start: Instant::now(),
+        last: idle_status(),
+        shown_pct: 0,
+        quiet_check: None,
+    };
+    let tick = u32::try_from(cx.now() & 0xffff_ffff).unwrap_or(0);
+    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, tick) {
+        Ok(a) => a,
+        Err(e) => return format!("agent: {e:?}"),
+    };
+    match agent.on_boot(&mut cx.dev.primary, &mut cx.dev.secondary) {
+        Ok(BootReport::Normal) => {}
+        Ok(BootReport::AwaitingConfirm) => say(
+            "ota",
+            "running a test image: it confirms itself once the broker connection works",
+        ),
+        Ok(BootReport::Reverted) => say(
+            "ota",
+            "the last update never confirmed itself: the bootloader reverted it",
+        ),
+        Ok(BootReport::RebootPending) => return "a downloaded image is pending".into(),
+        Err(e) => say("ota", &format!("flash error at start: {e:?}")),
+    }
+    let tls = match cfg.tls.as_ref().map(tls_config).transpose() {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => {
+            say("ota", &format!("TLS configuration: {e}"));
+            std::future::pending::<()>().await;
+            unreachable!("pending never completes")
+        }
+    };
+    // The agent's first check is due at once; the example waits CY_OTA_INITIAL_CHECK_SECS.
+    tokio::time::sleep(cfg.check_interval.min(Duration::from_secs(1))).await;
+    loop {
+        let id = topics::client_id(
+            "CY_IOT_DEVICE",
+            u32::try_from(cx.now() & 0xffff).unwrap_or(0),
+        );
+        match Link::connect(cfg, tls.as_ref(), &id).await {
+            Ok(link) => {
+                if let Some(why) = session(cfg, &mut agent, &mut cx, link).await {
+                    return why;
+                }
+            }
+            Err(e) => say("ota", &format!("{e}; retrying in {} s", RETRY.as_secs())),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// One connection: returns `Some(reason)` when the device must reset, `None` when the
+/// connection dropped.
+async fn session(
+    cfg: &DeviceConfig,
+    agent: &mut Agent<'_>,
+    cx: &mut Ctx,
+    mut link: Link,
+) -> Option<String> {
+    let direct = topics::direct_topic(&cfg.prefix, &cfg.board).ok()?;
+    let unique = agent.unique_topic().to_string();
+    for t in [direct.as_str(), unique.as_str()] {
+        if let Err(e) = link.subscribe(t).await {
+            say("ota", &e);
+            return None;
+        }
+    }
+    say("ota", &format!("connected to {}:{}", cfg.host, cfg.port));
+    let now = cx.now();
+    let out = match agent.confirm(now, &mut cx.dev.primary) {
+        Ok(Some(o)) => {
+            say(
+                "ota",
+                "image confirmed (image_ok written): this version stays",
+            );
+            owned(Some(o))
+        }
+        Ok(None) => None,
+        Err(e) => return Some(format!("flash error while confirming: {e:?}")),
+    };
+    if let Some(r) = act(&mut link, out).await {
+        return r;
+    }
+    let out = agent
+        .handle(cx.now(), Inbound::Connected, &mut cx.dev.secondary)
+        .map(owned);
+    if let Some(r) = step(&mut link, agent, cx, out).await {
+        return r;
+    }
+    loop {
+        let msg = match link.recv(TICK).await {
+            Ok(m) => m,
+            Err(e) => {
+                say("ota", &format!("connection lost: {e}"));
+                return None;
+            }
+        };
+        let now = cx.now();
+        let out = match &msg {
+            Some(m) => agent.handle(
+                now,
+                Inbound::Publish {
+                    topic: &m.topic,
+                    payload: &m.payload,
+                },
+                &mut cx.dev.secondary,
+            ),
+            None => agent.poll(now, &mut cx.dev.secondary),
+        }
+        .map(owned);
+        if let Some(r) = step(&mut link, agent, cx, out).await {
+            return r;
+        }
+    }
+}
+
+/// An outbound action detached from the agent's buffer.
+enum Action {
+    Publish(String, Vec<u8>),
+    Reboot,
+}
+
+fn owned(o: Option<Outbound<'_>>) -> Option<Action> {
+    o.map(|o| match o {
+        Outbound::Publish { topic, payload } => Action::Publish(topic.into(), payload.to_vec()),
+        Outbound::Reboot => Action::Reboot,
+    })
+}
+
+/// Narrates the agent's progress, then carries out its action. `Some(Some(why))`: reset;
+/// `Some(None)`: the connection failed.
+async fn step<E: core::fmt::Debug>(
+    link: &mut Link,
+    agent: &Agent<'_>,
+    cx: &mut Ctx,
+    out: Result<Option<Action>, crate::agent::AgentError<E>>,
+) -> Option<Option<String>> {
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return Some(Some(format!("flash error: {e:?}"))),
+    };
+    narrate(cx, agent.status());
+    act(link, out).await
+}
+
+async fn act(link: &mut Link, out: Option<Action>) -> Option<Option<String>> {
+    match out {
+        None => None,
+        Some(Action::Reboot) => Some(Some("update downloaded and verified".into())),
+        Some(Action::Publish(topic, payload)) => match link.publish(&topic, &payload).await {
+            Ok(()) => None,
+            Err(e) => {
+                say("ota", &e);
+                Some(None)
+            }
+        },
+    }
+}
+
+fn idle_status() -> Status {
+    Status {
+        phase: Phase::Idle,
+        received: 0,
+        total: None,
+        resumed_from: None,
+        last_error: None,
+    }
+}
+
+fn narrate(cx: &mut Ctx, now: Status) {
+    let before = cx.last;
+    cx.last = now;
+    match (before.phase, now.phase) {
+        (Phase::Idle | Phase::AwaitingConfirm, Phase::WaitingForJob)
+            if cx.quiet_check.is_none() =>
+        {
+            say("ota", "asking the publisher for an update");
+        }
+        (Phase::WaitingForJob, Phase::Idle) => {
+            let why = now
+                .last_error
+                .map_or_else(|| "no update".to_string(), |c| format!("no update: {c}"));
+            if cx.quiet_check.as_deref() != Some(why.as_str()) {
+                say("ota", &format!("{why} (asking again every check interval)"));
+                cx.quiet_check = Some(why);
+            }
+        }
+        (Phase::WaitingForJob, Phase::Downloading) => {
+            cx.quiet_check = None;
+            cx.shown_pct = 0;
+            match now.resumed_from {
+                Some(at) if at > 0 => say(
+                    "ota",
+                    &format!("update accepted; resuming the download at {at} bytes"),
+                ),
+                _ => say(
+                    "ota",
+                    "update accepted; downloading into the secondary slot",
+                ),
+            }
+        }
+        (Phase::Downloading, Phase::Downloading) => {
+            if let Some(total) = now.total.filter(|t| *t > 0) {
+                let pct =
+                    u32::try_from(u64::from(now.received) * 100 / u64::from(total)).unwrap_or(100);
+                if pct >= cx.shown_pct + 10 || (pct == 100 && cx.shown_pct < 100) {
+                    cx.shown_pct = pct - pct % 10;
+                    say(
+                        "ota",
+                        &format!("download {pct:>3}% ({}/{total} bytes)", now.received),
+                    );
+                }
+            }
+        }
+        (Phase::Downloading, Phase::ReadyToReboot) => {
+            if cx.shown_pct < 100 {
+                cx.shown_pct = 100;
+                let t = before.total.unwrap_or(0);
+                say("ota", &format!("download 100% ({t}/{t} bytes)"));
+            }
+            say("ota", "image verified and marked pending (test swap)");
+        }
+        (Phase::Downloading, Phase::Idle) => match now.last_error {
+            Some(code) => say("ota", &format!("download failed: {code}")),
+            None => say("ota", "download stopped"),
+        },
+        _ => {}
+    }
 }

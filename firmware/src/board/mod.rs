@@ -2,7 +2,219 @@
 //! bootloader of [`crate::boot`] on every reset, a watchdog, and "boot" = run the application
 //! executable found in the primary slot as a child process ([`launch`]).
 //!
-//! Everything it and the application print forms the board transcript ([`transcript`]).
+//! ```text
+//! power on ─▶ bootloader (swap / revert / resume, validate primary) ─▶ extract primary payload
+//!     ▲                                                                     │
+//!     │            reset request (exit 75) · watchdog timeout · crash       ▼
+//!     └──────────────────────────────────────────────────────────── run the application
+//! ```
+//!
+//! The image `otactl` signs and publishes *is* the application's executable, so an update
+//! really replaces the code that runs. Everything the board and the application print forms
+//! the board transcript ([`transcript`]): boot, the bootloader's decision and progress, the
+//! running version, LED period, download progress, reboot, revert, confirm.
+//!
+//! The flash lives in a directory (`primary.bin`, `secondary.bin`, `scratch.bin`, see
+//! [`SimDevice::open`]), written through on every operation, so killing the board at any
+//! moment is a power cut: the next start resumes whatever the bootloader or the agent was doing.
 
+pub mod flash;
 pub mod launch;
 pub mod transcript;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::boot::{BootConfig, BootLoader, BootOutcome};
+use crate::flashmap::{FlashMap, UpgradeMode};
+use crate::image::trailer::SwapType;
+use crate::image::verify::PublicKey;
+use crate::sim::SimDevice;
+use flash::Watched;
+use launch::AppEnd;
+
+/// Everything `simboard` is started with.
+#[derive(Clone, Debug)]
+pub struct BoardConfig {
+    /// Directory holding the flash files.
+    pub flash: PathBuf,
+    /// The flash map (Infineon JSON).
+    pub flashmap: PathBuf,
+    /// The bootloader's trusted key (public key PEM).
+    pub pubkey: PathBuf,
+    /// Where booted executables are extracted.
+    pub workdir: PathBuf,
+    /// Program this signed image into the primary slot first.
+    pub provision: Option<PathBuf>,
+    /// Watchdog timeout.
+    pub watchdog: Duration,
+    /// Delay per flash erase while the bootloader runs.
+    pub boot_erase_delay: Duration,
+    /// Stop after this many boots (`None`: run until killed).
+    pub max_boots: Option<u32>,
+    /// Environment for the application (`OTA_DEVICE_*`, see [`crate::app::config`]).
+    pub app_env: Vec<(String, String)>,
+}
+
+/// Loads a P-256 public key from a PEM file (`-----BEGIN PUBLIC KEY-----`).
+///
+/// # Errors
+/// Unreadable file or not a P-256 public key.
+pub fn load_pubkey(path: &std::path::Path) -> Result<PublicKey, String> {
+    use p256::pkcs8::DecodePublicKey;
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    p256::ecdsa::VerifyingKey::from_public_key_pem(&pem)
+        .map(PublicKey::from_verifying_key)
+        .map_err(|e| format!("{}: not a P-256 public key PEM: {e}", path.display()))
+}
+
+fn open(cfg: &BoardConfig, map: FlashMap) -> Result<SimDevice, String> {
+    SimDevice::open(&cfg.flash, map, 1).map_err(|e| format!("{}: {e}", cfg.flash.display()))
+}
+
+/// Runs the board: provision (optional), then boot → run → reset, until `max_boots`.
+///
+/// # Errors
+/// Configuration problems, or a primary slot with nothing bootable (the board halts).
+pub fn run(cfg: &BoardConfig) -> Result<(), String> {
+    transcript::start();
+    let map = crate::flashmap::infineon::load(&cfg.flashmap, None)
+        .map_err(|e| format!("{}: {e}", cfg.flashmap.display()))?;
+    let key = load_pubkey(&cfg.pubkey)?;
+    if let Some(image) = &cfg.provision {
+        let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+        flash::provision(&mut open(cfg, map)?, &bytes)?;
+        transcript::line(
+            "board",
+            &format!("programmed {} into the primary slot", image.display()),
+        );
+    }
+    let mode = match map.mode {
+        UpgradeMode::Swap => "swap using scratch",
+        UpgradeMode::Overwrite => "overwrite only",
+    };
+    let mut boots = 0u32;
+    loop {
+        boots += 1;
+        transcript::line("board", &format!("power on (boot #{boots}, {mode})"));
+        let exe = {
+            let mut dev = open(cfg, map)?;
+            let outcome = boot(cfg, &mut dev, &key)?;
+            flash::extract_app(&mut dev, &outcome.image, &cfg.workdir)?
+        };
+        let end = launch::run_app(&exe, &cfg.app_env, cfg.watchdog)
+            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        let why = match end {
+            AppEnd::ResetRequested => "software reset".to_string(),
+            AppEnd::WatchdogTimeout => format!(
+                "watchdog: not fed for {} ms, resetting",
+                cfg.watchdog.as_millis()
+            ),
+            AppEnd::Crashed(status) => format!("application stopped ({status}), resetting"),
+        };
+        transcript::line("board", &why);
+        if cfg.max_boots.is_some_and(|m| boots >= m) {
+            return Ok(());
+        }
+    }
+}
+
+fn boot(cfg: &BoardConfig, dev: &mut SimDevice, key: &PublicKey) -> Result<BootOutcome, String> {
+    let keys = [*key];
+    let bc = BootConfig {
+        map: dev.map,
+        keys: &keys,
+        downgrade_prevention: false,
+    };
+    let d = cfg.boot_erase_delay;
+    let mut primary = Watched::new(&mut dev.primary, d, Some("primary"));
+    let mut secondary = Watched::new(&mut dev.secondary, d, None);
+    let mut scratch_flash = dev.scratch.as_mut().map(|s| Watched::new(s, d, None));
+    let mut bl = BootLoader::new(bc, &mut primary, &mut secondary, scratch_flash.as_mut())
+        .map_err(|e| format!("bootloader: {e}"))?;
+    let prim = bl.slot_state(crate::flashmap::AreaKind::Primary);
+    let sec = bl.slot_state(crate::flashmap::AreaKind::Secondary);
+    if let (Ok(p), Ok(s)) = (prim, sec) {
+        let planned = crate::boot::swap_type::decide(&p, &s, false);
+        if planned != SwapType::None {
+            transcript::line(
+                "boot",
+                &format!(
+                    "swap type {}: {} starting",
+                    swap_name(planned),
+                    describe(planned, dev.map.mode)
+                ),
+            );
+        }
+    }
+    let outcome = match bl.boot() {
+        Ok(o) => o,
+        Err(e) => {
+            transcript::line("boot", &format!("halted: {e}"));
+            return Err(format!("bootloader: {e}"));
+        }
+    };
+    if outcome.resumed {
+        transcript::line(
+            "boot",
+            &format!(
+                "resumed an interrupted {}",
+                describe(outcome.swap_type, dev.map.mode)
+            ),
+        );
+    }
+    if outcome.swap_type != SwapType::None {
+        transcript::line(
+            "boot",
+            &format!("{}: done", describe(outcome.swap_type, dev.map.mode)),
+        );
+    }
+    let v = outcome.image.header.version;
+    transcript::line(
+        "boot",
+        &format!("primary slot image {v} valid, jumping to it"),
+    );
+    Ok(outcome)
+}
+
+fn swap_name(t: SwapType) -> &'static str {
+    match t {
+        SwapType::None => "none",
+        SwapType::Test => "test",
+        SwapType::Perm => "perm",
+        SwapType::Revert => "revert",
+        _ => "fail",
+    }
+}
+
+fn describe(t: SwapType, mode: UpgradeMode) -> &'static str {
+    match (t, mode) {
+        (SwapType::Revert, _) => "revert (swapping the previous image back)",
+        (_, UpgradeMode::Overwrite) => "upgrade (overwriting the primary slot)",
+        (SwapType::Test, _) => "test upgrade (swapping slots)",
+        _ => "permanent upgrade (swapping slots)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::flashmap::{infineon, UpgradeMode};
+    use std::path::Path;
+
+    #[test]
+    fn host_flash_maps_fit_the_application_and_suit_the_bootloader() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flashmap");
+        for (name, mode) in [
+            ("board-host_swap.json", UpgradeMode::Swap),
+            ("board-host_overwrite.json", UpgradeMode::Overwrite),
+        ] {
+            let map = infineon::load(&dir.join(name), None).unwrap();
+            assert_eq!(map.mode, mode, "{name}");
+            map.validate_for_boot().unwrap();
+            assert!(
+                map.max_image_size() >= 6 << 20,
+                "{name}: room for a 6 MiB executable"
+            );
+        }
+    }
+}

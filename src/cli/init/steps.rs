@@ -96,13 +96,7 @@ pub fn check_listen(s: &str) -> Result<(), String> {
 
 /// `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
 pub fn check_url(s: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Err("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]".into());
-    };
-    if !matches!(scheme, "mqtt" | "mqtts") {
-        return Err(format!("unsupported scheme {scheme}: use mqtt or mqtts"));
-    }
-    check_host(rest.trim_end_matches('/'))
+    otactl::mqtt::BrokerUrl::parse(s).map(drop).map_err(|e| e.reason)
 }
 
 /// Creates the signing key with the library (`otactl keygen`'s code path): mode 0600, never
