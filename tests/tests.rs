@@ -1,5 +1,6 @@
 //! otactl integration tests: one binary (see Cargo.toml `[[test]]`).
 
+mod certs;
 mod cli;
 mod e2e;
 mod image;

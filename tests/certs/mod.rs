@@ -1,0 +1,56 @@
+//! `otactl certs` + `otactl::mqtt` against a real mosquitto with the generated config, openssl
+//! as an independent verifier, and `otactl cert-to-c` through the system C compiler.
+
+mod broker;
+mod files;
+mod publish;
+
+use std::path::{Path, PathBuf};
+
+use crate::util::{otactl, run};
+
+pub const PREFIX: &str = "MyUniqueTopic";
+pub const BOARD: &str = "APP_CY8CPROTO_062S2_43439";
+
+/// Runs otactl and panics with its stderr on failure.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(otactl().args(args));
+    assert!(
+        out.status.success(),
+        "otactl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `certs gen` for 127.0.0.1 + localhost on `port` (listening on loopback only), then device
+/// certificates for `devices`, into `dir`.
+pub fn gen(dir: &Path, port: u16, key_type: &str, devices: &[&str]) {
+    let d = dir.to_str().unwrap();
+    let port = port.to_string();
+    ok(&[
+        "certs",
+        "gen",
+        "--ip",
+        "127.0.0.1",
+        "--dns",
+        "localhost",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--key-type",
+        key_type,
+        "--out",
+        d,
+    ]);
+    if !devices.is_empty() {
+        let mut args = vec!["certs", "device", "--key-type", key_type, "--out", d];
+        args.extend(devices);
+        ok(&args);
+    }
+}
+
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
