@@ -103,7 +103,7 @@ fn mutual_tls_and_acl(key_type: &str) {
     let log = || broker.log_text();
     rt.block_on(async {
         // Verified by the IP SAN 127.0.0.1, no insecure option anywhere.
-        let (p, mut pe) = connect(&url, "pub", &tls(dir.path(), Some("publisher")))
+        let (p, pe) = connect(&url, "pub", &tls(dir.path(), Some("publisher")))
             .await
             .unwrap_or_else(|e| panic!("publisher: {e}\n{}", log()));
         // ... and by the DNS SAN.
@@ -127,36 +127,47 @@ fn mutual_tls_and_acl(key_type: &str) {
         let e = connect(&url, "nocert", &tls(dir.path(), None)).await;
         assert!(e.is_err(), "a client without a certificate was accepted");
 
-        let (a, mut ae) = connect(&url, "CY_IOT_DEVICE1", &tls(dir.path(), Some("dev-a")))
-            .await
-            .unwrap_or_else(|e| panic!("dev-a: {e}\n{}", log()));
-        let (b, mut be) = connect(&url, "CY_IOT_DEVICE2", &tls(dir.path(), Some("dev-b")))
-            .await
-            .unwrap_or_else(|e| panic!("dev-b: {e}\n{}", log()));
-
-        // A device publishes on its request topic; the publisher gets it.
-        let request = format!("{PREFIX}/{BOARD}/publish_notify");
-        subscribe(&p, &mut pe, &request).await;
-        publish(&a, &mut ae, &request, "from dev-a").await;
-        let got = until(&mut pe, |p| matches!(p, Packet::Publish(_))).await;
-        assert_eq!(
-            (got[0].topic.as_str(), &got[0].payload[..]),
-            (request.as_str(), &b"from dev-a"[..])
-        );
-
-        // dev-a's publish on dev-b's reply topic is dropped; the publisher's reply arrives.
-        let reply = format!("{PREFIX}/{BOARD}/OTAImage/4242");
-        subscribe(&b, &mut be, &reply).await;
-        publish(&a, &mut ae, &reply, "forged").await;
-        publish(&p, &mut pe, &reply, "genuine").await;
-        let got = until(&mut be, |p| matches!(p, Packet::Publish(_))).await;
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            &got[0].payload[..],
-            b"genuine",
-            "a device's reply-topic publish was delivered"
-        );
+        devices_stay_in_their_lane(&url, dir.path(), (p, pe), &log).await;
     });
+}
+
+/// A device may publish on its request topic; its publish on another device's reply topic is
+/// not delivered (the publisher's is).
+async fn devices_stay_in_their_lane(
+    url: &str,
+    dir: &Path,
+    (p, mut pe): (AsyncClient, EventLoop),
+    log: &dyn Fn() -> String,
+) {
+    let (a, mut ae) = connect(url, "CY_IOT_DEVICE1", &tls(dir, Some("dev-a")))
+        .await
+        .unwrap_or_else(|e| panic!("dev-a: {e}\n{}", log()));
+    let (b, mut be) = connect(url, "CY_IOT_DEVICE2", &tls(dir, Some("dev-b")))
+        .await
+        .unwrap_or_else(|e| panic!("dev-b: {e}\n{}", log()));
+
+    // A device publishes on its request topic; the publisher gets it.
+    let request = format!("{PREFIX}/{BOARD}/publish_notify");
+    subscribe(&p, &mut pe, &request).await;
+    publish(&a, &mut ae, &request, "from dev-a").await;
+    let got = until(&mut pe, |p| matches!(p, Packet::Publish(_))).await;
+    assert_eq!(
+        (got[0].topic.as_str(), &got[0].payload[..]),
+        (request.as_str(), &b"from dev-a"[..])
+    );
+
+    // dev-a's publish on dev-b's reply topic is dropped; the publisher's reply arrives.
+    let reply = format!("{PREFIX}/{BOARD}/OTAImage/4242");
+    subscribe(&b, &mut be, &reply).await;
+    publish(&a, &mut ae, &reply, "forged").await;
+    publish(&p, &mut pe, &reply, "genuine").await;
+    let got = until(&mut be, |p| matches!(p, Packet::Publish(_))).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        &got[0].payload[..],
+        b"genuine",
+        "a device's reply-topic publish was delivered"
+    );
 }
 
 #[test]
@@ -185,6 +196,9 @@ fn insecure_connects_without_a_ca_but_still_needs_the_client_certificate() {
         // No CA to verify against: only --insecure lets this through.
         let url = format!("mqtts://127.0.0.1:{port}");
         connect(&url, "insecure", &t).await.unwrap();
+        t.cert = None;
+        t.key = None;
+        assert!(connect(&url, "insecure-nocert", &t).await.is_err());
         let mut strict = tls(dir.path(), Some("publisher"));
         strict.ca = Some(path(dir.path(), "publisher.crt"));
         assert!(connect(&url, "strict", &strict).await.is_err());

@@ -96,7 +96,9 @@ pub fn check_listen(s: &str) -> Result<(), String> {
 
 /// `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
 pub fn check_url(s: &str) -> Result<(), String> {
-    otactl::mqtt::BrokerUrl::parse(s).map(drop).map_err(|e| e.reason)
+    otactl::mqtt::BrokerUrl::parse(s)
+        .map(drop)
+        .map_err(|e| e.reason)
 }
 
 /// Creates the signing key with the library (`otactl keygen`'s code path): mode 0600, never
