@@ -179,3 +179,18 @@ fn interrupted_swap_is_resumed_on_the_next_boot() {
         assert!(holds(dev.primary.data(), &new));
     }
 }
+
+#[test]
+fn torn_primary_header_does_not_trigger_downgrade_prevention() {
+    // An overwrite cut mid-copy leaves a primary whose header may claim any version: the
+    // pending update that repairs it must still be installed.
+    for (name, map) in matrix() {
+        let mut torn = app(1, 0, 1500);
+        torn[20] = 0xff; // "version 255.x": but the image no longer validates
+        let new = app(1, 1, 1700);
+        let mut dev = common::device_with(map, &torn);
+        stage(&mut dev, &new, false);
+        let (ty, v) = boot(&mut dev);
+        assert_eq!((ty, v.minor), (SwapType::Test, 1), "{name}");
+    }
+}

@@ -1,6 +1,6 @@
 //! Model-based property test of the OTA agent: random sequences of {deliver, duplicate,
-//! reorder, drop, corrupt, reconnect, time passes, reset} between the agent and the reference
-//! publisher. Invariants, checked after every step against the reference model (the image):
+//! reorder, drop, corrupt, reconnect, time passes, reset, power cut mid flash operation}
+//! between the agent and the reference publisher. Invariants, checked after every step against the reference model (the image):
 //!
 //! - the bytes the agent has written are a bit-exact prefix of the image (unless a corrupted
 //!   chunk was injected);
@@ -32,6 +32,8 @@ enum Op {
     Reconnect,
     Tick,
     Reset,
+    /// Cut the power during one of the next few flash operations.
+    PowerCut(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reconnect),
         2 => Just(Op::Tick),
         1 => Just(Op::Reset),
+        1 => any::<u8>().prop_map(Op::PowerCut),
     ]
 }
 
@@ -67,7 +70,7 @@ impl World {
         if self.push {
             cfg.delivery = Delivery::Push;
         }
-        let mut a = Agent::new(cfg, self.tick).unwrap();
+        let mut a = Agent::new::<()>(cfg, self.tick).unwrap();
         let r = a
             .on_boot(&mut self.dev.primary, &mut self.dev.secondary)
             .unwrap();
@@ -113,12 +116,12 @@ fn step<'k>(
     agent: &mut Agent<'k>,
     keys: &'k [firmware::image::verify::PublicKey],
     op: Op,
-) -> Result<(), TestCaseError> {
+) -> Result<bool, TestCaseError> {
     let topic = agent.unique_topic().to_string();
     match op {
         Op::Deliver | Op::Corrupt(_) => {
             let Some(mut msg) = w.queue.pop_front() else {
-                return Ok(());
+                return Ok(false);
             };
             if let Op::Corrupt(k) = op {
                 if msg.len() > 32 {
@@ -131,8 +134,10 @@ fn step<'k>(
                 topic: &topic,
                 payload: &msg,
             };
-            let out = outbound(agent.handle(w.now, inbound, &mut w.dev.secondary).unwrap());
-            w.absorb(out);
+            match agent.handle(w.now, inbound, &mut w.dev.secondary) {
+                Ok(o) => w.absorb(outbound(o)),
+                Err(_) => return Ok(true),
+            }
         }
         Op::Duplicate => {
             if let Some(m) = w.queue.front().cloned() {
@@ -147,28 +152,29 @@ fn step<'k>(
         Op::Drop => {
             w.queue.pop_front();
         }
-        Op::Reconnect => {
-            let out = outbound(
-                agent
-                    .handle(w.now, Inbound::Connected, &mut w.dev.secondary)
-                    .unwrap(),
-            );
-            w.absorb(out);
-        }
+        Op::Reconnect => match agent.handle(w.now, Inbound::Connected, &mut w.dev.secondary) {
+            Ok(o) => w.absorb(outbound(o)),
+            Err(_) => return Ok(true),
+        },
         Op::Tick => {
             w.now += 4000;
-            let out = outbound(agent.poll(w.now, &mut w.dev.secondary).unwrap());
-            w.absorb(out);
+            match agent.poll(w.now, &mut w.dev.secondary) {
+                Ok(o) => w.absorb(outbound(o)),
+                Err(_) => return Ok(true),
+            }
         }
         Op::Reset => {
             w.queue.clear();
             if agent.status().phase != Phase::ReadyToReboot {
-                w.dev.boot(keys, true).unwrap();
+                if w.dev.boot(keys, true).is_err() {
+                    return Ok(true);
+                }
                 *agent = w.agent(keys);
             }
         }
+        Op::PowerCut(n) => w.dev.rail.cut_after(u64::from(n % 6)),
     }
-    Ok(())
+    Ok(false)
 }
 
 proptest! {
@@ -188,17 +194,109 @@ proptest! {
             push,
         };
         let mut agent = w.agent(&keys);
+        let mut installed = false;
         for op in ops {
-            step(&mut w, &mut agent, &keys, op)?;
+            if step(&mut w, &mut agent, &keys, op)? {
+                // Power lost: the queue is gone, the device reboots, a new agent starts.
+                w.queue.clear();
+                w.dev.rail.restore();
+                let out = w.dev.boot(&keys, true).unwrap();
+                if out.image.header.version.minor == 1 {
+                    installed = true; // the bootloader installed a pending image
+                    break;
+                }
+                agent = w.agent(&keys);
+            }
             w.check(&agent)?;
         }
-        // Faults stop: a clean network must finish the update.
-        if agent.status().phase != Phase::ReadyToReboot {
-            let end = run(&mut agent, &mut w.dev.secondary, &w.publ, &mut w.now, 300).unwrap();
-            prop_assert_eq!(end, End::Reboot, "{:?}", agent.status());
+        w.dev.rail.restore();
+        if !installed {
+            // Faults stop: a clean network must finish the update.
+            if agent.status().phase != Phase::ReadyToReboot {
+                let end = run(&mut agent, &mut w.dev.secondary, &w.publ, &mut w.now, 300).unwrap();
+                prop_assert_eq!(end, End::Reboot, "{:?}", agent.status());
+            }
+            w.check(&agent)?;
+            let out = w.dev.boot(&keys, true).unwrap();
+            prop_assert_eq!(out.image.header.version.minor, 1);
         }
-        w.check(&agent)?;
-        let out = w.dev.boot(&keys, true).unwrap();
-        prop_assert_eq!(out.image.header.version.minor, 1);
+        let img = &w.publ.image;
+        prop_assert!(w.dev.primary.data()[..img.len()] == img[..], "installed image not bit-exact");
+    }
+}
+
+/// Random bytes sprinkled over the trailers, status records, headers and journal of both
+/// slots: the bootloader and the agent's boot check return `Ok` or `Err`, never panic, and
+/// whatever they leave behind boots the same way twice.
+fn scribble(data: &mut SimDevice, spots: &[(bool, u16, u8)]) {
+    for &(secondary, at, v) in spots {
+        let flash = if secondary {
+            &mut data.secondary
+        } else {
+            &mut data.primary
+        };
+        let size = flash.data().len();
+        // Bias towards the interesting ends: header and trailer.
+        let off = if at % 2 == 0 {
+            usize::from(at) % 256
+        } else {
+            size - 1 - usize::from(at) % 2048
+        };
+        flash.program(off as u32, &[v]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn boot_and_agent_never_panic_on_scribbled_flash(
+        spots in proptest::collection::vec((any::<bool>(), any::<u16>(), any::<u8>()), 0..40),
+        pending in any::<bool>(),
+        zero_erased in any::<bool>(),
+    ) {
+        let name = if zero_erased { "psoc62_2m_int_swap_sim.json" } else { "xmcsim_int_overwrite_sim.json" };
+        let keys = [public_key(0)];
+        let mut dev = common::device_with(sim_map(name), &app(1, 0, 1500));
+        if pending {
+            dev.secondary.program(0, &app(1, 1, 2100));
+            let layout = dev.secondary_layout();
+            let _ = firmware::boot::app::set_pending(&mut dev.secondary, &layout, false);
+        }
+        scribble(&mut dev, &spots);
+        let first = dev.boot(&keys, true).map(|o| o.image.hash);
+        if first.is_ok() {
+            let second = dev.boot(&keys, false).map(|o| o.image.hash);
+            prop_assert!(second.is_ok());
+        }
+        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+        let _ = agent.on_boot(&mut dev.primary, &mut dev.secondary);
+    }
+
+    #[test]
+    fn agent_never_panics_on_arbitrary_messages(
+        msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20),
+    ) {
+        let keys = [public_key(0)];
+        let mut dev = common::device_with(sim_map("xmcsim_int_swap_sim.json"), &app(1, 0, 1500));
+        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let publ = Publisher::new(app(1, 1, 2100), V11);
+        let topic = agent.unique_topic().to_string();
+        let _ = agent.poll(1000, &mut dev.secondary).unwrap();
+        // Into the download state, then garbage (and a few real chunks with garbage data).
+        let job = publ.job();
+        let _ = agent.handle(1000, Inbound::Publish { topic: &topic, payload: &job }, &mut dev.secondary).unwrap();
+        for (i, m) in msgs.iter().enumerate() {
+            let mut payload = m.clone();
+            if i % 3 == 0 {
+                let mut chunk = publ.chunk_at(0, 256);
+                chunk.truncate(32);
+                chunk.extend_from_slice(m);
+                payload = chunk;
+            }
+            let _ = agent.handle(2000, Inbound::Publish { topic: &topic, payload: &payload }, &mut dev.secondary).unwrap();
+        }
+        prop_assert_ne!(agent.status().phase, Phase::ReadyToReboot);
     }
 }

@@ -1,6 +1,6 @@
 //! `otactl completions SHELL`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
@@ -8,8 +8,13 @@ use super::{Cli, Ctx};
 
 /// Print a completion script for SHELL to stdout.
 ///
-/// Example: `otactl completions bash > ~/.local/share/bash-completion/completions/otactl`
+/// Examples:
+///
+///   otactl completions bash > ~/.local/share/bash-completion/completions/otactl
+///   otactl completions zsh > ~/.zfunc/_otactl
+///   otactl completions fish > ~/.config/fish/completions/otactl.fish
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct Cmd {
     /// bash, zsh, fish, elvish or powershell.
     pub shell: Shell,
@@ -17,8 +22,15 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
+        use std::io::Write;
         let mut cmd = Cli::command();
-        clap_complete::generate(self.shell, &mut cmd, "otactl", &mut std::io::stdout());
-        Ok(())
+        let mut script = Vec::new();
+        clap_complete::generate(self.shell, &mut cmd, "otactl", &mut script);
+        let mut out = std::io::stdout().lock();
+        match out.write_all(&script).and_then(|()| out.flush()) {
+            // `otactl completions bash | head`: the reader left; that is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.context("cannot write the completion script to stdout"),
+        }
     }
 }

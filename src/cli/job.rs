@@ -16,6 +16,9 @@ use super::Ctx;
 ///
 ///   otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem"
+)]
 pub struct Cmd {
     /// The signed image.
     #[arg(long, value_name = "FILE")]

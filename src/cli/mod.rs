@@ -29,7 +29,8 @@ mod verify;
 /// serves updates to unmodified Infineon `ota-update` devices.
 ///
 /// Every option can also come from an `OTACTL_<OPTION>` environment variable (e.g.
-/// `OTACTL_BROKER`) or from `otactl.toml`; flags win over the environment, which wins over the file.
+/// `OTACTL_BROKER`) or from `otactl.toml` (see `otactl init`); flags win over the environment,
+/// which wins over the file. `--force` only ever comes from the command line.
 ///
 /// Exit codes: 0 success, 1 a "no" answer (verification failed, update rejected), 2 usage or
 /// environment error.
@@ -68,36 +69,47 @@ pub struct GlobalArgs {
     pub non_interactive: bool,
 }
 
+/// The subcommands. Each one-line `about` here is the summary in `otactl --help`; the full text
+/// of `otactl SUBCOMMAND --help` (description and example) is the doc comment of the subcommand's
+/// `Cmd` struct. (A doc comment here would replace that text, examples included.)
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
+    #[command(about = "Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600)")]
     Keygen(keys::KeygenCmd),
-    /// Print the public half of a signing key (pem, raw, lang-c, lang-rust).
+    #[command(about = "Print the public half of a signing key (pem, raw, lang-c, lang-rust)")]
     Getpub(keys::GetpubCmd),
-    /// Print the SHA-256 of the public key (the image's KEYHASH).
+    #[command(about = "Print the SHA-256 of the public key (the image's KEYHASH)")]
     Getpubhash(keys::GetpubhashCmd),
-    /// Sign an image for MCUboot, with imgtool's `sign` options.
+    #[command(about = "Sign an image for MCUboot, with imgtool's `sign` options")]
     Sign(sign::Cmd),
-    /// Check an image's hash, key hash and signature.
+    #[command(about = "Check an image's hash, key hash and signature")]
     Verify(verify::Cmd),
-    /// Show an image's header, TLVs and trailer (like `imgtool dumpinfo`).
+    #[command(about = "Show an image's header, TLVs and trailer (like `imgtool dumpinfo`)")]
     Info(info::Cmd),
     /// Make TLS material: CA, broker, publisher and device certificates, mosquitto config.
     #[command(subcommand)]
     Certs(certs::Cmd),
-    /// Print PEM files as C string literals for `ota_app_config.h`, or write a header.
+    #[command(
+        about = "Print PEM files as C string literals for `ota_app_config.h`, or write a header"
+    )]
     CertToC(cert_to_c::Cmd),
-    /// Print the job document ("Update Available") for a signed image.
+    #[command(about = "Print the job document (\"Update Available\") for a signed image")]
     Job(job::Cmd),
-    /// Serve updates to devices over MQTT.
+    #[command(about = "Serve updates to devices over MQTT")]
     Publish(Box<publish::Cmd>),
-    /// Show devices, versions, results and blocked versions from a publisher's state file.
+    #[command(
+        about = "Show devices, versions, results and blocked versions from a publisher's state file"
+    )]
     Status(status::Cmd),
-    /// Run the whole update story on this machine: broker, publisher and a simulated board.
+    #[command(
+        about = "Run the whole update story on this machine: broker, publisher and a simulated board"
+    )]
     Demo(demo::Cmd),
-    /// Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml.
+    #[command(
+        about = "Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml"
+    )]
     Init(init::Cmd),
-    /// Print a shell completion script.
+    #[command(about = "Print a shell completion script")]
     Completions(completions::Cmd),
 }
 
@@ -285,8 +297,12 @@ fn layer(
     Ok(cmd)
 }
 
-/// One option: env name, boolish flags (`OTACTL_PAD=1` as well as `true`), file default (paths
-/// resolved against the file's directory).
+/// One option: its `OTACTL_*` variable, boolish flags (`OTACTL_PAD=1` as well as `true`), the
+/// file default (paths resolved against the file's directory).
+///
+/// The variable is applied as a default that outranks the file's, not with clap's `env`: clap
+/// treats an environment value like a flag, so an exported `OTACTL_KEY` would collide with
+/// `sign --fix-sig` (which conflicts with `--key`) instead of simply losing to the flag.
 fn layer_arg(
     mut a: clap::Arg,
     long: &str,
@@ -294,22 +310,64 @@ fn layer_arg(
     config: &ConfigFile,
 ) -> clap::Arg {
     use clap::ValueHint;
-    if a.get_env().is_none() {
-        a = a.env(env_name(long));
+    if a.get_env().is_some() {
+        return a; // the subcommand chose its own variable
     }
     if matches!(a.get_action(), ArgAction::SetTrue | ArgAction::SetFalse) {
         a = a.value_parser(clap::builder::BoolishValueParser::new());
     }
-    if let Some(mut v) = values {
-        if matches!(
+    let var = env_name(long);
+    a = with_env_note(a, &var);
+    let from_env = std::env::var_os(&var)
+        .filter(|v| !v.is_empty())
+        .map(|v| vec![v.to_string_lossy().into_owned()]);
+    let from_file = values.map(|v| {
+        let is_path = matches!(
             a.get_value_hint(),
             ValueHint::AnyPath | ValueHint::FilePath | ValueHint::DirPath
-        ) {
-            v = v.iter().map(|s| config.resolve_path(s)).collect();
+        );
+        if is_path {
+            v.iter().map(|s| config.resolve_path(s)).collect()
+        } else {
+            v
         }
-        a = a.required(false).default_values(v);
+    });
+    match from_env.or(from_file) {
+        Some(v) => a.required(false).default_values(v),
+        None => a,
     }
-    a
+}
+
+/// Appends `[env: OTACTL_…]` to an option's help, as clap does for its own `env`.
+fn with_env_note(a: clap::Arg, var: &str) -> clap::Arg {
+    let note = |h: Option<&clap::builder::StyledStr>| match h {
+        Some(h) => format!("{h} [env: {var}]"),
+        None => format!("[env: {var}]"),
+    };
+    let short = note(a.get_help());
+    match a.get_long_help().map(|h| note(Some(h))) {
+        Some(long) => a.help(short).long_help(long),
+        None => a.help(short),
+    }
+}
+
+/// `otactl info app.bin | head` must not end in a panic message: when the reader of stdout goes
+/// away, `print!` panics with "failed printing to stdout: Broken pipe"; that is the normal end of
+/// such a pipeline (as in ripgrep), so exit 0 quietly instead. Any other panic is reported as usual.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Runs the chosen command.
@@ -318,6 +376,7 @@ fn layer_arg(
 /// Whatever the command reports; [`otactl::Rejected`] means "no" (exit 1).
 pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
     use std::io::IsTerminal;
+    quiet_broken_pipe();
     if !cli.quiet {
         for w in &cli.config_warnings {
             log::warn!("{w}");
@@ -357,6 +416,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn layered_definition_is_consistent() {
+        let config =
+            ConfigFile::parse("[defaults]\nkey = \"k.pem\"\n[sign]\npad-header = true\n").unwrap();
+        let cmd = layer(
+            Cli::command(),
+            &config,
+            &mut Vec::new(),
+            &mut KnownOptions::default(),
+        )
+        .unwrap();
+        cmd.debug_assert();
     }
 
     #[test]

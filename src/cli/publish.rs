@@ -24,6 +24,9 @@ use super::Ctx;
 ///   otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \
 ///       --image app.signed.bin --key signing.pem
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 --image app.signed.bin --key signing.pem\n  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json"
+)]
 pub struct Cmd {
     /// Broker URL: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883).
     #[arg(long)]

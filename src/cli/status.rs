@@ -15,6 +15,9 @@ use super::Ctx;
 ///
 ///   otactl status --state otactl-state.json --unblock APP_CY8CPROTO_062S2_43439/ABC213450001
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  otactl status --state otactl-state.json\n  otactl status --unblock APP_CY8CPROTO_062S2_43439/ABC213450001"
+)]
 pub struct Cmd {
     /// The publisher's state file.
     #[arg(long, value_name = "FILE", default_value = "otactl-state.json")]

@@ -193,12 +193,12 @@ pub async fn run(
         .state_file
         .clone()
         .map(|p| tokio::spawn(write_state(Arc::clone(&server), p)));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, bytes::Bytes)>(4096);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, bytes::Bytes, u64)>(4096);
     let dispatcher = {
         let s = Arc::clone(&server);
         tokio::spawn(async move {
-            while let Some((topic, payload)) = rx.recv().await {
-                s.handle(&topic, &payload);
+            while let Some((topic, payload, epoch)) = rx.recv().await {
+                s.handle(&topic, &payload, epoch);
             }
         })
     };
@@ -228,7 +228,10 @@ pub async fn run(
                 }
             }
             Ok(NetEvent::Message { topic, payload }) => {
-                if tx.try_send((topic.clone(), payload)).is_err() {
+                if tx
+                    .try_send((topic.clone(), payload, server.epoch()))
+                    .is_err()
+                {
                     (server.events)(Event::Warning {
                         topic,
                         message: "publisher overloaded; message dropped".into(),

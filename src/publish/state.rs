@@ -11,6 +11,13 @@
 //! "Update Availability" after being sent all of X still carries an older version (MCUboot
 //! reverted it), gets X in its `blocked` set and is not offered X again until an operator
 //! clears it (`otactl status --unblock`, `otactl publish --unblock`).
+//!
+//! "Sent all of X" means: pull mode, the device asked for the last chunk; push mode, the broker
+//! acknowledged every chunk and the publisher's connection did not drop between the request and
+//! the device's next report (a broker restart makes the report inconclusive, not a revert). A
+//! device that loses *its own* connection after the broker accepted the whole push and then asks
+//! again on the old version is indistinguishable from a revert on the wire; the operator can
+//! unblock it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -65,6 +72,11 @@ pub struct DeviceRecord {
     pub blocked: BTreeSet<String>,
     /// Several devices report under this key (revert detection off).
     pub shared: bool,
+    /// The publisher's connection epoch when `sent` was recorded (not persisted): if the broker
+    /// connection dropped since, the device may simply have missed chunks, so an old version
+    /// in its next report is not taken as a revert.
+    #[serde(skip)]
+    pub sent_epoch: Option<u64>,
 }
 
 /// Why no update is offered.
@@ -112,14 +124,17 @@ impl DeviceRecord {
 
     /// Records a reported running version; returns a result (`updated` / `reverted`) when this
     /// report settles a version that was sent.
-    pub fn observe_version(&mut self, running: AppVersion) -> Option<LastResult> {
+    ///
+    /// `epoch` is the publisher's current connection epoch (see [`DeviceRecord::sent_epoch`]).
+    pub fn observe_version(&mut self, running: AppVersion, epoch: u64) -> Option<LastResult> {
         self.version = Some(running.to_string());
         self.last_seen = now();
         let sent = self.sent.take()?;
+        let sent_epoch = self.sent_epoch.take();
         let sent_v = AppVersion::parse_strict(&sent)?;
         let result = if running >= sent_v {
             "updated"
-        } else if self.shared {
+        } else if self.shared || sent_epoch.is_some_and(|e| e != epoch) {
             return None;
         } else {
             self.blocked.insert(sent.clone());
@@ -235,20 +250,31 @@ mod tests {
         assert_eq!(r.decide(V1, V2), Ok(()));
         assert_eq!(r.decide(V2, V2), Err(NoUpdate::NotNewer));
         r.sent = Some("2.0.0".into());
-        assert_eq!(r.observe_version(V1).unwrap().result, "reverted");
+        assert_eq!(r.observe_version(V1, 0).unwrap().result, "reverted");
         assert_eq!(r.decide(V1, V2), Err(NoUpdate::Blocked));
         let mut ok = DeviceRecord {
             sent: Some("2.0.0".into()),
             ..DeviceRecord::default()
         };
-        assert_eq!(ok.observe_version(V2).unwrap().result, "updated");
+        assert_eq!(ok.observe_version(V2, 0).unwrap().result, "updated");
         assert!(ok.blocked.is_empty());
         let mut shared = DeviceRecord {
             sent: Some("2.0.0".into()),
             shared: true,
             ..DeviceRecord::default()
         };
-        assert_eq!(shared.observe_version(V1), None);
+        assert_eq!(shared.observe_version(V1, 0), None);
+        let mut cut = DeviceRecord {
+            sent: Some("2.0.0".into()),
+            sent_epoch: Some(3),
+            ..DeviceRecord::default()
+        };
+        assert_eq!(
+            cut.observe_version(V1, 4),
+            None,
+            "broker lost since the send: inconclusive"
+        );
+        assert!(cut.blocked.is_empty() && cut.sent.is_none());
         assert!(shared.blocked.is_empty());
     }
 

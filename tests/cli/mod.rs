@@ -4,8 +4,10 @@
 //!
 //! Pseudo-terminal: the `rexpect` dev-dependency (a unix pty + fork; no external tool needed).
 
+mod help;
 mod init;
 mod precedence;
+mod real_board;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -194,12 +196,14 @@ fn flashmap() -> PathBuf {
     shared_dir().join("flashmap-infineon/psoc62_2m_ext_swap_single.json")
 }
 
-/// Runs otactl on a pseudo-terminal and returns everything it printed.
-fn on_pty(args: &[&str], no_color: bool) -> String {
+/// Runs otactl on a pseudo-terminal in `dir` and returns everything it printed.
+fn on_pty(dir: &Path, args: &[&str], no_color: bool) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_otactl"));
-    cmd.args(args)
+    cmd.current_dir(dir)
+        .args(args)
         .env("TERM", "xterm")
-        .env_remove("CLICOLOR_FORCE");
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("OTACTL_CONFIG");
     if no_color {
         cmd.env("NO_COLOR", "1");
     } else {
@@ -211,12 +215,63 @@ fn on_pty(args: &[&str], no_color: bool) -> String {
 
 #[test]
 fn no_color_turns_off_colours_on_a_terminal() {
-    let coloured = on_pty(&["--help"], false);
+    let dir = project();
+    let d = dir.path();
+    let coloured = on_pty(d, &["--help"], false);
     assert!(coloured.contains("\x1b["), "expected colours on a terminal");
-    let plain = on_pty(&["--help"], true);
+    let plain = on_pty(d, &["--help"], true);
     assert!(plain.contains("Usage"), "{plain}");
     assert!(
         !plain.contains("\x1b["),
         "NO_COLOR still coloured: {plain:?}"
     );
+    // Status lines and log messages (init warns that the key does not exist yet).
+    let init = [
+        "init",
+        "--non-interactive",
+        "--force",
+        "--board",
+        "B",
+        "--broker-kind",
+        "embedded",
+        "--flashmap",
+        "flashmap/psoc62_2m_ext_swap_single.json",
+        "--generate-key",
+        "no",
+    ];
+    let coloured = on_pty(d, &init, false);
+    assert!(coloured.contains("\x1b[32m"), "{coloured:?}");
+    let plain = on_pty(d, &init, true);
+    assert!(
+        plain.contains("Created otactl.toml") && plain.contains("WARN"),
+        "{plain:?}"
+    );
+    assert!(!plain.contains('\x1b'), "NO_COLOR still styled: {plain:?}");
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `otactl completions zsh | head -1`: the reader goes away; no panic message, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    precedence::signed_image(dir.path());
+    for args in [
+        ["completions", "zsh"],
+        ["info", "app.signed"],
+        ["info", "app.signed"],
+    ] {
+        let mut child = otactl_in(dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -43,7 +43,7 @@ fn keygen(dir: &Path, name: &str) {
     assert_code(&o, 0);
 }
 
-fn signed_image(dir: &Path) {
+pub(super) fn signed_image(dir: &Path) {
     keygen(dir, "k.pem");
     std::fs::write(dir.join("app.bin"), vec![1u8; 3000]).unwrap();
     let o = otactl_in(dir)
@@ -344,4 +344,48 @@ fn boolean_options_take_yes_no_words_from_the_environment() {
         let is_json = serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok();
         assert_eq!(is_json, json, "OTACTL_JSON={v}");
     }
+}
+
+#[test]
+fn an_exported_variable_never_collides_with_a_conflicting_flag() {
+    // `sign --fix-sig` conflicts with `--key`; an OTACTL_KEY in the environment must simply lose.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_image(d);
+    let sign = |extra: &[&str], out: &str| {
+        let mut c = otactl_in(d);
+        c.args([
+            "sign",
+            "-H",
+            "0x400",
+            "--pad-header",
+            "-v",
+            "1.2.3",
+            "-S",
+            "0x10000",
+        ]);
+        c.args(extra).args(["app.bin", out]);
+        c
+    };
+    let o = sign(&["--key", "k.pem", "--sig-out", "sig.b64"], "a.signed")
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let o = otactl_in(d)
+        .args(["getpub", "--key", "k.pem", "-e", "pem", "-o", "pub.pem"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let o = sign(
+        &["--fix-sig", "sig.b64", "--fix-sig-pubkey", "pub.pem"],
+        "b.signed",
+    )
+    .env("OTACTL_KEY", "k.pem")
+    .output()
+    .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(
+        std::fs::read(d.join("a.signed")).unwrap(),
+        std::fs::read(d.join("b.signed")).unwrap()
+    );
 }

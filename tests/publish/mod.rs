@@ -5,6 +5,7 @@ mod cli;
 pub(crate) mod device;
 mod fixture;
 mod resilience;
+mod tls;
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@ use super::{Agent, AgentError, BootReport, Download, Out, Res, State};
 use crate::boot::app;
 use crate::boot::image_io::FlashImage;
 use crate::boot::swap_type::SlotState;
-use crate::image::trailer::{MagicState, SwapType};
+use crate::flashmap::UpgradeMode;
+use crate::image::trailer::{FlagState, MagicState, SwapType};
 use crate::image::verify::{validate, VerifyError};
 use crate::image::{align_down, align_up, ImageError};
 use crate::protocol::chunk::{accept_chunk, ChunkReject};
@@ -62,24 +63,23 @@ impl Agent<'_> {
             inconsistent: false,
         };
         self.resumed_from = None;
-        match resume {
+        let resumed = match resume {
             Some(r) if r.version == version && r.total > 0 => {
-                let at = self.safe_resume_point(flash, r.written.min(r.total))?;
-                d.total = Some(r.total);
-                d.received = at;
-                d.flushed = at;
-                d.next_rec = next_rec;
-                self.resumed_from = Some(at);
-                if at < r.written {
-                    self.journal
-                        .append(flash, &mut d.next_rec, at, false)
-                        .map_err(AgentError::Flash)?;
-                }
+                let mut next = next_rec;
+                let at = self.resume_point(flash, &mut next, r.written.min(r.total))?;
+                at.map(|at| (r.total, at, next))
             }
-            _ => {
-                let size = self.cfg.map.secondary.size;
-                flash.erase(0, size).map_err(AgentError::Flash)?;
-            }
+            _ => None,
+        };
+        if let Some((total, at, next)) = resumed {
+            d.total = Some(total);
+            d.received = at;
+            d.flushed = at;
+            d.next_rec = next;
+            self.resumed_from = Some(at);
+        } else {
+            let size = self.cfg.map.secondary.size;
+            flash.erase(0, size).map_err(AgentError::Flash)?;
         }
         self.state = State::Download(d);
         if self.cfg.delivery == super::Delivery::Push && self.resumed_from.is_none() {
@@ -88,16 +88,18 @@ impl Agent<'_> {
         Ok(self.ask(now))
     }
 
-    /// The bytes after `written` that an interrupted write may have touched must be erased
-    /// before we write there again; if they are not, rewind to the start of that sector and
-    /// erase from there.
-    fn safe_resume_point<F: NorFlash>(
+    /// Where a resumed download continues. The bytes after `written` that an interrupted
+    /// write may have touched must be erased before we write there again; if they are not,
+    /// rewind to the start of that sector: first record the rewind in the journal, then erase
+    /// (so the journal never claims erased data). `None` when the journal has no room for
+    /// that record: start over.
+    fn resume_point<F: NorFlash>(
         &mut self,
         flash: &mut F,
+        next: &mut u32,
         written: u32,
-    ) -> Res<u32, F::Error> {
-        let w = self.write_size();
-        let written = align_down(written, w);
+    ) -> Res<Option<u32>, F::Error> {
+        let written = align_down(written, self.write_size());
         let limit = self.cfg.map.max_image_size();
         let end = written.saturating_add(MAX_WRITE).min(limit);
         let erased = self.cfg.map.secondary.erase_value;
@@ -113,14 +115,20 @@ impl Agent<'_> {
             off += n;
         }
         if clean {
-            return Ok(written);
+            return Ok(Some(written));
+        }
+        if !self.journal.has_room(*next) {
+            return Ok(None);
         }
         let es = self.cfg.map.secondary.erase_size;
         let from = align_down(written, es);
+        self.journal
+            .append(flash, next, from, false)
+            .map_err(AgentError::Flash)?;
         flash
             .erase(from, align_up(end, es).min(limit))
             .map_err(AgentError::Flash)?;
-        Ok(from)
+        Ok(Some(from))
     }
 
     /// Publishes the chunk request for the first missing byte (pull), recording the time.
@@ -373,7 +381,18 @@ impl Agent<'_> {
     ) -> Res<BootReport, P::Error> {
         self.state = State::Idle { next_check: 0 };
         let pl = self.cfg.map.trailer_for(&self.cfg.map.primary);
-        if app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)? {
+        let fresh = match self.cfg.map.mode {
+            UpgradeMode::Swap => {
+                app::needs_confirmation(primary, &pl).map_err(AgentError::Flash)?
+            }
+            // Overwrite never reverts, but the bootloader leaves the new image with a magic
+            // and no `image_ok`: confirming it marks the install as reported.
+            UpgradeMode::Overwrite => {
+                let st = SlotState::read(primary, &pl).map_err(AgentError::Flash)?;
+                st.magic == MagicState::Good && st.image_ok == FlagState::Unset
+            }
+        };
+        if fresh {
             self.state = State::AwaitingConfirm;
             return Ok(BootReport::AwaitingConfirm);
         }

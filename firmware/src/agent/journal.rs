@@ -15,7 +15,13 @@
 //! (all little-endian; the rest of a record up to `R` is the erased value). A record whose
 //! check fails (a write cut by power loss) is skipped; the last valid progress record wins.
 //! When the journal is full, progress is no longer recorded (a resume then restarts from the
-//! last recorded offset, which is still correct).
+//! last recorded offset, which is still correct); the last record is kept for "complete".
+//!
+//! Invariant: the journal never claims bytes that are not in flash. Data is written before
+//! the record that covers it; on resume, bytes after the recorded offset that a cut write
+//! left dirty force a rewind to the start of their sector, and that smaller offset is
+//! recorded *before* the sector is erased. Without room for that record the download starts
+//! over (and says so: `Status::resumed_from` is `None`).
 //!
 //! [`FlashMap::max_image_size`]: crate::flashmap::FlashMap::max_image_size
 
@@ -157,6 +163,12 @@ impl Journal {
         let c = checksum(&h[..14]);
         h[14..16].copy_from_slice(&c.to_le_bytes());
         self.write_rec(f, 0, &h)
+    }
+
+    /// Whether a progress record can still be appended at index `next`.
+    #[must_use]
+    pub const fn has_room(&self, next: u32) -> bool {
+        next != 0 && next + 1 < self.capacity
     }
 
     /// Appends a progress record at index `*next` (if there is room) and advances it. The

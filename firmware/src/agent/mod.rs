@@ -6,14 +6,18 @@
 //!
 //! ```text
 //! boot (crate::boot::BootLoader::boot)
-//! let mut agent = Agent::new(config, tick_ms)?;
-//! match agent.on_boot(&mut primary, &mut secondary)? { … }   // resume a finished download,
-//!                                                              // learn about revert/confirm
+//! let mut agent = Agent::new::<FlashError>(config, tick_ms)?;
+//! match agent.on_boot(&mut primary, &mut secondary)? {        // must come first
+//!     BootReport::AwaitingConfirm => …,    // call agent.confirm once healthy
+//!     BootReport::Reverted => agent.report_reverted(&mut secondary)?,  // publish it
+//!     BootReport::RebootPending => reset,  // a finished download was (re)marked pending
+//!     BootReport::Normal => {}
+//! }
 //! connect; subscribe agent.unique_topic() (and the app filter topic); agent.handle(now, Inbound::Connected, …)
 //! loop {
 //!     on PUBLISH (topic, payload):  out = agent.handle(now, Inbound::Publish { topic, payload }, &mut secondary)?
 //!     every ~100 ms:                out = agent.poll(now, &mut secondary)?
-//!     after a healthy start:        out = agent.confirm(&mut primary)?
+//!     after a healthy start:        out = agent.confirm(now, &mut primary)?
 //!     match out { Some(Outbound::Publish { topic, payload }) => publish QoS 1,
 //!                 Some(Outbound::Reboot) => reset (the bootloader installs the update),
 //!                 None => {} }
@@ -36,17 +40,40 @@
 //! 4. After the reboot the new image runs unconfirmed; once the application is healthy it
 //!    calls [`Agent::confirm`], which writes `image_ok` and reports `Success`.
 //!
+//! # States
+//!
+//! | state | on | does | next |
+//! | --- | --- | --- | --- |
+//! | `Unchecked` | [`Agent::on_boot`] | looks at both slots | `AwaitingConfirm`, `ReadyToReboot` (finished download made pending) or `Idle` |
+//! | `AwaitingConfirm` | [`Agent::confirm`] | writes `image_ok`, publishes `Success` | `Idle` |
+//! | `Idle` | `poll`, check due | publishes "Update Availability" | `WaitingForJob` |
+//! | `WaitingForJob` | job document | version newer and board equal → erase the slot or resume from the journal, ask for data | `Downloading` |
+//! | `WaitingForJob` | refused job / timeout | records the [`ErrorCode`] | `Idle` |
+//! | `Downloading` | chunk extending the prefix | writes it, appends progress, asks for the next (pull) | `Downloading` |
+//! | `Downloading` | last byte | verifies, `set_pending` → [`Outbound::Reboot`]; bad image → erase, `Failure` | `ReadyToReboot` / `Idle` |
+//! | `Downloading` | older version in a chunk | (`INVALID_VERSION`, as the C device) | `Idle` |
+//! | `Downloading` | chunk timeout | asks again; after `max_retries` gives up, keeping the journal | `Downloading` / `Idle` |
+//! | any | [`Inbound::Connected`] | re-sends the pending request | same |
+//!
+//! Protocol failures never come back as `Err`: they are in [`Status::last_error`] (a stable
+//! [`ErrorCode`]) and, where the device reports them, in a `Failure` result. `Err` means the
+//! flash failed (or, in the simulator, lost power); the persisted state is then consistent
+//! and a new agent after the reset carries on.
+//!
 //! Buffer sizes are constants ([`OUT_MAX`]); the download path uses no heap.
 
 mod download;
+mod error;
 pub mod journal;
+
+pub use error::AgentError;
 
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
 use crate::protocol::codec;
-use crate::protocol::topics::{self, Topic, TopicError};
+use crate::protocol::topics::{self, Topic};
 use crate::protocol::{AppVersion, DeviceIdentity, ErrorCode, JobDoc, JobVerdict, MessageKind};
 use journal::Journal;
 
@@ -188,49 +215,15 @@ pub struct Status {
 pub enum BootReport {
     /// Nothing special.
     Normal,
-    /// The running image was just installed as a test: confirm it when healthy.
+    /// The running image was just installed: confirm it when healthy. In swap mode it is a
+    /// test image the next boot reverts unless confirmed; in overwrite mode the install is
+    /// permanent and confirming only records (in `image_ok`) that it started and was reported.
     AwaitingConfirm,
     /// The last update was reverted (it never confirmed itself).
     Reverted,
     /// A downloaded image is pending (or was made pending again): reboot.
     RebootPending,
 }
-
-/// Agent errors: only flash and encoding failures; protocol problems are reported through
-/// [`Status::last_error`] and result messages.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum AgentError<E> {
-    /// A flash operation failed (e.g. power loss in the simulator).
-    Flash(E),
-    /// An outbound message did not fit [`OUT_MAX`].
-    BufferTooSmall,
-    /// A trailer holds values the agent cannot write over (see [`crate::boot::BootError`]).
-    Trailer(crate::flashmap::AreaKind),
-}
-
-impl<E> AgentError<E> {
-    fn from_boot(e: crate::boot::BootError<E>) -> Self {
-        match e {
-            crate::boot::BootError::Flash { error, .. } => Self::Flash(error),
-            crate::boot::BootError::Corrupted(area) => Self::Trailer(area),
-            _ => Self::Trailer(crate::flashmap::AreaKind::Secondary),
-        }
-    }
-}
-
-impl<E: core::fmt::Debug> core::fmt::Display for AgentError<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Flash(e) => write!(f, "secondary slot flash error: {e:?}"),
-            Self::BufferTooSmall => f.write_str("outbound message too long"),
-            Self::Trailer(a) => write!(f, "{a} trailer cannot be written"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl<E: core::fmt::Debug> std::error::Error for AgentError<E> {}
 
 #[derive(Clone, Copy, Debug)]
 struct Download {
@@ -290,12 +283,16 @@ impl<'a> Agent<'a> {
     /// test image's revert copy is never erased); then the first update check is due
     /// immediately.
     ///
+    /// `E` is the flash error type of the driver (the constructor touches no flash; the
+    /// parameter only keeps one error type throughout a driver).
+    ///
     /// # Errors
-    /// A prefix or board that cannot form a topic.
-    pub fn new(cfg: AgentConfig<'a>, tick_ms: u32) -> Result<Self, TopicError> {
+    /// [`AgentError::Topic`] for a prefix or board that cannot form a topic.
+    pub fn new<E>(cfg: AgentConfig<'a>, tick_ms: u32) -> Res<Self, E> {
         Ok(Self {
-            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)?,
-            request: topics::request_topic(cfg.prefix, cfg.board)?,
+            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)
+                .map_err(AgentError::Topic)?,
+            request: topics::request_topic(cfg.prefix, cfg.board).map_err(AgentError::Topic)?,
             journal: Journal::new(&cfg.map),
             cfg,
             state: State::Unchecked,

@@ -84,7 +84,7 @@ async fn run(
         quiet_check: None,
     };
     let tick = u32::try_from(cx.now() & 0xffff_ffff).unwrap_or(0);
-    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, tick) {
+    let mut agent = match Agent::new(ac, tick) {
         Ok(a) => a,
         Err(e) => return format!("agent: {e:?}"),
     };

@@ -255,12 +255,18 @@ where
         Ok(ok)
     }
 
+    /// The version of the primary image, if it is a valid image. An interrupted overwrite
+    /// leaves a torn header whose "version" means nothing: downgrade prevention must not
+    /// refuse the update that repairs it.
     fn primary_version(&mut self) -> Res<Option<crate::image::Version>, E> {
-        let mut hb = [0u8; 32];
-        self.read(AreaKind::Primary, 0, &mut hb)?;
-        Ok(crate::image::ImageHeader::parse(&hb)
-            .ok()
-            .map(|h| h.version))
+        match self.validate_slot(AreaKind::Primary)? {
+            Ok(img) => Ok(Some(img.header.version)),
+            Err(VerifyError::Read(error)) => Err(BootError::Flash {
+                area: AreaKind::Primary,
+                error,
+            }),
+            Err(_) => Ok(None),
+        }
     }
 
     // ---- flash helpers, tagged with the area for errors ----

@@ -1,5 +1,16 @@
 //! Overwrite-only upgrades (`MCUBOOT_OVERWRITE_ONLY`, "fast" variant: only the image's sectors
 //! are copied).
+//!
+//! | step | flash work | a reset here means |
+//! | --- | --- | --- |
+//! | 1 | validate the secondary (and downgrade rule); invalid → erase its header and trailer sectors | nothing changed yet |
+//! | 2 | erase the primary sectors the image spans, and the primary trailer sectors | the secondary is intact: the next boot starts over |
+//! | 3 | copy `[0, image end)` secondary → primary | same |
+//! | 4 | write the primary magic (so `boot_set_confirmed` has a trailer to mark) | same |
+//! | 5 | erase the secondary's first sector (its header) | the copy is complete; the secondary no longer validates and its trailer is scrambled on the next boot |
+//! | 6 | erase the secondary's trailer sectors | done: the secondary never triggers again |
+//!
+//! There is no status and no revert: a `Test` request installs permanently, as in MCUboot.
 
 use embedded_storage::nor_flash::NorFlash;
 

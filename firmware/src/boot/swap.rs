@@ -1,5 +1,32 @@
 //! Swap using scratch, with status records in the primary trailer (see the module docs of
 //! [`super`] for the step table).
+//!
+//! # Status records (on flash, primary slot)
+//!
+//! Units are numbered from the top of the image region down: processing step `j` works on
+//! unit `N − 1 − j`, where `N = ceil(swap_size / unit)`. Each unit has three records, one per
+//! state reached; record `k = j·3 + (state − 1)` lives at `status_off + k·W`:
+//!
+//! | bytes | value |
+//! | --- | --- |
+//! | 0 | the state reached: 1 (secondary unit copied to scratch), 2 (primary unit copied to the secondary), 3 (scratch copied to the primary) |
+//! | 1 .. W | erased value |
+//!
+//! A record counts as written when any of its `W` bytes is not erased, so a record whose
+//! write was cut still counts (its step's data work was complete before the write started).
+//! The number of leading written records is the progress; `swap_size` (trailer field, u32 LE)
+//! says how many units there are, `swap_info` (low nibble) which swap it is.
+//!
+//! The primary trailer at the start of a swap, from the end of the slot (`A` = max align):
+//!
+//! | offset | field | written by `start` |
+//! | --- | --- | --- |
+//! | `S − 16` | magic | last |
+//! | `S − 16 − A` | `image_ok` | 0x01 if the secondary's was set (`Perm`) or for `Revert` |
+//! | `S − 16 − 2A` | `copy_done` | at the end (`finish`) |
+//! | `S − 16 − 3A` | `swap_info` | `type \| image << 4` first |
+//! | `S − 16 − 4A` | `swap_size` | second, u32 LE |
+//! | `status_off …` | status records | one per step |
 
 use embedded_storage::nor_flash::NorFlash;
 

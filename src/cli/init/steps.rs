@@ -174,6 +174,10 @@ pub fn next_steps(project: &Project, out: &Path) -> Vec<(String, String)> {
             format!("cp AmazonRootCA1.pem {certs}/ca.crt"),
             "and the thing's certificate and key as publisher.crt / publisher.key",
         ),
+        Broker::Url(_) if project.tls => step(
+            format!("cp your-broker-ca.crt {certs}/ca.crt"),
+            "and the publisher's client certificate and key as publisher.crt / publisher.key",
+        ),
         _ => {}
     }
     step(
