@@ -1,6 +1,7 @@
 //! `otactl certs` + `otactl::mqtt` against a real mosquitto with the generated config, openssl
 //! as an independent verifier, and `otactl cert-to-c` through the system C compiler.
 
+mod addresses;
 mod broker;
 mod files;
 mod publish;
