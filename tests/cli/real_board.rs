@@ -1,4 +1,4 @@
-//! Runs every command of the README's real-board section (drafted in `docs/real-board.md`), so
+//! Runs every command of the README's real-board section, so
 //! it cannot rot. The hardware is replaced, and only that:
 //!
 //! - `<!-- test: build VERSION PATH -->`: the ModusToolbox build: an "unsigned" Intel HEX linked
@@ -25,13 +25,13 @@ use crate::util::{free_port, tool, wait_for_port};
 
 use super::{project, text};
 
-/// The section's heading, in README.md once the section moves there, else in its draft file.
+/// The section's heading in README.md.
 const HEADING: &str = "## With a real board";
 
-/// The real-board section: from README.md if it has it, else docs/real-board.md.
+/// The real-board section of README.md.
 fn section() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["README.md", "docs/real-board.md"] {
+    for file in ["README.md"] {
         let Ok(text) = std::fs::read_to_string(root.join(file)) else {
             continue;
         };
@@ -41,7 +41,7 @@ fn section() -> String {
             return rest[..end].to_owned();
         }
     }
-    panic!("neither README.md nor docs/real-board.md has a `{HEADING}` section");
+    panic!("README.md has no `{HEADING}` section");
 }
 const BOARD: &str = "APP_CY8CPROTO_062S2_43439";
 /// Where Infineon's PSoC 6 2M build links the application (primary slot + header).
