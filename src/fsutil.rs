@@ -57,6 +57,26 @@ pub fn check_overwrite(path: &Path, overwrite: Overwrite) -> Result<()> {
 /// # Errors
 /// When the file exists and `overwrite` is `Refuse`, or on any I/O error (named with the path).
 pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, overwrite: Overwrite) -> Result<()> {
+    write_via_temp(path, data, mode, overwrite, true)
+}
+
+/// Writes a build output that can be made again (a signed image, a signature file): atomic like
+/// [`write_atomic`] — readers never see a partial file — but without the fsync, as compilers and
+/// imgtool do. Keys, certificates and state files use [`write_atomic`].
+///
+/// # Errors
+/// Any I/O error, named with the path.
+pub fn write_output(path: &Path, data: &[u8]) -> Result<()> {
+    write_via_temp(path, data, Mode::Public, Overwrite::Allow, false)
+}
+
+fn write_via_temp(
+    path: &Path,
+    data: &[u8],
+    mode: Mode,
+    overwrite: Overwrite,
+    durable: bool,
+) -> Result<()> {
     check_overwrite(path, overwrite)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -72,9 +92,11 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Mode, overwrite: Overwrite) 
         .with_context(|| format!("cannot set permissions for {}", path.display()))?;
     tmp.write_all(data)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if overwrite == Overwrite::Refuse {
         // Hard-link style "create new": fails if someone created the file meanwhile.
         tmp.persist_noclobber(path)

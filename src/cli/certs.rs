@@ -11,13 +11,13 @@ use super::Ctx;
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Make a CA, the broker's and the publisher's certificates, mosquitto.conf and acl.
     Gen(GenCmd),
-    /// Make client certificates for devices, signed by the CA of `certs gen`.
     Device(DeviceCmd),
 }
 
-/// Make a CA, the broker's server certificate (real IP and DNS SANs, serverAuth), the
+/// Make a CA, the broker's and the publisher's certificates, mosquitto.conf and acl.
+///
+/// Besides the CA: the broker's server certificate (real IP and DNS SANs, serverAuth), the
 /// publisher's client certificate (CN otactl-publisher), a mosquitto.conf (mutual TLS on
 /// --port, client certificate CN as user name, no anonymous access) and an ACL.
 ///
@@ -61,7 +61,9 @@ pub struct GenCmd {
     force: bool,
 }
 
-/// Make SERIAL.crt and SERIAL.key for each device, signed by ca.crt/ca.key in --out.
+/// Make client certificates for devices, signed by the CA of `certs gen`.
+///
+/// Writes SERIAL.crt and SERIAL.key for each device, signed by ca.crt/ca.key in --out.
 ///
 /// SERIAL becomes the certificate's subject CN, which mosquitto (use_identity_as_username)
 /// uses as the device's user name. Example:

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use firmware::image::Version;
-use otactl::fsutil::{self, Mode, Overwrite};
+use otactl::fsutil;
 use otactl::image::{
     self, parse_custom_tlv, parse_dependencies, parse_int, FileFormat, Payload, PublicKeyFormat,
     SecurityCounter, SignOptions, Signer,
@@ -232,9 +232,9 @@ impl SignArgs {
                 .as_ref()
                 .map(|s| base64::engine::general_purpose::STANDARD.encode(s)),
         };
-        fsutil::write_atomic(&self.outfile, &out, Mode::Public, Overwrite::Allow)?;
+        fsutil::write_output(&self.outfile, &out)?;
         if let (Some(p), Some(b64)) = (&self.sig_out, sig_b64) {
-            fsutil::write_atomic(p, b64.as_bytes(), Mode::Public, Overwrite::Allow)?;
+            fsutil::write_output(p, b64.as_bytes())?;
         }
         Ok(())
     }
