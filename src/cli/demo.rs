@@ -1,16 +1,63 @@
-//! `otactl demo` (being written).
+//! `otactl demo`: run the whole update story on this machine.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::Result;
 use clap::Args;
+use otactl::demo::{self, build::Builder, DemoConfig, Note};
 
 use super::Ctx;
 
-/// Not available yet.
+/// Build the device application three times (1.0.0, 1.1.0 with a faster LED, a bad 1.2.0),
+/// sign them, start an embedded broker, the publisher and a simulated board on 1.0.0, and
+/// narrate: no update at 1.0.0 → update to 1.1.0 → bad 1.2.0 reverted by the watchdog and
+/// MCUboot → 1.2.0 not offered again. Exits 0 only when every step was observed.
+///
+/// Needs cargo and this source tree (it builds the application the way the example's
+/// Makefile does). Example: `cargo run --release -- demo`
 #[derive(Debug, Args)]
-pub struct Cmd {}
+pub struct Cmd {
+    /// Keep keys, images, flash and state in this directory (default: a temporary one).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The board's flash map (default: flashmap/board-host_swap.json of the source tree).
+    #[arg(long, value_name = "FILE")]
+    flashmap: Option<PathBuf>,
+    /// Port of the embedded broker (default: a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Show cargo's build output.
+    #[arg(long)]
+    show_build: bool,
+}
+
+fn print(note: &Note) {
+    match note {
+        Note::Step(s) => println!("\n==> {s}"),
+        Note::Setup(s) => println!("    {s}"),
+        Note::Board(s) => println!("    board     | {s}"),
+        Note::Publisher(s) => println!("    publisher | {s}"),
+        Note::Observed(s) => println!("    ✓ {s}"),
+    }
+}
 
 impl Cmd {
-    pub fn run(self, _ctx: &Ctx) -> Result<()> {
-        bail!("this command is not available yet")
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let mut builder = Builder::this_workspace();
+        builder.verbose = self.show_build;
+        let cfg = DemoConfig {
+            dir: self.dir,
+            flashmap: self.flashmap,
+            builder,
+            port: self.port,
+        };
+        let quiet = ctx.quiet;
+        demo::run(&cfg, move |n| {
+            if !quiet || matches!(n, Note::Step(_)) {
+                print(&n);
+            }
+        })?;
+        println!("\ndemo complete: every step of the update story was observed");
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@ use super::{assert_code, otactl_in, text};
 
 /// Placeholders on main that do nothing yet (each says "not available yet"); once one lands it
 /// must leave this list and show an example like every other command.
-const PENDING: &[&str] = &["demo"];
+const PENDING: &[&str] = &[];
 
 /// The subcommands listed under "Commands:" in a help text (without clap's `help`).
 fn subcommands(help: &str) -> Vec<String> {

@@ -1,0 +1,107 @@
+//! The demo's publisher: `otactl::publish::run` in-process, one image at a time, with a state
+//! file that outlives each run (results and the blocklist carry over).
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+use anyhow::{Context, Result};
+use firmware::image::verify::PublicKey;
+
+use crate::publish::{self, ClientOptions, Event, PublishConfig, ServedImage};
+
+/// A publisher task serving one image; stopped on [`Self::stop`] or drop.
+pub struct Serving {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    rt: tokio::runtime::Handle,
+}
+
+/// Starts serving `image` for `board` through the broker at `port`; every publisher event is
+/// sent to `events`.
+///
+/// # Errors
+/// The image does not verify with `key`.
+pub fn serve(
+    rt: &tokio::runtime::Handle,
+    port: u16,
+    board: &str,
+    image: &Path,
+    key: PublicKey,
+    state: PathBuf,
+    events: mpsc::Sender<Event>,
+) -> Result<Serving> {
+    let served = ServedImage::load(board, image, &[key])
+        .with_context(|| format!("serving {}", image.display()))?;
+    let mut cfg = PublishConfig::new(
+        ClientOptions::plain("otactl-demo", "127.0.0.1", port, false),
+        vec![Arc::new(served)],
+    );
+    cfg.state_file = Some(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let sink: publish::EventSink = Arc::new(move |e| {
+        let _ = events.send(e);
+    });
+    let task = rt.spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = publish::run(cfg, shutdown, sink).await {
+            log::error!("publisher: {e}");
+        }
+    });
+    Ok(Serving {
+        stop: Some(tx),
+        task: Some(task),
+        rt: rt.clone(),
+    })
+}
+
+impl Serving {
+    /// Stops the publisher and waits for it (bounded).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = self.rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(5), t).await
+            });
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One line about a publisher event, for the narration (`None`: not worth telling).
+#[must_use]
+pub fn describe(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::Offered {
+            running, version, ..
+        } => format!("device runs {running}: offering {version}"),
+        Event::NoUpdate {
+            running, reason, ..
+        } => format!("device runs {running}: no update ({reason})"),
+        Event::Sent {
+            version,
+            bytes,
+            millis,
+            ..
+        } => {
+            format!("sent {version}: {bytes} bytes in {millis} ms")
+        }
+        Event::Result {
+            version, result, ..
+        } => format!("result for {version}: {result}"),
+        Event::Warning { message, .. } => format!("warning: {message}"),
+        _ => return None,
+    })
+}
