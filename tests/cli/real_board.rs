@@ -12,9 +12,8 @@
 //!
 //! Every other line of every `sh` block runs with `sh -c` in a temp project directory and must
 //! exit 0. Test adaptations: `192.168.0.10` → `127.0.0.1`; the broker port 8884 → a free port
-//! (in `certs/mosquitto.conf`, and through `OTACTL_BROKER` for otactl); mosquitto gets one extra
-//! plain listener on loopback for the simulated device (it speaks plain MQTT; the device's TLS is
-//! covered by the end-to-end tests).
+//! (in `certs/mosquitto.conf`, and through `OTACTL_BROKER` for otactl). The simulated device
+//! connects like the real one: TLS with the CA and the device certificate the section made.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -125,7 +124,6 @@ struct Session {
     dir: tempfile::TempDir,
     path: std::ffi::OsString,
     tls_port: u16,
-    device_port: u16,
     children: Vec<(String, Child)>,
     rt: tokio::runtime::Runtime,
 }
@@ -141,7 +139,6 @@ impl Session {
             dir: project(),
             path: std::env::join_paths(dirs).unwrap(),
             tls_port: free_port(),
-            device_port: free_port(),
             children: Vec::new(),
             rt: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -187,11 +184,7 @@ impl Session {
             "mosquitto.conf does not listen on 8884:\n{text}"
         );
         let text = text.replace("8884", &self.tls_port.to_string());
-        let extra = format!(
-            "\n# test only: the simulated device's plain listener\nlistener {} 127.0.0.1\n",
-            self.device_port
-        );
-        std::fs::write(&conf, text + &extra).unwrap();
+        std::fs::write(&conf, text).unwrap();
     }
 
     fn background(&mut self, name: &str, cmd: &str) {
@@ -199,8 +192,9 @@ impl Session {
             self.adapt_mosquitto_conf();
         }
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        // `exec`: the PID we kill at `stop` is the process itself, not a shell around it.
         let child = self
-            .command(cmd)
+            .command(&format!("exec {cmd}"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -208,8 +202,7 @@ impl Session {
         self.children.push((name.to_owned(), child));
         if name == "mosquitto" {
             assert!(
-                wait_for_port(self.tls_port, Duration::from_secs(10))
-                    && wait_for_port(self.device_port, Duration::from_secs(10)),
+                wait_for_port(self.tls_port, Duration::from_secs(10)),
                 "mosquitto did not start: {}",
                 self.log(name)
             );
@@ -234,8 +227,20 @@ impl Session {
             let p: Vec<u16> = s.split('.').map(|n| n.parse().unwrap()).collect();
             (p[0], p[1], p[2])
         };
-        let mut cfg = DeviceConfig::new(self.device_port, BOARD, v(running), 1000);
+        // The device connects like the real one: TLS on the broker's port, with the CA and the
+        // device certificate the section made.
+        let mut cfg = DeviceConfig::new(self.tls_port, BOARD, v(running), 1000);
         cfg.serial = "ABC213450001".into();
+        let certs = self.dir.path().join("certs");
+        let tls = otactl::mqtt::TlsSettings {
+            ca: Some(certs.join("ca.crt")),
+            cert: Some(certs.join("DEVICE-0001.crt")),
+            key: Some(certs.join("DEVICE-0001.key")),
+            insecure: false,
+        };
+        cfg.tls = Some(std::sync::Arc::new(
+            otactl::mqtt::client_config(&tls).unwrap(),
+        ));
         let got = self
             .rt
             .block_on(device::until_updated(cfg.clone(), Duration::from_secs(60)));
@@ -310,7 +315,6 @@ fn section_has_every_step_of_the_session() {
 }
 
 #[test]
-#[ignore = "needs `otactl certs gen/device`, `cert-to-c` and TLS in `otactl publish` (not on main yet)"]
 fn real_board_section_runs_as_written() {
     let Some(mosquitto) = tool("mosquitto") else {
         return;
@@ -333,6 +337,10 @@ fn real_board_section_runs_as_written() {
     }
     let status = s.command("otactl status").output().unwrap();
     let out = text(&status.stdout);
-    assert!(out.contains("reverted 1.2.0"), "{out}");
+    assert!(
+        out.contains("reverted 1.2.0"),
+        "{out}\npublish log:\n{}",
+        s.log("publish")
+    );
     let _: PathBuf = s.dir.path().join("otactl.toml");
 }

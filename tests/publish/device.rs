@@ -36,6 +36,8 @@ pub struct DeviceConfig {
     pub job_timeout: Duration,
     pub data_timeout: Duration,
     pub send_result: bool,
+    /// TLS (CA + device certificate), as a device built with them connects; `None`: plain MQTT.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl DeviceConfig {
@@ -51,6 +53,7 @@ impl DeviceConfig {
             job_timeout: Duration::from_secs(5),
             data_timeout: Duration::from_secs(30),
             send_result: false,
+            tls: None,
         }
     }
     fn unique_topic(&self) -> String {
@@ -127,6 +130,11 @@ impl Conn {
         let mut o = MqttOptions::new(format!("CY_IOT_DEVICE{suffix}"), "127.0.0.1", cfg.port);
         o.set_keep_alive(Duration::from_secs(60))
             .set_clean_session(true);
+        if let Some(tls) = &cfg.tls {
+            o.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
         o.set_last_will(rumqttc::LastWill::new(
             "cy_ota_device/will",
             "MQTT demo unexpectedly disconnected.",
