@@ -3,7 +3,8 @@
 //!
 //! Each case runs three times in the same directory: the value only in the file, then also in
 //! the environment, then also as a flag; each run must show the newer level's value.
-//! `completions` has no long option (only the SHELL argument), `demo` none either; `init` takes
+//! `completions` has no long option (only the SHELL argument); `demo` is not run here (it builds
+//! and runs the whole story: tests/e2e covers it); `init` takes
 //! nothing from the file (it writes it), so only flag > env is checked there.
 
 use std::path::Path;
@@ -388,4 +389,91 @@ fn an_exported_variable_never_collides_with_a_conflicting_flag() {
         std::fs::read(d.join("a.signed")).unwrap(),
         std::fs::read(d.join("b.signed")).unwrap()
     );
+}
+
+#[test]
+fn certs_gen_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let outs = three_levels(
+        d,
+        "[certs.gen]\nip = \"127.0.0.1\"\nout = \"from-file\"\n",
+        &["certs", "gen"],
+        ("OTACTL_OUT", "from-env"),
+        &["--out", "from-flag"],
+    );
+    for (o, sub) in outs.iter().zip(["from-file", "from-env", "from-flag"]) {
+        assert_code(o, 0);
+        assert!(d.join(sub).join("ca.crt").is_file(), "{sub}: {o:?}");
+    }
+}
+
+#[test]
+fn certs_device_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for sub in ["from-file", "from-env", "from-flag"] {
+        let o = otactl_in(d)
+            .args(["certs", "gen", "--ip", "127.0.0.1", "--out", sub])
+            .output()
+            .unwrap();
+        assert_code(&o, 0);
+    }
+    let outs = three_levels(
+        d,
+        "[certs.device]\nout = \"from-file\"\n",
+        &["certs", "device", "DEV-1"],
+        ("OTACTL_OUT", "from-env"),
+        &["--out", "from-flag"],
+    );
+    for (o, sub) in outs.iter().zip(["from-file", "from-env", "from-flag"]) {
+        assert_code(o, 0);
+        assert!(d.join(sub).join("DEV-1.crt").is_file(), "{sub}: {o:?}");
+    }
+}
+
+#[test]
+fn cert_to_c_ca_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = otactl_in(d)
+        .args(["certs", "gen", "--ip", "127.0.0.1", "--out", "c"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let args = [
+        "cert-to-c",
+        "--force",
+        "--header",
+        "h.h",
+        "c/ca.crt",
+        "c/publisher.crt",
+        "c/publisher.key",
+    ];
+    std::fs::write(
+        d.join("otactl.toml"),
+        "[cert-to-c]\nca-name = \"FILE_CA\"\n",
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    for (env, flag) in [(false, false), (true, false), (true, true)] {
+        let mut c = otactl_in(d);
+        c.args(args);
+        if env {
+            c.env("OTACTL_CA_NAME", "ENV_CA");
+        }
+        if flag {
+            c.args(["--ca-name", "FLAG_CA"]);
+        }
+        let o = c.output().unwrap();
+        assert_code(&o, 0);
+        let h = std::fs::read_to_string(d.join("h.h")).unwrap();
+        names.push(
+            ["FILE_CA", "ENV_CA", "FLAG_CA"]
+                .into_iter()
+                .find(|n| h.contains(&format!("#define {n}")))
+                .unwrap_or("none"),
+        );
+    }
+    assert_eq!(names, ["FILE_CA", "ENV_CA", "FLAG_CA"]);
 }
