@@ -78,6 +78,8 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
             .join("flashmap")
             .join("board-host_swap.json")
     });
+    // Read the map first: a wrong path fails now, not after minutes of building.
+    let fm = FlashmapOptions::read(&flashmap, None)?;
     let key = crate::sign::generate();
     let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
     let key_path = dir.join("signing-key.pem");
@@ -121,7 +123,7 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
             simboard = bin.join("simboard");
             std::fs::copy(&exes[1], &simboard)?;
         }
-        images[i] = sign(&exe, &spec.version, &flashmap, &key, dir)?;
+        images[i] = sign(&exe, &spec.version, &fm, &key, dir)?;
         notes(Note::Setup(format!("signed {}", images[i].display())));
     }
     Ok(Setup {
@@ -137,11 +139,10 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
 fn sign(
     exe: &Path,
     version: &str,
-    flashmap: &Path,
+    fm: &FlashmapOptions,
     key: &SigningKey,
     dir: &Path,
 ) -> Result<PathBuf> {
-    let fm = FlashmapOptions::read(flashmap, None)?;
     let mut opts = SignOptions::new(
         Version::parse(version).map_err(|e| anyhow::anyhow!("version {version}: {e:?}"))?,
         fm.header_size,

@@ -3,8 +3,7 @@
 //!
 //! Each case runs three times in the same directory: the value only in the file, then also in
 //! the environment, then also as a flag; each run must show the newer level's value.
-//! `completions` has no long option (only the SHELL argument); `demo` is not run here (it builds
-//! and runs the whole story: tests/e2e covers it); `init` takes
+//! `completions` has no long option (only the SHELL argument); `init` takes
 //! nothing from the file (it writes it), so only flag > env is checked there.
 
 use std::path::Path;
@@ -476,4 +475,25 @@ fn cert_to_c_ca_name() {
         );
     }
     assert_eq!(names, ["FILE_CA", "ENV_CA", "FLAG_CA"]);
+}
+
+#[test]
+fn demo_flashmap() {
+    // The demo reads its flash map before building anything, so a missing one names the path
+    // that won, and nothing is built.
+    let dir = tempfile::tempdir().unwrap();
+    let outs = three_levels(
+        dir.path(),
+        "[demo]\nflashmap = \"file-map.json\"\n",
+        &["demo"],
+        ("OTACTL_FLASHMAP", "env-map.json"),
+        &["--flashmap", "flag-map.json"],
+    );
+    for (o, name) in outs
+        .iter()
+        .zip(["file-map.json", "env-map.json", "flag-map.json"])
+    {
+        assert_code(o, 2);
+        assert!(text(&o.stderr).contains(name), "{name}: {o:?}");
+    }
 }
