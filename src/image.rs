@@ -146,7 +146,8 @@ impl Payload {
     /// I/O errors or malformed HEX, naming the file.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let raw =
+            read_with_room(path).with_context(|| format!("cannot read {}", path.display()))?;
         match FileFormat::from_path(path) {
             FileFormat::Bin => Ok(Self {
                 data: raw,
@@ -162,6 +163,19 @@ impl Payload {
             }
         }
     }
+}
+
+/// Reads a whole file into a buffer with spare capacity for the largest header and the TLV
+/// areas, so [`build`] grows it in place (the spare pages are never touched unless used).
+fn read_with_room(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = f
+        .metadata()
+        .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
+    let mut v = Vec::with_capacity(len + usize::from(u16::MAX) + TLV_ROOM);
+    f.read_to_end(&mut v)?;
+    Ok(v)
 }
 
 /// imgtool `sign` options (everything but the key and the files).
@@ -339,9 +353,12 @@ pub struct SignedImage {
 ///
 /// # Errors
 /// [`ImageBuildError`] for every image that cannot work (see its variants).
+///
+/// The payload is taken by value: its buffer becomes the image's (no copy of a slot-sized
+/// buffer).
 pub fn build(
     opts: &SignOptions,
-    input: &Payload,
+    input: Payload,
     signer: &Signer<'_>,
 ) -> Result<SignedImage, ImageBuildError> {
     let trailer = opts.trailer()?;
@@ -403,10 +420,11 @@ pub fn build(
     })
 }
 
-/// The input with room for the header at the start, and the output's base address.
+/// The input with room for the header at the start (its own buffer, grown in place), and the
+/// output's base address.
 fn place_header_space(
     opts: &SignOptions,
-    input: &Payload,
+    input: Payload,
 ) -> Result<(Vec<u8>, Option<u32>), ImageBuildError> {
     let h = opts.header_size;
     if h < IMAGE_HEADER_SIZE as u32 || h > u32::from(u16::MAX) {
@@ -414,30 +432,36 @@ fn place_header_space(
     }
     let hdr = h as u16;
     let hu = usize::from(hdr);
+    let Payload {
+        data: mut v,
+        base_addr,
+    } = input;
+    // Room for the header (with --pad-header) and the TLV areas: one reallocation at most.
+    v.reserve(hu + TLV_ROOM);
     if opts.pad_header {
-        let base = match input.base_addr {
+        let base = match base_addr {
             Some(b) if b < h => return Err(ImageBuildError::NoRoomForHeader { base: b, hdr }),
             Some(b) => Some(b - h),
             None => None,
         };
-        let mut v = Vec::with_capacity(hu + input.data.len() + 512);
-        v.resize(hu, opts.erased_val);
-        v.extend_from_slice(&input.data);
+        let len = v.len();
+        v.resize(len + hu, opts.erased_val);
+        v.copy_within(..len, hu);
+        v[..hu].fill(opts.erased_val);
         return Ok((v, base));
     }
-    if input.data.len() < hu {
-        return Err(ImageBuildError::InputTooShort {
-            len: input.data.len(),
-            hdr,
-        });
+    if v.len() < hu {
+        return Err(ImageBuildError::InputTooShort { len: v.len(), hdr });
     }
-    if input.data[..hu].iter().any(|b| *b != 0) {
+    if v[..hu].iter().any(|b| *b != 0) {
         return Err(ImageBuildError::HeaderNotZero(hdr));
     }
-    let mut v = Vec::with_capacity(input.data.len() + 512);
-    v.extend_from_slice(&input.data);
-    Ok((v, input.base_addr))
+    Ok((v, base_addr))
 }
+
+/// Bytes reserved after the payload for the TLV areas before any reallocation (signature, key
+/// hash, digest and a few protected TLVs fit; more only cost one reallocation).
+const TLV_ROOM: usize = 512;
 
 fn encode_area(magic: u16, entries: &[(TlvKind, Vec<u8>)]) -> Result<Vec<u8>, ImageBuildError> {
     let mut buf = vec![0u8; tlv::area_len(entries.iter().map(|e| e.1.len()))];

@@ -52,11 +52,14 @@ impl Cmd {
         }
         let Some(out) = &self.header else {
             let mut stdout = std::io::stdout().lock();
-            for (f, data) in self.files.iter().zip(&contents) {
+            let written = self.files.iter().zip(&contents).try_for_each(|(f, data)| {
                 let name = f.display().to_string().replace("*/", "*\\/");
-                write!(stdout, "/* {name} */\n{}\n", certs::c_literal(data))?;
+                write!(stdout, "/* {name} */\n{}\n", certs::c_literal(data))
+            });
+            if let Err(e) = written.and_then(|()| stdout.flush()) {
+                super::exit_on_stdout_error(&e);
             }
-            return Ok(stdout.flush()?);
+            return Ok(());
         };
         let [ca, cert, key] = &self.files[..] else {
             bail!(

@@ -110,7 +110,7 @@ fn out_dir(out: Option<PathBuf>) -> PathBuf {
 fn report(ctx: &Ctx, files: &[PathBuf]) {
     if !ctx.quiet {
         for f in files {
-            println!("wrote {}", f.display());
+            outln!("wrote {}", f.display());
         }
     }
 }
@@ -155,7 +155,7 @@ impl GenCmd {
         let files = certs::write_gen(&out, &params, &broker, self.force)?;
         report(ctx, &files);
         if !ctx.quiet {
-            println!(
+            outln!(
                 "start the broker: mosquitto -c {}",
                 conf_path(&out).display()
             );

@@ -37,11 +37,11 @@ pub struct Cmd {
 
 fn print(note: &Note) {
     match note {
-        Note::Step(s) => println!("\n==> {s}"),
-        Note::Setup(s) => println!("    {s}"),
-        Note::Board(s) => println!("    board     | {s}"),
-        Note::Publisher(s) => println!("    publisher | {s}"),
-        Note::Observed(s) => println!("    ✓ {s}"),
+        Note::Step(s) => outln!("\n==> {s}"),
+        Note::Setup(s) => outln!("    {s}"),
+        Note::Board(s) => outln!("    board     | {s}"),
+        Note::Publisher(s) => outln!("    publisher | {s}"),
+        Note::Observed(s) => outln!("    ✓ {s}"),
     }
 }
 
@@ -61,7 +61,7 @@ impl Cmd {
                 print(&n);
             }
         })?;
-        println!("\ndemo complete: every step of the update story was observed");
+        outln!("\ndemo complete: every step of the update story was observed");
         Ok(())
     }
 }

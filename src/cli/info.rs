@@ -44,7 +44,7 @@ impl Cmd {
         let trailer = read_trailer(&bytes, img.len(), erased);
         let doc = describe(&self.image, &img, trailer.as_ref(), bytes.len());
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?);
         } else {
             print_text(&doc);
         }
@@ -107,13 +107,13 @@ fn describe(
 
 fn print_text(d: &Value) {
     let h = &d["header"];
-    println!(
+    outln!(
         "{} ({} bytes)",
         d["file"].as_str().unwrap_or(""),
         d["file_size"]
     );
-    println!("header:");
-    println!(
+    outln!("header:");
+    outln!(
         "  magic:              {}",
         h["magic"].as_str().unwrap_or("")
     );
@@ -124,7 +124,7 @@ fn print_text(d: &Value) {
         "img_size",
         "flags",
     ] {
-        println!(
+        outln!(
             "  {:<19} {:#x}",
             format!("{k}:"),
             h[k].as_u64().unwrap_or(0)
@@ -137,13 +137,13 @@ fn print_text(d: &Value) {
         .filter_map(Value::as_str)
         .collect();
     if !names.is_empty() {
-        println!("  flag names:         {}", names.join(" | "));
+        outln!("  flag names:         {}", names.join(" | "));
     }
-    println!(
+    outln!(
         "  version:            {}",
         h["version"].as_str().unwrap_or("")
     );
-    println!(
+    outln!(
         "payload: offset {:#x}, {:#x} bytes",
         h["hdr_size"].as_u64().unwrap_or(0),
         h["img_size"].as_u64().unwrap_or(0)
@@ -153,9 +153,9 @@ fn print_text(d: &Value) {
         if list.is_empty() {
             continue;
         }
-        println!("{title}:");
+        outln!("{title}:");
         for t in list {
-            println!(
+            outln!(
                 "  {:#06x} {:<12} @{:#x} len {:#x}: {}",
                 t["type"].as_u64().unwrap_or(0),
                 t["name"].as_str().unwrap_or(""),
@@ -165,37 +165,37 @@ fn print_text(d: &Value) {
             );
         }
     }
-    println!(
+    outln!(
         "image size: {:#x} bytes",
         d["image_size"].as_u64().unwrap_or(0)
     );
     match d["trailer"].as_object() {
-        None => println!("trailer: none (file ends with the image)"),
+        None => outln!("trailer: none (file ends with the image)"),
         Some(t) => {
-            println!(
+            outln!(
                 "trailer (slot size {:#x}, max align {}, erased {:#04x}):",
                 t["slot_size"].as_u64().unwrap_or(0),
                 t["max_align"],
                 t["erased_val"].as_u64().unwrap_or(0)
             );
-            println!("  magic:     {}", t["magic"].as_str().unwrap_or(""));
-            println!(
+            outln!("  magic:     {}", t["magic"].as_str().unwrap_or(""));
+            outln!(
                 "  image_ok:  {} ({:#04x})",
                 t["image_ok"].as_str().unwrap_or(""),
                 t["image_ok_byte"].as_u64().unwrap_or(0)
             );
-            println!(
+            outln!(
                 "  copy_done: {} ({:#04x})",
                 t["copy_done"].as_str().unwrap_or(""),
                 t["copy_done_byte"].as_u64().unwrap_or(0)
             );
-            println!(
+            outln!(
                 "  swap_info: {} image {} ({:#04x})",
                 t["swap_type"].as_str().unwrap_or(""),
                 t["image_num"],
                 t["swap_info_byte"].as_u64().unwrap_or(0)
             );
-            println!("  swap_size: {:#x}", t["swap_size"].as_u64().unwrap_or(0));
+            outln!("  swap_size: {:#x}", t["swap_size"].as_u64().unwrap_or(0));
         }
     }
 }

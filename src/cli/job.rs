@@ -56,7 +56,7 @@ impl Cmd {
         };
         let version = AppVersion::from_image(verified.header.version);
         let doc = template.render(&board, version, &self.topic)?;
-        println!("{}", String::from_utf8_lossy(&doc));
+        outln!("{}", String::from_utf8_lossy(&doc));
         Ok(())
     }
 }

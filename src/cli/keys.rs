@@ -114,9 +114,10 @@ fn emit(output: Option<&PathBuf>, data: &[u8]) -> Result<()> {
         Some(p) => fsutil::write_atomic(p, data, Mode::Public, Overwrite::Allow),
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(data)
-                .and_then(|()| out.flush())
-                .context("cannot write to stdout")
+            if let Err(e) = out.write_all(data).and_then(|()| out.flush()) {
+                super::exit_on_stdout_error(&e);
+            }
+            Ok(())
         }
     }
 }

@@ -8,6 +8,33 @@ use anyhow::Result;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use otactl::config::ConfigFile;
 
+/// `println!` for command output. When the reader has gone (`otactl info --json x | head -1`)
+/// the process ends quietly with success, as a C tool killed by SIGPIPE would, instead of
+/// panicking; any other failure to write stdout ends it with an error.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout_line(::std::format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to stdout; see [`outln!`].
+pub(crate) fn stdout_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        exit_on_stdout_error(&e);
+    }
+}
+
+/// Ends the process after a failed write to stdout: quietly (success) when the reader left.
+pub(crate) fn exit_on_stdout_error(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(2);
+}
+
 mod cert_to_c;
 mod certs;
 mod completions;
@@ -351,32 +378,12 @@ fn with_env_note(a: clap::Arg, var: &str) -> clap::Arg {
     }
 }
 
-/// `otactl info app.bin | head` must not end in a panic message: when the reader of stdout goes
-/// away, `print!` panics with "failed printing to stdout: Broken pipe"; that is the normal end of
-/// such a pipeline (as in ripgrep), so exit 0 quietly instead. Any other panic is reported as usual.
-fn quiet_broken_pipe() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
-            std::process::exit(0);
-        }
-        default(info);
-    }));
-}
-
 /// Runs the chosen command.
 ///
 /// # Errors
 /// Whatever the command reports; [`otactl::Rejected`] means "no" (exit 1).
 pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
     use std::io::IsTerminal;
-    quiet_broken_pipe();
     if !cli.quiet {
         for w in &cli.config_warnings {
             log::warn!("{w}");

@@ -126,7 +126,7 @@ pub fn sink(style: Style) -> EventSink {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if progress_step(&mut s, topic, *bytes, *total, 4) {
-                        println!("{device}: {bytes}/{total} bytes");
+                        outln!("{device}: {bytes}/{total} bytes");
                     }
                     return;
                 }
@@ -134,7 +134,7 @@ pub fn sink(style: Style) -> EventSink {
                     if matches!(e, Event::Warning { .. }) {
                         eprintln!("{l}");
                     } else {
-                        println!("{l}");
+                        outln!("{l}");
                     }
                 }
             })

@@ -185,7 +185,7 @@ impl SignArgs {
             (None, None) => Signer::Unsigned,
         };
         let input = Payload::read(&self.infile)?;
-        let img = image::build(&opts, &input, &signer)
+        let img = image::build(&opts, input, &signer)
             .with_context(|| format!("cannot sign {}", self.infile.display()))?;
         if let Some(d) = derived.as_ref() {
             if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {

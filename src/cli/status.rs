@@ -49,16 +49,18 @@ impl Cmd {
             }
             let n = st.unblock(key, self.only_version.as_deref());
             st.save(&self.state)?;
-            println!("unblocked {n} version(s)");
+            outln!("unblocked {n} version(s)");
             return Ok(());
         }
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            outln!("{}", serde_json::to_string_pretty(&st)?);
             return Ok(());
         }
-        println!(
+        outln!(
             "{:<44} {:<9} {:<22} BLOCKED",
-            "DEVICE", "VERSION", "LAST RESULT"
+            "DEVICE",
+            "VERSION",
+            "LAST RESULT"
         );
         for (k, r) in &st.devices {
             let last = r.last_result.as_ref().map_or_else(
@@ -67,7 +69,7 @@ impl Cmd {
             );
             let blocked: Vec<&str> = r.blocked.iter().map(String::as_str).collect();
             let shared = if r.shared { " (shared serial)" } else { "" };
-            println!(
+            outln!(
                 "{:<44} {:<9} {:<22} {}{shared}",
                 k,
                 r.version.as_deref().unwrap_or("-"),

@@ -39,13 +39,13 @@ impl Cmd {
         let v = verify_image(&bytes, &keys)
             .map_err(|reason| Rejected(format!("{}: {reason}", self.image.display())))?;
         if !ctx.quiet {
-            println!("Image was correctly validated");
-            println!("Image version: {}", v.header.version);
-            println!("Image digest: {}", hex_string(&v.hash));
+            outln!("Image was correctly validated");
+            outln!("Image version: {}", v.header.version);
+            outln!("Image digest: {}", hex_string(&v.hash));
             if let Some(i) = v.key_index {
-                println!("Signed by: {}", self.key[i].display());
+                outln!("Signed by: {}", self.key[i].display());
             } else {
-                println!("Not checked: signature (no -k given)");
+                outln!("Not checked: signature (no -k given)");
             }
         }
         Ok(())

@@ -155,7 +155,7 @@ fn sign(
     opts.load_addr = fm.load_addr;
     opts.overwrite_only = fm.overwrite_only;
     let payload = Payload::read(exe)?;
-    let signed = crate::image::build(&opts, &payload, &Signer::Key(key))
+    let signed = crate::image::build(&opts, payload, &Signer::Key(key))
         .with_context(|| format!("signing {}", exe.display()))?;
     let out = dir.join(format!("app-{version}-signed.bin"));
     write_atomic(&out, &signed.to_bin(), Mode::Public, Overwrite::Allow)?;

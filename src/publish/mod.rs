@@ -145,9 +145,13 @@ impl PublishConfig {
     }
 }
 
+/// Saves the state after changes, coalescing bursts, and reports how many changes each save
+/// covered (replies that announce an outcome wait for that).
 async fn write_state(server: Arc<Server>, path: PathBuf) {
     loop {
         server.dirty.notified().await;
+        // Every change is made before it is counted, so this snapshot holds at least `upto`.
+        let upto = server.changes.load(std::sync::atomic::Ordering::Acquire);
         let snapshot = server.snapshot();
         if let Some(snapshot) = snapshot {
             let p = path.clone();
@@ -156,6 +160,8 @@ async fn write_state(server: Arc<Server>, path: PathBuf) {
                 log::error!("cannot save state: {e:#}");
             }
         }
+        // Also after a failed save (logged above): a broken disk must not hold up devices.
+        server.saved.send_replace(upto);
     }
 }
 
@@ -188,6 +194,7 @@ pub async fn run(
         client.clone(),
         events,
         state,
+        cfg.state_file.is_some(),
     ));
     let writer = cfg
         .state_file

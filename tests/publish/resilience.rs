@@ -168,6 +168,9 @@ fn blocklist_survives_a_publisher_restart() {
             device::session(&d).await,
             Outcome::NoUpdate("invalid_version")
         ));
+        // The device heard back only once the state file held the revert.
+        let saved = std::fs::read_to_string(&state).unwrap();
+        assert!(saved.contains("\"reverted\""), "{saved}");
         assert_eq!(
             p.events
                 .wait_count(

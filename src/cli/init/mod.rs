@@ -114,9 +114,9 @@ impl Cmd {
         }
         let steps = steps::next_steps(&project, &out);
         if !ctx.quiet {
-            println!("\nNext steps:");
+            outln!("\nNext steps:");
             for (cmd, why) in steps {
-                println!("  # {why}\n  {cmd}");
+                outln!("  # {why}\n  {cmd}");
             }
         }
         Ok(())

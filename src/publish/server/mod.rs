@@ -9,12 +9,12 @@ mod transfer;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use firmware::protocol::codec::{encode_no_update, encode_result_received};
 use firmware::protocol::{self, topics, AppVersion, MessageKind, Request};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::events::{Event, EventSink, Mode};
 use super::image::ServedImage;
@@ -26,6 +26,8 @@ use super::transport::Client;
 pub const MAX_REQUEST: usize = 16 * 1024;
 /// At most this many unique topics are remembered (for results and pull progress).
 const MAX_TOPICS: usize = 50_000;
+/// How long an acknowledgement waits for the state file to record what it acknowledges.
+const SAVE_WAIT: Duration = Duration::from_secs(5);
 
 struct Active {
     id: u64,
@@ -47,7 +49,14 @@ pub struct Server {
     pub(super) client: Client,
     pub(super) events: EventSink,
     pub(super) state: Mutex<State>,
+    /// Wakes the state writer.
     pub(super) dirty: Notify,
+    /// Number of state changes so far.
+    pub(super) changes: AtomicU64,
+    /// The number of changes the last save covered (sent by the state writer).
+    pub(super) saved: watch::Sender<u64>,
+    /// Whether a state writer runs (`--state`): replies that report an outcome wait for it.
+    persisting: bool,
     active: Mutex<HashMap<String, Active>>,
     topics: Mutex<HashMap<String, String>>,
     pulls: Mutex<HashMap<String, Pull>>,
@@ -74,6 +83,7 @@ impl Server {
         client: Client,
         events: EventSink,
         state: State,
+        persisting: bool,
     ) -> Self {
         Self {
             prefix,
@@ -83,6 +93,9 @@ impl Server {
             events,
             state: Mutex::new(state),
             dirty: Notify::new(),
+            changes: AtomicU64::new(0),
+            saved: watch::Sender::new(0),
+            persisting,
             active: Mutex::new(HashMap::new()),
             topics: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
@@ -129,6 +142,30 @@ impl Server {
     fn publish(self: &Arc<Self>, topic: String, payload: Bytes) {
         let s = Arc::clone(self);
         tokio::spawn(async move {
+            let _ = s.send(&topic, payload).await;
+        });
+    }
+
+    /// Records that the state changed and wakes the writer; returns the change's number.
+    pub(super) fn changed(&self) -> u64 {
+        let n = self.changes.fetch_add(1, Ordering::AcqRel) + 1;
+        self.dirty.notify_one();
+        n
+    }
+
+    /// Like [`Self::publish`], but only once the state file holds change `change` (or
+    /// [`SAVE_WAIT`] passed): a device told its result was received, or told there is no
+    /// update after a revert, finds that outcome in `otactl status` and survives a restart.
+    fn publish_when_saved(self: &Arc<Self>, change: u64, topic: String, payload: Bytes) {
+        let s = Arc::clone(self);
+        tokio::spawn(async move {
+            if s.persisting {
+                let mut saved = s.saved.subscribe();
+                let stored = tokio::time::timeout(SAVE_WAIT, saved.wait_for(|&n| n >= change));
+                if stored.await.is_err() {
+                    log::warn!("state not saved after {SAVE_WAIT:?}; replying on {topic} anyway");
+                }
+            }
             let _ = s.send(&topic, payload).await;
         });
     }
@@ -208,7 +245,16 @@ impl Server {
             }
             (decision, settled)
         };
-        self.dirty.notify_one();
+        let change = self.changed();
+        // A settled result (update confirmed, revert seen) is saved before the device hears back.
+        let must_save = settled.is_some();
+        let reply = |payload: Bytes| {
+            if must_save {
+                self.publish_when_saved(change, topic.to_string(), payload);
+            } else {
+                self.publish(topic.to_string(), payload);
+            }
+        };
         if let Some(r) = settled {
             self.emit(Event::Result {
                 device: device.to_string(),
@@ -224,7 +270,7 @@ impl Server {
                         running: running.to_string(),
                         version: image.version.to_string(),
                     });
-                    self.publish(topic.to_string(), Bytes::from(doc));
+                    reply(Bytes::from(doc));
                 }
                 Err(e) => self.warn(topic, format!("cannot build the job document: {e:#}")),
             },
@@ -236,7 +282,7 @@ impl Server {
                     reason: why.reason().into(),
                 });
                 if let Ok(n) = encode_no_update(&mut buf, topic) {
-                    self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
+                    reply(Bytes::copy_from_slice(&buf[..n]));
                 }
             }
         }
@@ -322,7 +368,7 @@ impl Server {
                 .unwrap_or_else(|| image.version.to_string());
             rec.observe_result(success, &version)
         };
-        self.dirty.notify_one();
+        let change = self.changed();
         self.emit(Event::Result {
             device: device.to_string(),
             version: r.version,
@@ -330,7 +376,7 @@ impl Server {
         });
         let mut buf = [0u8; 512];
         if let Ok(n) = encode_result_received(&mut buf, topic) {
-            self.publish(topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
+            self.publish_when_saved(change, topic.to_string(), Bytes::copy_from_slice(&buf[..n]));
         }
     }
 }

@@ -140,7 +140,7 @@ impl Server {
             rec.sent = Some(version.clone());
             rec.sent_epoch = Some(epoch);
             drop(st);
-            self.dirty.notify_one();
+            self.changed();
         }
         self.emit(Event::Sent {
             device,
@@ -248,7 +248,7 @@ impl Server {
             rec.sent = Some(version.clone());
             rec.sent_epoch = Some(self.rx_epoch.load(Ordering::Acquire));
             drop(st);
-            self.dirty.notify_one();
+            self.changed();
             self.emit(Event::Sent {
                 device: p.device,
                 topic: topic.to_string(),
