@@ -124,8 +124,8 @@ impl Area {
     #[must_use]
     pub const fn erase_aligned(&self) -> bool {
         self.erase_size != 0
-            && self.address % self.erase_size == 0
-            && self.size % self.erase_size == 0
+            && self.address.is_multiple_of(self.erase_size)
+            && self.size.is_multiple_of(self.erase_size)
     }
 
     /// The erase sectors this area touches: `[first sector start, last sector end)`.
@@ -276,10 +276,15 @@ const fn check_area(kind: AreaKind, a: &Area) -> Result<(), FlashMapError> {
         return Err(FlashMapError::Overflow(kind));
     }
     let w = a.write_size;
-    if w == 0 || !w.is_power_of_two() || w > 32 || a.erase_size == 0 || a.erase_size % w != 0 {
+    if w == 0
+        || !w.is_power_of_two()
+        || w > 32
+        || a.erase_size == 0
+        || !a.erase_size.is_multiple_of(w)
+    {
         return Err(FlashMapError::BadGeometry(kind));
     }
-    if a.address % w != 0 || a.size % w != 0 {
+    if !a.address.is_multiple_of(w) || !a.size.is_multiple_of(w) {
         return Err(FlashMapError::Misaligned {
             area: kind,
             align: w,
@@ -378,11 +383,13 @@ impl FlashMap {
             }
         }
         let unit = self.swap_unit();
-        if unit % self.primary.erase_size != 0 || unit % self.secondary.erase_size != 0 {
+        if !unit.is_multiple_of(self.primary.erase_size)
+            || !unit.is_multiple_of(self.secondary.erase_size)
+        {
             return Err(FlashMapError::NotEraseAligned(AreaKind::Secondary));
         }
         if let (UpgradeMode::Swap, Some(scratch)) = (self.mode, self.scratch) {
-            if scratch.size < unit || unit % scratch.erase_size != 0 {
+            if scratch.size < unit || !unit.is_multiple_of(scratch.erase_size) {
                 return Err(FlashMapError::ScratchTooSmall {
                     scratch: scratch.size,
                     unit,

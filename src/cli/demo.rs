@@ -35,14 +35,18 @@ pub struct Cmd {
     show_build: bool,
 }
 
+/// Prints a note. Write errors are ignored: if the reader goes away (`otactl demo | head`), the
+/// story still runs to its end, so the board and broker it started are stopped, not orphaned.
 fn print(note: &Note) {
-    match note {
-        Note::Step(s) => outln!("\n==> {s}"),
-        Note::Setup(s) => outln!("    {s}"),
-        Note::Board(s) => outln!("    board     | {s}"),
-        Note::Publisher(s) => outln!("    publisher | {s}"),
-        Note::Observed(s) => outln!("    ✓ {s}"),
-    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = match note {
+        Note::Step(s) => writeln!(out, "\n==> {s}"),
+        Note::Setup(s) => writeln!(out, "    {s}"),
+        Note::Board(s) => writeln!(out, "    board     | {s}"),
+        Note::Publisher(s) => writeln!(out, "    publisher | {s}"),
+        Note::Observed(s) => writeln!(out, "    ✓ {s}"),
+    };
 }
 
 impl Cmd {

@@ -10,7 +10,9 @@ use otactl::config::ConfigFile;
 
 /// `println!` for command output. When the reader has gone (`otactl info --json x | head -1`)
 /// the process ends quietly with success, as a C tool killed by SIGPIPE would, instead of
-/// panicking; any other failure to write stdout ends it with an error.
+/// panicking; any other failure to write stdout ends it with an error. Only for output written
+/// when nothing needs cleaning up: the process ends without running destructors (the publisher's
+/// and the demo's event printers ignore write errors instead).
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::cli::stdout_line(::std::format_args!($($arg)*))

@@ -1,5 +1,8 @@
 //! Draws the publisher's events: one indicatif bar per active transfer on a terminal, plain
 //! lines otherwise, or one JSON object per line with `--json`.
+//!
+//! Write errors are ignored: when whatever reads the publisher's output goes away
+//! (`otactl publish | tee log` and tee dies), the publisher keeps serving devices.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -108,8 +111,7 @@ pub fn sink(style: Style) -> EventSink {
                         return;
                     }
                 }
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", e.to_json());
+                let _ = writeln!(std::io::stdout().lock(), "{}", e.to_json());
             })
         }
         Style::Lines => {
@@ -126,16 +128,17 @@ pub fn sink(style: Style) -> EventSink {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if progress_step(&mut s, topic, *bytes, *total, 4) {
-                        outln!("{device}: {bytes}/{total} bytes");
+                        let _ =
+                            writeln!(std::io::stdout().lock(), "{device}: {bytes}/{total} bytes");
                     }
                     return;
                 }
                 if let Some(l) = line(&e) {
-                    if matches!(e, Event::Warning { .. }) {
-                        eprintln!("{l}");
+                    let _ = if matches!(e, Event::Warning { .. }) {
+                        writeln!(std::io::stderr().lock(), "{l}")
                     } else {
-                        outln!("{l}");
-                    }
+                        writeln!(std::io::stdout().lock(), "{l}")
+                    };
                 }
             })
         }

@@ -100,9 +100,9 @@ fn embedded_broker_serves_a_device() {
         .arg(&key)
         .arg("--state")
         .arg(dir.path().join("state.json"))
-        .arg("--json")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        // Nobody reads its output (`otactl publish | tee log` and tee died): it keeps serving.
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
         .spawn()
         .unwrap();
     assert!(
@@ -113,7 +113,19 @@ fn embedded_broker_serves_a_device() {
         let d = DeviceConfig::new(port, BOARD, (1, 0, 0), 700);
         device::until_updated(d, Duration::from_secs(60)).await
     });
+    let still_running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
     updated(&o, &image, "device on the embedded broker");
+    assert!(
+        still_running,
+        "the publisher exited when its output was not read"
+    );
+}
+
+/// The write end of a pipe whose read end is already closed.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
 }

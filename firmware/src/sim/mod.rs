@@ -367,7 +367,7 @@ impl NorFlash for SimFlash {
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), SimFlashError> {
         let es = self.area.erase_size;
-        if from > to || from % es != 0 || to % es != 0 {
+        if from > to || !from.is_multiple_of(es) || !to.is_multiple_of(es) {
             return Err(SimFlashError::NotAligned);
         }
         let (s, e) = self.check_range(from, (to - from) as usize)?;
@@ -388,7 +388,7 @@ impl NorFlash for SimFlash {
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimFlashError> {
         let ws = self.area.write_size as usize;
-        if offset as usize % ws != 0 || bytes.len() % ws != 0 {
+        if !(offset as usize).is_multiple_of(ws) || !bytes.len().is_multiple_of(ws) {
             return Err(SimFlashError::NotAligned);
         }
         let (s, e) = self.check_range(offset, bytes.len())?;

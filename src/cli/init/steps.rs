@@ -112,7 +112,7 @@ pub fn generate_key(path: &Path) -> Result<()> {
 /// Paths as the config file at `out` needs them: relative paths are relative to the file's
 /// directory, so when that is not the current directory they are made absolute.
 pub fn for_location(project: &Project, out: &Path) -> Result<Project> {
-    if !out.parent().is_some_and(|d| !d.as_os_str().is_empty()) {
+    if out.parent().is_none_or(|d| d.as_os_str().is_empty()) {
         return Ok(project.clone());
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
