@@ -284,3 +284,89 @@ fn file_backed_board_loop_survives_restarts() {
     assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::None);
     assert!(holds(dev.primary.data(), &new));
 }
+
+/// Hands `msg` to the agent at `now`; returns what it published (`None`: nothing, or a reboot).
+fn feed(agent: &mut Agent<'_>, dev: &mut SimDevice, now: u64, msg: &[u8]) -> Option<Vec<u8>> {
+    let topic = agent.unique_topic().to_string();
+    let inbound = Inbound::Publish {
+        topic: &topic,
+        payload: msg,
+    };
+    outbound(agent.handle(now, inbound, &mut dev.secondary).unwrap()).and_then(Result::ok)
+}
+
+/// Replies to every request at once (the clock never moves) until the agent stops asking.
+fn pull_chain(
+    agent: &mut Agent<'_>,
+    dev: &mut SimDevice,
+    publ: &Publisher,
+    now: u64,
+    first: Vec<u8>,
+) {
+    let mut req = Some(first);
+    for _ in 0..100 {
+        let Some(r) = req.take() else { break };
+        assert_eq!(
+            decode_request(&r).unwrap().kind,
+            MessageKind::RequestDataChunk
+        );
+        for chunk in publ.reply(&r) {
+            req = feed(agent, dev, now, &chunk).or(req);
+        }
+    }
+    assert_eq!(agent.status().phase, Phase::ReadyToReboot);
+}
+
+#[test]
+fn push_download_that_had_to_ask_pulls_the_rest_without_waiting_for_timeouts() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let publ = Publisher::new(new.clone(), V11);
+    let keys = keys();
+    for resumed in [false, true] {
+        let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
+        let mut agent = Agent::new::<()>(agent_config_push(dev.map, &keys), 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let mut now = 1000;
+        let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap();
+        let job = publ.reply(&ask.unwrap()).remove(0);
+        let update = feed(&mut agent, &mut dev, now, &job).unwrap();
+        assert_eq!(
+            decode_request(&update).unwrap().kind,
+            MessageKind::RequestUpdate
+        );
+        let chunks = publ.reply(&update);
+        // The push loses the third chunk: the rest comes "from the future" and is dropped.
+        for c in chunks.iter().take(2).chain(&chunks[3..]) {
+            assert!(feed(&mut agent, &mut dev, now, c).is_none());
+        }
+        assert_eq!(agent.status().received, 2 * 256);
+        let first = if resumed {
+            // A reset, then the same job again: the download resumes by pulling.
+            drop(agent);
+            dev.boot(&keys, true).unwrap();
+            agent = Agent::new::<()>(agent_config_push(dev.map, &keys), 2).unwrap();
+            agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+            now += 1000;
+            let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap();
+            let job = publ.reply(&ask.unwrap()).remove(0);
+            feed(&mut agent, &mut dev, now, &job).unwrap()
+        } else {
+            // No chunk within the timeout: the agent asks for the missing one.
+            now += 3000;
+            outbound(agent.poll(now, &mut dev.secondary).unwrap())
+                .unwrap()
+                .unwrap()
+        };
+        pull_chain(&mut agent, &mut dev, &publ, now, first);
+        assert!(holds(dev.secondary.data(), &new), "resumed: {resumed}");
+    }
+}
+
+fn agent_config_push<'a>(
+    map: firmware::flashmap::FlashMap,
+    keys: &'a [firmware::image::verify::PublicKey],
+) -> firmware::agent::AgentConfig<'a> {
+    let mut c = agent_config(map, keys, V10);
+    c.delivery = Delivery::Push;
+    c
+}

@@ -61,6 +61,7 @@ impl Agent<'_> {
             requested_at: now,
             retries: 0,
             inconsistent: false,
+            pulling: false,
         };
         self.resumed_from = None;
         let resumed = match resume {
@@ -137,6 +138,7 @@ impl Agent<'_> {
             return Ok(Out::Nothing);
         };
         d.requested_at = now;
+        d.pulling = true;
         let (offset, total) = (d.received, d.total);
         let chunk = u32::from(self.cfg.chunk_size);
         let size = match total {
@@ -245,7 +247,8 @@ impl Agent<'_> {
             .append(flash, &mut d.next_rec, d.flushed, false)
             .map_err(AgentError::Flash)?;
         self.state = State::Download(d);
-        if self.cfg.delivery == super::Delivery::Push {
+        if !d.pulling {
+            // The publisher is pushing: the next chunk comes by itself.
             d.requested_at = now;
             self.state = State::Download(d);
             return Ok(Ok(Out::Nothing));
@@ -412,6 +415,7 @@ impl Agent<'_> {
                 requested_at: 0,
                 retries: 0,
                 inconsistent: false,
+                pulling: false,
             });
             return match self.verify_and_set_pending(0, secondary, r.total)? {
                 Ok(Out::Reboot) => Ok(BootReport::RebootPending),

@@ -30,8 +30,9 @@
 //!    job document; judge it with [`JobDoc::evaluate`] (version must be newer, board equal).
 //! 2. Download into the secondary slot. Pull mode publishes "Request Data Chunk" (`Offset`,
 //!    `Size`, or `-1` for the rest) for the first missing byte after each chunk and after
-//!    `chunk_timeout_ms`; push mode publishes "Request Update" once and pulls only what is
-//!    missing. Any chunk is accepted if it extends the received prefix: duplicates and chunks
+//!    `chunk_timeout_ms`; push mode publishes "Request Update" once, and once it has had to
+//!    ask (a resumed download, a chunk timeout, a reconnect) pulls the rest chunk by chunk.
+//!    Any chunk is accepted if it extends the received prefix: duplicates and chunks
 //!    from the future are dropped (they are requested again), overlaps are trimmed. Progress
 //!    is persisted ([`journal`]) after every chunk; after a reset the same job resumes there.
 //! 3. When all bytes are there: validate the image (hash, key, signature, size, newer version),
@@ -84,9 +85,11 @@ pub const OUT_MAX: usize = 768;
 /// How chunks are asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// "Request Data Chunk" per chunk (resumable, our default).
+    /// "Request Data Chunk" per chunk (the C agent's compile-time chunk flow; the default of
+    /// [`AgentConfig::new`]).
     Pull,
-    /// "Request Update" once (the publisher pushes the whole image); gaps are pulled.
+    /// "Request Update" once (the publisher pushes the whole image; the example firmware's
+    /// flow); after a resume, a timeout or a reconnect the rest is pulled.
     Push,
 }
 
@@ -238,6 +241,10 @@ struct Download {
     requested_at: u64,
     retries: u32,
     inconsistent: bool,
+    /// The agent asks for each chunk after the previous one: pull delivery, or a push download
+    /// that had to ask (resumed, a chunk timed out, reconnected). A push that is still
+    /// streaming needs no requests.
+    pulling: bool,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -41,11 +41,26 @@ pub struct AppBuild {
 
 /// Prints one transcript line.
 pub fn say(tag: &str, message: &str) {
-    println!("{tag}: {message}");
+    line(format_args!("{tag}: {message}"));
 }
 
 fn feed_watchdog() {
-    println!("{FEED}");
+    line(format_args!("{FEED}"));
+}
+
+/// Writes one line to the board. If the board is gone (its end of the pipe closed), the power
+/// is off: stop now, as [`watch_power`] would a moment later, instead of panicking.
+fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
 }
 
 /// The board's power: stdin EOF (or error) means the board is gone, so stop immediately.

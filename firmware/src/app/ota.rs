@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::config::DeviceConfig;
 use super::link::{tls_config, Link};
 use super::say;
-use crate::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
+use crate::agent::{Agent, AgentConfig, BootReport, Delivery, Inbound, Outbound, Phase, Status};
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
 use crate::protocol::{topics, AppVersion};
@@ -76,6 +76,10 @@ async fn run(
     ac.check_interval_ms = u64::try_from(cfg.check_interval.as_millis()).unwrap_or(u64::MAX);
     ac.job_timeout_ms = 10_000;
     ac.chunk_timeout_ms = 3_000;
+    // What the example's firmware does (CY_MQTT_GET_ALL_DATA_WITH_ONE_CALL, spec §2.9): one
+    // "Request Update", the publisher pushes every chunk; a download that had to ask (resumed
+    // after a reset, a chunk timed out) pulls the rest chunk by chunk.
+    ac.delivery = Delivery::Push;
     let mut cx = Ctx {
         dev,
         start: Instant::now(),
