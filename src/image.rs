@@ -351,11 +351,11 @@ pub struct SignedImage {
 
 /// Builds the image as `imgtool sign` would; nothing is written anywhere.
 ///
-/// # Errors
-/// [`ImageBuildError`] for every image that cannot work (see its variants).
-///
 /// The payload is taken by value: its buffer becomes the image's (no copy of a slot-sized
 /// buffer).
+///
+/// # Errors
+/// [`ImageBuildError`] for every image that cannot work (see its variants).
 pub fn build(
     opts: &SignOptions,
     input: Payload,
