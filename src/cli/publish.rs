@@ -76,6 +76,13 @@ pub struct Cmd {
     /// QoS 1 messages in flight without PUBACK.
     #[arg(long, default_value_t = publish::DEFAULT_INFLIGHT)]
     inflight: u16,
+    /// Block a version for a device once it came back N times (default 1) on its old version
+    /// although it was sent the whole image (a revert). A device that reset or lost its own
+    /// connection during the download looks the same on the wire; N > 1 offers it again N−1
+    /// times first.
+    #[arg(long, value_name = "N", default_value_t = publish::DEFAULT_BLOCK_AFTER,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    block_after: u32,
     /// One JSON event per line on stdout (device, version, bytes, result).
     #[arg(long)]
     json: bool,
@@ -153,6 +160,7 @@ impl Cmd {
         cfg.state_file = Some(self.state.clone());
         cfg.share_group = self.share_group.clone();
         cfg.inflight = self.inflight;
+        cfg.block_after = self.block_after;
         let style = if self.json {
             Style::Json
         } else if ctx.fancy() {

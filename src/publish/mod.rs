@@ -42,6 +42,8 @@ use transport::{NetEvent, Tuning};
 
 /// Default in-flight window (QoS 1 PUBLISHes awaiting PUBACK).
 pub const DEFAULT_INFLIGHT: u16 = 64;
+/// Default of [`PublishConfig::block_after`]: block a version at its first revert.
+pub const DEFAULT_BLOCK_AFTER: u32 = 1;
 
 /// Why the publisher could not start (it never stops because of device input).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,9 @@ pub struct PublishConfig {
     pub share_group: Option<String>,
     /// In-flight window.
     pub inflight: u16,
+    /// How many times a device may come back on its old version after being sent a whole
+    /// version before that version is blocked for it (1: at the first revert).
+    pub block_after: u32,
 }
 
 impl PublishConfig {
@@ -100,6 +105,7 @@ impl PublishConfig {
             state_file: None,
             share_group: None,
             inflight: DEFAULT_INFLIGHT,
+            block_after: DEFAULT_BLOCK_AFTER,
         }
     }
 
@@ -194,7 +200,10 @@ pub async fn run(
         client.clone(),
         events,
         state,
-        cfg.state_file.is_some(),
+        server::StatePolicy {
+            persisting: cfg.state_file.is_some(),
+            block_after: cfg.block_after,
+        },
     ));
     let writer = cfg
         .state_file

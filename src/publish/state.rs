@@ -15,9 +15,10 @@
 //! "Sent all of X" means: pull mode, the device asked for the last chunk; push mode, the broker
 //! acknowledged every chunk and the publisher's connection did not drop between the request and
 //! the device's next report (a broker restart makes the report inconclusive, not a revert). A
-//! device that loses *its own* connection after the broker accepted the whole push and then asks
-//! again on the old version is indistinguishable from a revert on the wire; the operator can
-//! unblock it.
+//! device that resets or loses *its own* connection after the broker accepted the whole push and
+//! then asks again on the old version is indistinguishable from a revert on the wire; the
+//! operator can unblock it, or allow more than one such report before a block
+//! (`--block-after N`: the first N−1 count as `not_installed` and X is offered again).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -45,7 +46,7 @@ pub struct State {
 /// A device's last result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastResult {
-    /// `success`, `failure`, `updated` or `reverted`.
+    /// `success`, `failure`, `updated`, `reverted` or `not_installed`.
     pub result: String,
     /// The version concerned.
     pub version: String,
@@ -72,6 +73,10 @@ pub struct DeviceRecord {
     pub blocked: BTreeSet<String>,
     /// Several devices report under this key (revert detection off).
     pub shared: bool,
+    /// Per version: how often the device came back on an older version after being sent all of
+    /// it, without that version being blocked yet (see `--block-after`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_installed: BTreeMap<String, u32>,
     /// The publisher's connection epoch when `sent` was recorded (not persisted): if the broker
     /// connection dropped since, the device may simply have missed chunks, so an old version
     /// in its next report is not taken as a revert.
@@ -122,23 +127,37 @@ impl DeviceRecord {
         Ok(())
     }
 
-    /// Records a reported running version; returns a result (`updated` / `reverted`) when this
-    /// report settles a version that was sent.
+    /// Records a reported running version; returns a result when this report settles a version
+    /// that was sent: `updated`, `reverted` (now blocked) or, while fewer than `block_after`
+    /// such reports were seen for that version, `not_installed` (offered again).
     ///
     /// `epoch` is the publisher's current connection epoch (see [`DeviceRecord::sent_epoch`]).
-    pub fn observe_version(&mut self, running: AppVersion, epoch: u64) -> Option<LastResult> {
+    pub fn observe_version(
+        &mut self,
+        running: AppVersion,
+        epoch: u64,
+        block_after: u32,
+    ) -> Option<LastResult> {
         self.version = Some(running.to_string());
         self.last_seen = now();
         let sent = self.sent.take()?;
         let sent_epoch = self.sent_epoch.take();
         let sent_v = AppVersion::parse_strict(&sent)?;
         let result = if running >= sent_v {
+            self.not_installed.clear();
             "updated"
         } else if self.shared || sent_epoch.is_some_and(|e| e != epoch) {
             return None;
         } else {
-            self.blocked.insert(sent.clone());
-            "reverted"
+            let seen = self.not_installed.entry(sent.clone()).or_insert(0);
+            *seen += 1;
+            if *seen < block_after {
+                "not_installed"
+            } else {
+                self.not_installed.remove(&sent);
+                self.blocked.insert(sent.clone());
+                "reverted"
+            }
         };
         let r = LastResult {
             result: result.into(),
@@ -245,32 +264,53 @@ mod tests {
     const V2: AppVersion = AppVersion::new(2, 0, 0);
 
     #[test]
+    fn block_after_allows_that_many_reports_on_the_old_version() {
+        let mut r = DeviceRecord::default();
+        let send = |r: &mut DeviceRecord| r.sent = Some("2.0.0".into());
+        send(&mut r);
+        let first = r.observe_version(V1, 0, 2).unwrap();
+        assert_eq!(first.result, "not_installed");
+        assert_eq!(r.decide(V1, V2), Ok(()), "offered again");
+        send(&mut r);
+        assert_eq!(r.observe_version(V1, 0, 2).unwrap().result, "reverted");
+        assert_eq!(r.decide(V1, V2), Err(NoUpdate::Blocked));
+        assert!(r.not_installed.is_empty());
+        // An update that takes clears the count.
+        let mut ok = DeviceRecord::default();
+        send(&mut ok);
+        ok.observe_version(V1, 0, 2);
+        send(&mut ok);
+        assert_eq!(ok.observe_version(V2, 0, 2).unwrap().result, "updated");
+        assert!(ok.not_installed.is_empty() && ok.blocked.is_empty());
+    }
+
+    #[test]
     fn revert_blocks_and_update_settles() {
         let mut r = DeviceRecord::default();
         assert_eq!(r.decide(V1, V2), Ok(()));
         assert_eq!(r.decide(V2, V2), Err(NoUpdate::NotNewer));
         r.sent = Some("2.0.0".into());
-        assert_eq!(r.observe_version(V1, 0).unwrap().result, "reverted");
+        assert_eq!(r.observe_version(V1, 0, 1).unwrap().result, "reverted");
         assert_eq!(r.decide(V1, V2), Err(NoUpdate::Blocked));
         let mut ok = DeviceRecord {
             sent: Some("2.0.0".into()),
             ..DeviceRecord::default()
         };
-        assert_eq!(ok.observe_version(V2, 0).unwrap().result, "updated");
+        assert_eq!(ok.observe_version(V2, 0, 1).unwrap().result, "updated");
         assert!(ok.blocked.is_empty());
         let mut shared = DeviceRecord {
             sent: Some("2.0.0".into()),
             shared: true,
             ..DeviceRecord::default()
         };
-        assert_eq!(shared.observe_version(V1, 0), None);
+        assert_eq!(shared.observe_version(V1, 0, 1), None);
         let mut cut = DeviceRecord {
             sent: Some("2.0.0".into()),
             sent_epoch: Some(3),
             ..DeviceRecord::default()
         };
         assert_eq!(
-            cut.observe_version(V1, 4),
+            cut.observe_version(V1, 4, 1),
             None,
             "broker lost since the send: inconclusive"
         );

@@ -143,6 +143,46 @@ fn broker_restart_mid_transfer_recovers() {
     });
 }
 
+/// `block_after = 2`: the first report on the old version after a full send is `not_installed`
+/// and the version is offered again; the second blocks it.
+#[test]
+fn block_after_two_offers_a_version_again_after_one_report_on_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let mut cfg = config(broker.port, vec![served(BOARD, &path)]);
+    cfg.block_after = 2;
+    let d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 500);
+    rt().block_on(async {
+        let p = Running::start(cfg).await;
+        updated(&device::session(&d).await, &image, "first download");
+        // Back on 1.0.0 (a lost download or a revert): offered and sent again, not blocked.
+        updated(&device::session(&d).await, &image, "offered again");
+        // Back on 1.0.0 a second time: now it counts as a revert.
+        assert!(matches!(
+            device::session(&d).await,
+            Outcome::NoUpdate("invalid_version")
+        ));
+        let results = p
+            .events
+            .wait_count(
+                |e| matches!(e, Event::Result { result, .. } if result == "reverted"),
+                1,
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(results, 1);
+        assert_eq!(
+            p.events
+                .count(|e| matches!(e, Event::Result { result, .. } if result == "not_installed")),
+            1
+        );
+        p.stop().await;
+    });
+}
+
 /// A device that comes back on its old version after being sent X is not offered X again,
 /// also after a publisher restart, until the operator unblocks it.
 #[test]

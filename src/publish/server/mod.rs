@@ -41,6 +41,14 @@ struct Pull {
     bytes: u32,
 }
 
+/// How the device records are kept.
+pub(super) struct StatePolicy {
+    /// A state writer runs (`--state`).
+    pub persisting: bool,
+    /// See [`super::PublishConfig::block_after`].
+    pub block_after: u32,
+}
+
 /// The shared publisher state.
 pub struct Server {
     pub(super) prefix: String,
@@ -57,6 +65,8 @@ pub struct Server {
     pub(super) saved: watch::Sender<u64>,
     /// Whether a state writer runs (`--state`): replies that report an outcome wait for it.
     persisting: bool,
+    /// Reports on the old version after a full send before the version is blocked.
+    block_after: u32,
     active: Mutex<HashMap<String, Active>>,
     topics: Mutex<HashMap<String, String>>,
     pulls: Mutex<HashMap<String, Pull>>,
@@ -83,7 +93,7 @@ impl Server {
         client: Client,
         events: EventSink,
         state: State,
-        persisting: bool,
+        policy: StatePolicy,
     ) -> Self {
         Self {
             prefix,
@@ -95,7 +105,8 @@ impl Server {
             dirty: Notify::new(),
             changes: AtomicU64::new(0),
             saved: watch::Sender::new(0),
-            persisting,
+            persisting: policy.persisting,
+            block_after: policy.block_after.max(1),
             active: Mutex::new(HashMap::new()),
             topics: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
@@ -238,7 +249,11 @@ impl Server {
             let mut st = lock(&self.state);
             let rec = st.device(device, &image.board);
             rec.shared |= concurrent;
-            let settled = rec.observe_version(running, self.epoch.load(Ordering::Acquire));
+            let settled = rec.observe_version(
+                running,
+                self.epoch.load(Ordering::Acquire),
+                self.block_after,
+            );
             let decision = rec.decide(running, image.version);
             if decision.is_ok() {
                 rec.offered = Some(image.version.to_string());
