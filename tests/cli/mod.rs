@@ -12,7 +12,7 @@ mod real_board;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{otactl, shared_dir};
+use crate::util::{closed_pipe, otactl, shared_dir};
 
 pub use init::INIT_FLAGS;
 
@@ -265,11 +265,9 @@ fn a_closed_stdout_ends_quietly() {
         &["getpub", "-k", "k.pem"],
         &["cert-to-c", pem],
     ] {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
         let out = otactl_in(dir.path())
             .args(args)
-            .stdout(writer)
+            .stdout(closed_pipe())
             .stderr(Stdio::piped())
             .output()
             .unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::device::{self, DeviceConfig};
 use super::fixture::{signed_image, write_image, write_key, BOARD};
 use super::{rt, updated};
-use crate::util::{free_port, otactl, wait_for_port};
+use crate::util::{closed_pipe, free_port, otactl, wait_for_port};
 
 /// `otactl job` prints the example's fields with the image header's version.
 #[test]
@@ -121,11 +121,4 @@ fn embedded_broker_serves_a_device() {
         still_running,
         "the publisher exited when its output was not read"
     );
-}
-
-/// The write end of a pipe whose read end is already closed.
-fn closed_pipe() -> std::io::PipeWriter {
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    writer
 }

@@ -66,6 +66,14 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 }
 
 /// A free TCP port on 127.0.0.1 (bind to :0, read, release).
+/// The write end of a pipe whose read end is already closed: a child given it as stdout finds
+/// its reader gone at its first write (`otactl … | head` after head exited).
+pub fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
