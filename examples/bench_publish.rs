@@ -2,7 +2,10 @@
 //! image through a real mosquitto (job mode and chunk mode, with the spec-written test device),
 //! and the raw QoS 1 pub/sub throughput of the same chunk bytes through the same broker.
 //!
-//! Usage: `bench_publish PORT [RUNS]` (the broker must already listen on 127.0.0.1:PORT).
+//! With FLEET > 0 it then runs a fleet: FLEET devices (each with its own serial) ask at the same
+//! moment and the publisher, with its default flags, serves them all.
+//!
+//! Usage: `bench_publish PORT [RUNS] [FLEET]` (the broker must already listen on 127.0.0.1:PORT).
 
 #[path = "../tests/publish/device.rs"]
 mod device;
@@ -82,6 +85,34 @@ async fn raw(port: u16, chunks: &[bytes::Bytes], inflight: u16, run: u32) -> Dur
     d
 }
 
+/// FLEET devices at once; returns (updated, wall time, per-device session times sorted).
+async fn fleet(port: u16, n: u16, len: usize) -> (usize, Duration, Vec<Duration>) {
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let mut d = DeviceConfig::new(port, fixture::BOARD, (1, 0, 0), 10_000 + i);
+            d.serial = format!("FLEET-{i:05}");
+            // The example's data timeout (CY_OTA_DATA_CHECK_TIME_SECS): devices queue for a slot.
+            d.data_timeout = Duration::from_secs(300);
+            d.job_timeout = Duration::from_secs(60);
+            tokio::spawn(async move {
+                let s = Instant::now();
+                let ok = matches!(device::session(&d).await, Outcome::Updated { image, .. } if image.len() == len);
+                (ok, s.elapsed())
+            })
+        })
+        .collect();
+    let mut updated = 0;
+    let mut times = Vec::new();
+    for t in tasks {
+        let (ok, d) = t.await.unwrap();
+        updated += usize::from(ok);
+        times.push(d);
+    }
+    times.sort();
+    (updated, t0.elapsed(), times)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args
@@ -89,6 +120,7 @@ fn main() {
         .and_then(|p| p.parse().ok())
         .expect("usage: bench_publish PORT [RUNS]");
     let runs: u32 = args.next().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let fleet_size: u16 = args.next().and_then(|r| r.parse().ok()).unwrap_or(0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,6 +137,18 @@ fn main() {
         let mut job = Vec::new();
         let mut chunk = Vec::new();
         let mut rawd = Vec::new();
+        if fleet_size > 0 {
+            let (ok, wall, times) = fleet(port, fleet_size, image.len()).await;
+            let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64();
+            println!(
+                "fleet: {ok}/{fleet_size} updated in {:.1} s ({:.1} MiB/s in all); per device p50 {:.1} s, p95 {:.1} s, max {:.1} s",
+                wall.as_secs_f64(),
+                mib_s(image.len() * ok, wall),
+                pct(0.5),
+                pct(0.95),
+                pct(1.0)
+            );
+        }
         for r in 0..runs {
             job.push(end_to_end(port, Flow::Job, 1000 + r as u16 * 10, image.len()).await);
             chunk.push(end_to_end(port, Flow::JobChunks, 2000 + r as u16 * 10, image.len()).await);

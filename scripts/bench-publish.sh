@@ -2,10 +2,12 @@
 # Measures otactl publish end to end on a loopback mosquitto: a slot-filling PSoC 6 image
 # (about 1.66 MiB) delivered in job mode and chunk mode to the spec-written test device, and the
 # raw QoS 1 pub/sub throughput of the same chunk bytes through the same broker (the limit).
-# Usage: scripts/bench-publish.sh [RUNS]   (release build; needs mosquitto)
+# With FLEET, first FLEET devices ask at once and are all served (default flags).
+# Usage: scripts/bench-publish.sh [RUNS] [FLEET]   (release build; needs mosquitto)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
+FLEET="${2:-0}"
 MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 cargo build --release --example bench_publish >&2
 WORK="$(mktemp -d)"
@@ -25,4 +27,4 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 echo "mosquitto $("$MOSQUITTO" -h | head -1 | awk '{print $3}') on 127.0.0.1:$PORT, $(nproc) cores"
-target/release/examples/bench_publish "$PORT" "$RUNS"
+"${CARGO_TARGET_DIR:-target}"/release/examples/bench_publish "$PORT" "$RUNS" "$FLEET"

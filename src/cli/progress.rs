@@ -86,7 +86,9 @@ fn line(e: &Event) -> Option<String> {
             version,
             result,
         } => format!("{device}: {result} ({version})"),
+        Event::Warning { topic, message } if topic.is_empty() => format!("warning: {message}"),
         Event::Warning { topic, message } => format!("warning: {topic}: {message}"),
+        Event::Notice { message, .. } => format!("note: {message}"),
         Event::Progress { .. } => return None,
     })
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use otactl::mqtt;
 use otactl::publish::{
-    self, load_public_key, ClientOptions, JobTemplate, PublishConfig, ServedImage, State,
+    self, load_public_key, ClientOptions, JobTemplate, PublishConfig, ServedImage, State, StateLock,
 };
 
 use super::progress::{self, Style};
@@ -83,6 +83,19 @@ pub struct Cmd {
     #[arg(long, value_name = "N", default_value_t = publish::DEFAULT_BLOCK_AFTER,
           value_parser = clap::value_parser!(u32).range(1..))]
     block_after: u32,
+    /// Whole-image pushes running at once; further "Request Update"s wait their turn.
+    #[arg(long, value_name = "N", default_value_t = publish::core::DEFAULT_MAX_TRANSFERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_transfers: usize,
+    /// "Request Data Chunk" messages served per second per device (faster ones are deferred).
+    #[arg(long, value_name = "N", default_value_t = publish::core::DEFAULT_CHUNK_RATE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    chunk_rate: u32,
+    /// Device records kept in the state file; beyond it unidentified records and records
+    /// without blocked versions are dropped first, least recently seen first.
+    #[arg(long, value_name = "N", default_value_t = publish::state::MAX_DEVICES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(100..=10_000_000))]
+    max_devices: usize,
     /// One JSON event per line on stdout (device, version, bytes, result).
     #[arg(long)]
     json: bool,
@@ -137,6 +150,14 @@ impl Cmd {
                 img.version,
                 img.len()
             );
+            if img.trailing > 0 {
+                log::warn!(
+                    "{}: the {} bytes after the signed image (padding, a trailer or appended data) are not served; devices get the {} bytes the header and TLVs define",
+                    path.display(),
+                    img.trailing,
+                    img.len()
+                );
+            }
             images.push(Arc::new(img));
         }
         let template = match &self.template {
@@ -144,6 +165,7 @@ impl Cmd {
             None => JobTemplate::default(),
         };
         if !self.unblock.is_empty() {
+            let _lock = StateLock::acquire(&self.state, "otactl publish --unblock")?;
             let mut st = State::load(&self.state)?;
             for d in &self.unblock {
                 let n = st.unblock((d != "all").then_some(d.as_str()), None);
@@ -161,6 +183,9 @@ impl Cmd {
         cfg.share_group = self.share_group.clone();
         cfg.inflight = self.inflight;
         cfg.block_after = self.block_after;
+        cfg.limits.max_transfers = self.max_transfers;
+        cfg.limits.chunk_requests_per_sec = self.chunk_rate;
+        cfg.max_devices = self.max_devices;
         let style = if self.json {
             Style::Json
         } else if ctx.fancy() {

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use otactl::publish::State;
+use otactl::publish::{State, StateLock};
 
 use super::Ctx;
 
 /// Show devices, versions, last results and blocked versions from a publisher's state file.
 ///
-/// `--unblock` lets a blocked version be offered again (stop the publisher first, or pass
-/// `--unblock` to `otactl publish`). Example:
+/// `--unblock` lets a blocked version be offered again. It needs the state file to itself: while
+/// a publisher runs on it, stop the publisher first (or restart it with `--unblock`). Devices
+/// marked "unidentified" share the example's template serial (or a serial seen from two devices
+/// at once): they are never blocked automatically. Example:
 ///
 ///   otactl status --state otactl-state.json --unblock APP_CY8CPROTO_062S2_43439/ABC213450001
 #[derive(Debug, Args)]
@@ -41,8 +43,9 @@ impl Cmd {
                 self.state.display()
             );
         }
-        let mut st = State::load(&self.state)?;
         if let Some(d) = &self.unblock {
+            let _lock = StateLock::acquire(&self.state, "otactl status --unblock")?;
+            let mut st = State::load(&self.state)?;
             let key = (d != "all").then_some(d.as_str());
             if key.is_some_and(|k| !st.devices.contains_key(k)) {
                 anyhow::bail!("{}: no device {d:?}", self.state.display());
@@ -52,6 +55,7 @@ impl Cmd {
             outln!("unblocked {n} version(s)");
             return Ok(());
         }
+        let st = State::load(&self.state)?;
         if self.json {
             outln!("{}", serde_json::to_string_pretty(&st)?);
             return Ok(());
@@ -68,7 +72,7 @@ impl Cmd {
                 |l| format!("{} {}", l.result, l.version),
             );
             let blocked: Vec<&str> = r.blocked.iter().map(String::as_str).collect();
-            let shared = if r.shared { " (shared serial)" } else { "" };
+            let shared = if r.shared { " (unidentified)" } else { "" };
             outln!(
                 "{:<44} {:<9} {:<22} {}{shared}",
                 k,

@@ -32,6 +32,9 @@ pub struct BoardSpec {
     /// Delay per flash erase while the bootloader runs (makes swaps long enough to watch or
     /// interrupt), in microseconds.
     pub boot_erase_delay_us: u64,
+    /// The `SerialNumber` its requests carry (`None`: the example's template serial, which
+    /// the publisher cannot tell apart from other boards').
+    pub serial: Option<String>,
 }
 
 /// Called with every transcript line as it is read.
@@ -65,6 +68,9 @@ impl BoardSpec {
             .arg(self.watchdog_ms.to_string())
             .arg("--boot-erase-delay-us")
             .arg(self.boot_erase_delay_us.to_string());
+        if let Some(serial) = &self.serial {
+            c.arg("--serial").arg(serial);
+        }
         if let Some((ca, cert, key)) = &self.tls {
             c.arg("--ca")
                 .arg(ca)

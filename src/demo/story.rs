@@ -227,6 +227,10 @@ fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -
         check_secs: 2.0,
         watchdog_ms: 3000,
         boot_erase_delay_us: 0,
+        // The board's own serial (what `otactl cert-to-c --header` gives a real board): with the
+        // template serial the publisher could not tell it from other boards and would not block
+        // the bad version for it.
+        serial: Some("DEMO-BOARD-0001".into()),
     };
     if spec.flash.exists() {
         std::fs::remove_dir_all(&spec.flash)?;

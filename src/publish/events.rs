@@ -96,6 +96,14 @@ pub enum Event {
         /// The result.
         result: String,
     },
+    /// Something an operator should know once (said once per board): e.g. why revert
+    /// protection is off for a board's devices.
+    Notice {
+        /// The board concerned.
+        board: String,
+        /// In plain words.
+        message: String,
+    },
     /// Something a device sent was ignored; the publisher keeps serving.
     Warning {
         /// The topic it came on.
@@ -121,6 +129,7 @@ pub type EventSink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
 pub fn log_sink() -> EventSink {
     std::sync::Arc::new(|e: Event| match e {
         Event::Warning { topic, message } => log::warn!("{topic}: {message}"),
+        Event::Notice { message, .. } => log::warn!("{message}"),
         Event::Progress { .. } => {}
         other => log::info!("{}", other.to_json()),
     })

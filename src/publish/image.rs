@@ -24,6 +24,9 @@ pub struct ServedImage {
     pub bytes: Bytes,
     /// Every chunk for a push (header + data), in order.
     pub chunks: Vec<Bytes>,
+    /// Bytes the file holds after the signed image (header + payload + TLVs), which are not
+    /// served: padding (`--pad`), a trailer, appended data.
+    pub trailing: usize,
 }
 
 impl ServedImage {
@@ -60,6 +63,11 @@ impl ServedImage {
         let verified = verify::validate(&mut data.as_slice(), total, keys)
             .map_err(|e| format!("does not verify with the given key: {e:?}"))?;
         let version = AppVersion::from_image(verified.header.version);
+        // Serve exactly what the header and the TLV area define; nothing appended after it.
+        let end = verified.end as usize;
+        let trailing = data.len() - end;
+        let mut data = data;
+        data.truncate(end);
         let bytes = Bytes::from(data);
         let chunks =
             cut(&bytes, version).ok_or("too many 4096-byte chunks for the u16 chunk index")?;
@@ -70,6 +78,7 @@ impl ServedImage {
             version,
             bytes,
             chunks,
+            trailing,
         })
     }
 
@@ -124,4 +133,32 @@ pub fn load_public_key(path: &Path) -> Result<PublicKey, PublishError> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
+}
+
+#[cfg(test)]
+impl ServedImage {
+    /// An image of `len` bytes for `board` at `version`, not signed (core unit tests).
+    pub(crate) fn for_tests(board: &str, version: (u16, u16, u16), len: usize) -> Self {
+        use firmware::image::{ImageFlags, Version};
+        let header = ImageHeader {
+            load_addr: 0,
+            hdr_size: 32,
+            protect_tlv_size: 0,
+            img_size: len.saturating_sub(32) as u32,
+            flags: ImageFlags(0),
+            version: Version::new(version.0 as u8, version.1 as u8, version.2),
+        };
+        let version = AppVersion::new(version.0, version.1, version.2);
+        let bytes = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let chunks = cut(&bytes, version).expect("small image");
+        Self {
+            board: board.to_string(),
+            path: PathBuf::from("test.bin"),
+            header,
+            version,
+            bytes,
+            chunks,
+            trailing: 0,
+        }
+    }
 }

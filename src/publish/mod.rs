@@ -1,25 +1,32 @@
 //! The update server: serves MCUboot images to unmodified Infineon `ota-update` devices over
 //! MQTT, speaking `firmware::protocol` (spec/protocol.md) exactly.
 //!
-//! - One MQTT connection for every device ([`transport`]); chunks go out at QoS 1 through
-//!   rumqttc's bounded in-flight window (`inflight`), never stop-and-wait; `TCP_NODELAY` is set.
+//! - One MQTT connection for every device ([`transport`]); chunks go out at QoS 1 through a
+//!   bounded window, never stop-and-wait; "sent" means acknowledged by the broker.
 //! - "Update Availability" → the job document (from [`job::JobTemplate`]) when the image is
 //!   newer than the device's version and not blocked for it, else "No Update Available" (G5).
 //! - "Request Update" → every chunk to the device's unique topic; "Send Direct Update" → every
 //!   chunk on `PFX/BRD/OTAImage`; "Request Data Chunk" → one chunk (`Size` `-1` = the rest).
 //! - "Success"/"Failure" → "Result Received"; results and blocked versions persist ([`state`]).
-//! - Anything malformed → one [`Event::Warning`]; the server keeps going.
-//! - Lost broker → reconnect with exponential backoff (100 ms … 5 s), then resubscribe.
+//! - Identity, reply topics and work per request are decided in [`core`] (see its docs): what a
+//!   device sends can never make the publisher publish elsewhere, block a fleet, or drop its
+//!   connection. Anything malformed → one [`Event::Warning`]; the server keeps going.
+//! - Lost broker → reconnect with exponential backoff (100 ms … 5 s), resubscribe, and resend
+//!   what the broker had not acknowledged.
 //! - `share_group` → MQTT 5 shared subscriptions (`$share/GROUP/…`): several publishers split
 //!   the requests; any of them can serve any chunk.
 //!
+//! Every decision (what to answer, send, record, block) is made by the sans-IO [`core`]; the
+//! tokio loop in `driver` only drives it.
+//!
 //! Call [`run`] with a [`PublishConfig`], a shutdown future and an [`EventSink`].
 
+pub mod core;
+mod driver;
 pub mod embedded;
 pub mod events;
 pub mod image;
 pub mod job;
-mod server;
 pub mod state;
 pub mod transport;
 
@@ -34,11 +41,12 @@ use firmware::protocol::topics;
 pub use events::{Event, EventSink, Mode};
 pub use image::{load_public_key, ServedImage};
 pub use job::JobTemplate;
-pub use state::State;
+pub use state::{State, StateError, StateLock};
 pub use transport::ClientOptions;
 
-use server::Server;
-use transport::{NetEvent, Tuning};
+pub use self::core::Limits;
+use self::core::{Core, CoreConfig};
+use transport::Tuning;
 
 /// Default in-flight window (QoS 1 PUBLISHes awaiting PUBACK).
 pub const DEFAULT_INFLIGHT: u16 = 64;
@@ -67,9 +75,9 @@ pub enum PublishError {
     /// A configuration problem (named).
     #[error("{0}")]
     Config(String),
-    /// The state file is unusable.
+    /// The state file is unusable (or in use by another publisher).
     #[error(transparent)]
-    State(#[from] anyhow::Error),
+    State(#[from] StateError),
 }
 
 /// Everything [`run`] needs.
@@ -91,6 +99,10 @@ pub struct PublishConfig {
     /// How many times a device may come back on its old version after being sent a whole
     /// version before that version is blocked for it (1: at the first revert).
     pub block_after: u32,
+    /// Bounds on the work done for devices (`--max-transfers` …).
+    pub limits: Limits,
+    /// Cap on device records in the state (`--max-devices`).
+    pub max_devices: usize,
 }
 
 impl PublishConfig {
@@ -106,6 +118,8 @@ impl PublishConfig {
             share_group: None,
             inflight: DEFAULT_INFLIGHT,
             block_after: DEFAULT_BLOCK_AFTER,
+            limits: Limits::default(),
+            max_devices: state::MAX_DEVICES,
         }
     }
 
@@ -151,28 +165,10 @@ impl PublishConfig {
     }
 }
 
-/// Saves the state after changes, coalescing bursts, and reports how many changes each save
-/// covered (replies that announce an outcome wait for that).
-async fn write_state(server: Arc<Server>, path: PathBuf) {
-    loop {
-        server.dirty.notified().await;
-        // Every change is made before it is counted, so this snapshot holds at least `upto`.
-        let upto = server.changes.load(std::sync::atomic::Ordering::Acquire);
-        let snapshot = server.snapshot();
-        if let Some(snapshot) = snapshot {
-            let p = path.clone();
-            let r = tokio::task::spawn_blocking(move || snapshot.save(&p)).await;
-            if let Ok(Err(e)) = r {
-                log::error!("cannot save state: {e:#}");
-            }
-        }
-        // Also after a failed save (logged above): a broken disk must not hold up devices.
-        server.saved.send_replace(upto);
-    }
-}
-
 /// Runs the publisher until `shutdown` completes. Reconnects by itself; returns only on
-/// shutdown or a start-up error.
+/// shutdown or a start-up error. With a state file, holds its lock for the whole run (a second
+/// publisher on the same file is refused, naming this one) and checks at start that the file
+/// can be written.
 ///
 /// # Errors
 /// [`PublishError`] for configuration and state-file problems found at start.
@@ -183,107 +179,52 @@ pub async fn run(
 ) -> Result<(), PublishError> {
     let images = cfg.check()?;
     let filters = cfg.filters()?;
-    let state = match &cfg.state_file {
-        Some(p) => State::load(p)?,
-        None => State::default(),
+    let _lock = match &cfg.state_file {
+        Some(p) => Some(StateLock::acquire(p, "otactl publish")?),
+        None => None,
     };
+    let mut state = match &cfg.state_file {
+        Some(p) => {
+            let s = State::load(p)?;
+            s.save(p)?;
+            s
+        }
+        None => State::new(),
+    };
+    state.max_devices = cfg.max_devices;
+    // Twice rumqttc's in-flight window: the next PUBLISHes wait in its channel, so the wire never
+    // idles while an acknowledgement travels back through this loop.
+    let window = usize::from(cfg.inflight.max(1)) * 2;
     let tuning = Tuning {
         inflight: cfg.inflight,
-        request_capacity: usize::from(cfg.inflight).max(16),
+        request_capacity: window + filters.len() + 16,
         keep_alive: Duration::from_secs(30),
     };
-    let (client, mut lp) = transport::connect(cfg.mqtt, tuning);
-    let server = Arc::new(Server::new(
-        cfg.prefix,
-        images,
-        cfg.template,
-        client.clone(),
-        events,
-        state,
-        server::StatePolicy {
-            persisting: cfg.state_file.is_some(),
+    let core = Core::new(
+        CoreConfig {
+            prefix: cfg.prefix,
+            template: cfg.template,
             block_after: cfg.block_after,
+            persisting: cfg.state_file.is_some(),
+            limits: Limits {
+                window,
+                ..cfg.limits
+            },
         },
-    ));
-    let writer = cfg
-        .state_file
-        .clone()
-        .map(|p| tokio::spawn(write_state(Arc::clone(&server), p)));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, bytes::Bytes, u64)>(4096);
-    let dispatcher = {
-        let s = Arc::clone(&server);
-        tokio::spawn(async move {
-            while let Some((topic, payload, epoch)) = rx.recv().await {
-                s.handle(&topic, &payload, epoch);
-            }
-        })
+        images,
+        state,
+    );
+    let (client, lp) = transport::connect(cfg.mqtt, tuning);
+    let driver = driver::Driver {
+        client,
+        lp,
+        filters,
+        events,
+        state_file: cfg.state_file.clone(),
     };
-    tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(100);
-    let mut pending_acks = 0usize;
-    loop {
-        let ev = tokio::select! {
-            () = &mut shutdown => break,
-            ev = lp.poll() => ev,
-        };
-        match ev {
-            Ok(NetEvent::Connected) => {
-                backoff = Duration::from_millis(100);
-                pending_acks = filters.len();
-                for f in filters.clone() {
-                    let c = client.clone();
-                    tokio::spawn(async move { c.subscribe(&f).await });
-                }
-            }
-            Ok(NetEvent::Subscribed) => {
-                pending_acks = pending_acks.saturating_sub(1);
-                if pending_acks == 0 {
-                    (server.events)(Event::Connected {
-                        filters: filters.clone(),
-                    });
-                }
-            }
-            Ok(NetEvent::Message { topic, payload }) => {
-                if tx
-                    .try_send((topic.clone(), payload, server.epoch()))
-                    .is_err()
-                {
-                    (server.events)(Event::Warning {
-                        topic,
-                        message: "publisher overloaded; message dropped".into(),
-                    });
-                }
-            }
-            Ok(NetEvent::PubAck) => server.on_puback(),
-            Ok(NetEvent::Other) => {}
-            Err(error) => {
-                server.on_disconnect();
-                (server.events)(Event::Disconnected {
-                    error,
-                    retry_ms: backoff.as_millis() as u64,
-                });
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    server.abort_all();
-    dispatcher.abort();
-    if let Some(w) = writer {
-        w.abort();
-    }
+    let core = driver.run(core, shutdown).await;
     if let Some(p) = &cfg.state_file {
-        if let Some(s) = server.snapshot() {
-            s.save(p)?;
-        }
+        core.state().save(p)?;
     }
-    client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while lp.poll().await.is_ok() {}
-    })
-    .await;
     Ok(())
 }

@@ -3,9 +3,11 @@
 //!
 //! Devices have no reliable identity on the wire (spec §1.4, §2.1): the unique topic changes
 //! every session, and the example's templates hard-code `SerialNumber`. A device is keyed as
-//! `BOARD/SerialNumber`. Devices that share a serial share a record; the publisher notices two
-//! concurrent sessions under one key and then marks the record `shared`, which turns off revert
-//! detection for it (one device's old version would otherwise block the update for all).
+//! `BOARD/SerialNumber`. A record is *identified* only when its serial is the device's own: the
+//! template serial [`TEMPLATE_SERIAL`], a missing serial, and a serial the publisher saw from two
+//! devices at once make the record *unidentified* (`shared`). Unidentified records are never
+//! blocked automatically: every device behind them that asks on an older version is offered the
+//! update; their results and "came back on the old version" reports are still recorded.
 //!
 //! Blocking (issue item 7): a device that reports `Failure` for version X, or whose next
 //! "Update Availability" after being sent all of X still carries an older version (MCUboot
@@ -23,16 +25,70 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use firmware::protocol::AppVersion;
+use firmware::protocol::{AppVersion, TEMPLATE_SERIAL};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, Mode, Overwrite};
 
+mod lock;
+
+pub use lock::StateLock;
+
 /// Format version of the state file.
 pub const STATE_FORMAT: u32 = 1;
-/// At most this many device records are kept (oldest-seen dropped first).
+/// Default cap on device records (`--max-devices`).
 pub const MAX_DEVICES: usize = 100_000;
+
+/// Why the state file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file could not be read.
+    #[error("cannot read the state file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a publisher state file.
+    #[error("{} is not a publisher state file: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the JSON parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A newer (or unknown) format.
+    #[error(
+        "{} has state format {found}; this otactl reads format {STATE_FORMAT} (was it written by a newer otactl?)",
+        path.display()
+    )]
+    Format {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The format it says it has.
+        found: u32,
+    },
+    /// The file (or its folder) cannot be written.
+    #[error("cannot write the state file {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: anyhow::Error,
+    },
+    /// Another process holds the state.
+    #[error("the state file {} is in use by {holder}; stop that publisher first (or give this one its own --state)", path.display())]
+    Locked {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Who holds it (pid, host, command, since), as the holder wrote it.
+        holder: String,
+    },
+}
 
 /// The persisted state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +97,20 @@ pub struct State {
     pub format: u32,
     /// Device records by key (`BOARD/SerialNumber`).
     pub devices: BTreeMap<String, DeviceRecord>,
+    /// Cap on records (0: [`MAX_DEVICES`]); beyond it the least useful records are dropped.
+    #[serde(skip)]
+    pub max_devices: usize,
+}
+
+/// The record key of a device of `board` that sent `serial`, and whether that serial can be an
+/// identity (not the template serial, not missing, not empty).
+#[must_use]
+pub fn device_key(board: &str, serial: Option<&str>) -> (String, bool) {
+    match serial.map(str::trim) {
+        Some(s) if !s.is_empty() && s != TEMPLATE_SERIAL => (format!("{board}/{s}"), true),
+        Some(s) if !s.is_empty() => (format!("{board}/{s}"), false),
+        _ => (format!("{board}/?"), false),
+    }
 }
 
 /// A device's last result.
@@ -71,7 +141,8 @@ pub struct DeviceRecord {
     pub last_result: Option<LastResult>,
     /// Versions not to offer again.
     pub blocked: BTreeSet<String>,
-    /// Several devices report under this key (revert detection off).
+    /// Unidentified: the template serial, no serial, or several devices report under this key
+    /// at once. Never blocked automatically.
     pub shared: bool,
     /// Per version: how often the device came back on an older version after being sent all of
     /// it, without that version being blocked yet (see `--block-after`).
@@ -121,7 +192,7 @@ impl DeviceRecord {
         if !running.accepts(image) {
             return Err(NoUpdate::NotNewer);
         }
-        if self.blocked.contains(&image.to_string()) {
+        if !self.shared && self.blocked.contains(&image.to_string()) {
             return Err(NoUpdate::Blocked);
         }
         Ok(())
@@ -146,8 +217,12 @@ impl DeviceRecord {
         let result = if running >= sent_v {
             self.not_installed.clear();
             "updated"
-        } else if self.shared || sent_epoch.is_some_and(|e| e != epoch) {
+        } else if sent_epoch.is_some_and(|e| e != epoch) {
             return None;
+        } else if self.shared {
+            // Some device of this group came back on an older version: recorded, never blocked
+            // (it may well be another device that has not updated yet).
+            "not_installed"
         } else {
             let seen = self.not_installed.entry(sent.clone()).or_insert(0);
             *seen += 1;
@@ -168,10 +243,13 @@ impl DeviceRecord {
         Some(r)
     }
 
-    /// Records a reported result (`Success` / `Failure`) for `version`.
+    /// Records a reported result (`Success` / `Failure`) for `version`; a failure blocks the
+    /// version for an identified device.
     pub fn observe_result(&mut self, success: bool, version: &str) -> LastResult {
         if !success {
-            self.blocked.insert(version.to_string());
+            if !self.shared {
+                self.blocked.insert(version.to_string());
+            }
             self.sent = None;
         }
         let r = LastResult {
@@ -185,54 +263,102 @@ impl DeviceRecord {
 }
 
 impl State {
+    /// An empty state of the current format.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            format: STATE_FORMAT,
+            ..Self::default()
+        }
+    }
+
     /// Reads a state file; a missing file is an empty state.
     ///
     /// # Errors
-    /// Unreadable or invalid file (named).
-    pub fn load(path: &Path) -> Result<Self> {
-        match std::fs::read(path) {
-            Ok(b) => {
-                let s: Self = serde_json::from_slice(&b)
-                    .with_context(|| format!("{}: not a publisher state file", path.display()))?;
-                Ok(s)
+    /// Unreadable file, not a state file, or a format this otactl does not know (named).
+    pub fn load(path: &Path) -> Result<Self, StateError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new()),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
-                format: STATE_FORMAT,
-                ..Self::default()
-            }),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut s: Self = serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if s.format != STATE_FORMAT {
+            return Err(StateError::Format {
+                path: path.to_path_buf(),
+                found: s.format,
+            });
         }
+        // Files written before identity was a decision: the template serial never identifies.
+        for (k, r) in &mut s.devices {
+            if !device_key(&r.board, k.rsplit_once('/').map(|(_, s)| s)).1 {
+                r.shared = true;
+            }
+        }
+        Ok(s)
     }
 
     /// Writes the state atomically.
     ///
     /// # Errors
     /// I/O errors (named).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(self)?;
-        text.push(b'\n');
-        fsutil::write_atomic(path, &text, Mode::Public, Overwrite::Allow)
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let write = || -> anyhow::Result<()> {
+            let mut text = serde_json::to_vec_pretty(self)?;
+            text.push(b'\n');
+            fsutil::write_atomic(path, &text, Mode::Public, Overwrite::Allow)
+        };
+        write().map_err(|source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    /// The record for `key`, created for `board` if new (evicting the least recently seen
-    /// record beyond [`MAX_DEVICES`]).
-    pub fn device(&mut self, key: &str, board: &str) -> &mut DeviceRecord {
-        if !self.devices.contains_key(key) && self.devices.len() >= MAX_DEVICES {
-            if let Some(oldest) = self
-                .devices
-                .iter()
-                .min_by_key(|(_, r)| r.last_seen)
-                .map(|(k, _)| k.clone())
-            {
-                self.devices.remove(&oldest);
-            }
+    /// The record for `key`, created for `board` if new (unidentified unless `identified`).
+    /// Beyond the cap, records are dropped in batches, least useful first: unidentified before
+    /// identified, records without blocked versions before those with, oldest seen first.
+    pub fn device(&mut self, key: &str, board: &str, identified: bool) -> &mut DeviceRecord {
+        let cap = if self.max_devices == 0 {
+            MAX_DEVICES
+        } else {
+            self.max_devices
+        };
+        if !self.devices.contains_key(key) && self.devices.len() >= cap {
+            self.evict(cap - cap / 10 - 1);
         }
         self.devices
             .entry(key.to_string())
             .or_insert_with(|| DeviceRecord {
                 board: board.to_string(),
+                shared: !identified,
                 ..DeviceRecord::default()
             })
+    }
+
+    /// Drops records until at most `keep` remain (see [`State::device`]).
+    fn evict(&mut self, keep: usize) {
+        let excess = self.devices.len().saturating_sub(keep);
+        if excess == 0 {
+            return;
+        }
+        let mut order: Vec<(bool, bool, u64, &String)> = self
+            .devices
+            .iter()
+            .map(|(k, r)| (!r.shared, !r.blocked.is_empty(), r.last_seen, k))
+            .collect();
+        order.sort_unstable();
+        let drop: Vec<String> = order[..excess].iter().map(|e| e.3.clone()).collect();
+        for k in drop {
+            self.devices.remove(&k);
+        }
     }
 
     /// Clears blocked versions: of one device (`Some(key)`) or all; one version or all.
@@ -303,7 +429,11 @@ mod tests {
             shared: true,
             ..DeviceRecord::default()
         };
-        assert_eq!(shared.observe_version(V1, 0, 1), None);
+        let r = shared.observe_version(V1, 0, 1).unwrap();
+        assert_eq!(
+            r.result, "not_installed",
+            "recorded for an unidentified group, never a block"
+        );
         let mut cut = DeviceRecord {
             sent: Some("2.0.0".into()),
             sent_epoch: Some(3),
@@ -321,7 +451,7 @@ mod tests {
     #[test]
     fn failure_blocks_and_unblock_clears() {
         let mut s = State::default();
-        s.device("B/1", "B").observe_result(false, "2.0.0");
+        s.device("B/1", "B", true).observe_result(false, "2.0.0");
         assert_eq!(s.devices["B/1"].decide(V1, V2), Err(NoUpdate::Blocked));
         assert_eq!(s.unblock(Some("B/2"), None), 0);
         assert_eq!(s.unblock(Some("B/1"), Some("2.0.0")), 1);

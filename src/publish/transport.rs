@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
+use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, SubscribeReasonCode as SubscribeReasonCode5};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 
 /// Connection options for the publisher's single MQTT connection, as built by
@@ -36,6 +36,15 @@ impl ClientOptions {
         matches!(self, Self::V5(_))
     }
 }
+
+/// The largest packet the publisher accepts from the broker: MQTT's own maximum (256 MiB), so
+/// that no message a device publishes, however large, makes the client drop its connection
+/// (such a request is then ignored by size, unread).
+pub const MAX_INCOMING: usize = 268_435_455;
+/// With MQTT 5 the client announces its Maximum Packet Size in CONNECT and the broker discards
+/// larger messages instead of forwarding them (MQTT 5 §3.1.2.11.4): far above any request a
+/// device sends, far below what would cost memory.
+pub const MAX_INCOMING_V5: u32 = 64 * 1024;
 
 /// Tuning the publisher applies to every connection.
 #[derive(Clone, Copy, Debug)]
@@ -76,14 +85,21 @@ pub enum NetEvent {
         /// Its payload.
         payload: Bytes,
     },
-    /// A SUBACK.
-    Subscribed,
-    /// A PUBACK for one of our QoS 1 PUBLISHes.
-    PubAck,
-    /// Anything else (acks, pings, outgoing packets).
+    /// A SUBACK: whether the broker granted every filter of that SUBSCRIBE.
+    Subscribed {
+        /// All granted.
+        granted: bool,
+    },
+    /// A SUBSCRIBE went out on the wire.
+    SubscribeSent,
+    /// One of our QoS 1 PUBLISHes went out on the wire with this packet id (in the order the
+    /// client was given them).
+    PublishSent(u16),
+    /// A PUBACK for the PUBLISH with this packet id.
+    PubAck(u16),
+    /// Anything else (pings, other acks).
     Other,
 }
-
 /// The client was closed (the event loop is gone).
 #[derive(Debug, thiserror::Error)]
 #[error("MQTT client closed")]
@@ -104,7 +120,7 @@ pub fn connect(options: ClientOptions, t: Tuning) -> (Client, Loop) {
             o.set_keep_alive(t.keep_alive)
                 .set_clean_session(true)
                 .set_inflight(t.inflight.max(1))
-                .set_max_packet_size(1 << 20, 64 << 10)
+                .set_max_packet_size(MAX_INCOMING, 64 << 10)
                 .set_request_channel_capacity(t.request_capacity);
             let (c, mut l) = rumqttc::AsyncClient::new(*o, t.request_capacity);
             l.set_network_options(network(true));
@@ -114,7 +130,7 @@ pub fn connect(options: ClientOptions, t: Tuning) -> (Client, Loop) {
             o.set_keep_alive(t.keep_alive)
                 .set_clean_start(true)
                 .set_outgoing_inflight_upper_limit(t.inflight.max(1))
-                .set_max_packet_size(Some(1 << 20))
+                .set_max_packet_size(Some(MAX_INCOMING_V5))
                 .set_request_channel_capacity(t.request_capacity)
                 .set_network_options(network(true));
             let (c, l) = rumqttc::v5::AsyncClient::new(*o, t.request_capacity);
@@ -124,36 +140,33 @@ pub fn connect(options: ClientOptions, t: Tuning) -> (Client, Loop) {
 }
 
 impl Client {
-    /// Publishes at QoS 1, not retained; waits only for room in the request channel.
+    /// Hands a PUBLISH (QoS 1, not retained) to the event loop without waiting.
     ///
     /// # Errors
-    /// [`Closed`] when the event loop is gone.
-    pub async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), Closed> {
+    /// [`Closed`] when the event loop is gone or its request channel is full (the caller keeps
+    /// fewer messages outstanding than the channel holds, so that means gone).
+    pub fn try_publish(&self, topic: &str, payload: Bytes) -> Result<(), Closed> {
         match self {
             Self::V4(c) => c
-                .publish_bytes(topic, rumqttc::QoS::AtLeastOnce, false, payload)
-                .await
+                .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
                 .map_err(|_| Closed),
             Self::V5(c) => c
-                .publish_bytes(topic, QoS5::AtLeastOnce, false, payload)
-                .await
+                .try_publish(topic, QoS5::AtLeastOnce, false, payload)
                 .map_err(|_| Closed),
         }
     }
 
-    /// Subscribes at QoS 1.
+    /// Asks for a SUBSCRIBE at QoS 1 without waiting.
     ///
     /// # Errors
     /// [`Closed`] when the event loop is gone.
-    pub async fn subscribe(&self, filter: &str) -> Result<(), Closed> {
+    pub fn try_subscribe(&self, filter: &str) -> Result<(), Closed> {
         match self {
             Self::V4(c) => c
-                .subscribe(filter, rumqttc::QoS::AtLeastOnce)
-                .await
+                .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
                 .map_err(|_| Closed),
             Self::V5(c) => c
-                .subscribe(filter, QoS5::AtLeastOnce)
-                .await
+                .try_subscribe(filter, QoS5::AtLeastOnce)
                 .map_err(|_| Closed),
         }
     }
@@ -174,27 +187,44 @@ impl Loop {
     /// # Errors
     /// The connection error, as text.
     pub async fn poll(&mut self) -> Result<NetEvent, String> {
+        use rumqttc::Outgoing;
         match self {
-            Self::V4(l) => match l.poll().await.map_err(|e| e.to_string())? {
-                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => Ok(NetEvent::Connected),
-                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => Ok(NetEvent::Subscribed),
-                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) => Ok(NetEvent::PubAck),
-                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => Ok(NetEvent::Message {
+            Self::V4(l) => Ok(match l.poll().await.map_err(|e| e.to_string())? {
+                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => NetEvent::Connected,
+                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => NetEvent::Subscribed {
+                    granted: a
+                        .return_codes
+                        .iter()
+                        .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure)),
+                },
+                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(a)) => NetEvent::PubAck(a.pkid),
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => NetEvent::Message {
                     topic: p.topic,
                     payload: p.payload,
-                }),
-                _ => Ok(NetEvent::Other),
-            },
-            Self::V5(l) => match l.poll().await.map_err(|e| e.to_string())? {
-                rumqttc::v5::Event::Incoming(Packet5::ConnAck(_)) => Ok(NetEvent::Connected),
-                rumqttc::v5::Event::Incoming(Packet5::SubAck(_)) => Ok(NetEvent::Subscribed),
-                rumqttc::v5::Event::Incoming(Packet5::PubAck(_)) => Ok(NetEvent::PubAck),
-                rumqttc::v5::Event::Incoming(Packet5::Publish(p)) => Ok(NetEvent::Message {
+                },
+                rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => NetEvent::PublishSent(pkid),
+                rumqttc::Event::Outgoing(Outgoing::Subscribe(_)) => NetEvent::SubscribeSent,
+                _ => NetEvent::Other,
+            }),
+            Self::V5(l) => Ok(match l.poll().await.map_err(|e| e.to_string())? {
+                rumqttc::v5::Event::Incoming(Packet5::ConnAck(_)) => NetEvent::Connected,
+                rumqttc::v5::Event::Incoming(Packet5::SubAck(a)) => NetEvent::Subscribed {
+                    granted: a
+                        .return_codes
+                        .iter()
+                        .all(|c| matches!(c, SubscribeReasonCode5::Success(_))),
+                },
+                rumqttc::v5::Event::Incoming(Packet5::PubAck(a)) => NetEvent::PubAck(a.pkid),
+                rumqttc::v5::Event::Incoming(Packet5::Publish(p)) => NetEvent::Message {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
                     payload: p.payload,
-                }),
-                _ => Ok(NetEvent::Other),
-            },
+                },
+                rumqttc::v5::Event::Outgoing(Outgoing::Publish(pkid)) => {
+                    NetEvent::PublishSent(pkid)
+                }
+                rumqttc::v5::Event::Outgoing(Outgoing::Subscribe(_)) => NetEvent::SubscribeSent,
+                _ => NetEvent::Other,
+            }),
         }
     }
 }

@@ -230,7 +230,8 @@ impl Session {
         // The device connects like the real one: TLS on the broker's port, with the CA and the
         // device certificate the section made.
         let mut cfg = DeviceConfig::new(self.tls_port, BOARD, v(running), 1000);
-        cfg.serial = "ABC213450001".into();
+        // The board's own serial, as the README's Fleets section sets it up.
+        cfg.serial = "DEVICE-0001".into();
         let certs = self.dir.path().join("certs");
         let tls = otactl::mqtt::TlsSettings {
             ca: Some(certs.join("ca.crt")),

@@ -35,11 +35,13 @@ pub struct Apps {
 
 fn build_apps() -> Apps {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = root.join("target").join("e2e").join("apps");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let out = target.join("e2e").join("apps");
     std::fs::create_dir_all(&out).unwrap();
     let b = Builder {
         source_dir: root.clone(),
-        target_dir: Some(root.join("target").join("e2e")),
+        target_dir: Some(target.join("e2e")),
         verbose: true,
     };
     let one = |spec: AppSpec, name: &str, with_board: bool| -> PathBuf {
@@ -167,6 +169,7 @@ impl World {
             check_secs: 1.0,
             watchdog_ms: 1500,
             boot_erase_delay_us: 0,
+            serial: Some(format!("E2E-{name}")),
         }
     }
 

@@ -207,3 +207,142 @@ pub fn config(port: u16, images: Vec<Arc<ServedImage>>) -> PublishConfig {
         images,
     )
 }
+
+/// A client subscribed to `#` that records every message the broker routes (topic, size).
+pub struct Spy {
+    pub seen: Arc<Mutex<Vec<(String, usize)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Spy {
+    /// Connects and subscribes; returns once the broker confirmed the subscription.
+    pub async fn start(port: u16) -> Self {
+        let mut o = rumqttc::MqttOptions::new(format!("spy-{port}"), "127.0.0.1", port);
+        o.set_max_packet_size(4 << 20, 1 << 20);
+        let (c, mut el) = rumqttc::AsyncClient::new(o, 64);
+        c.subscribe("#", rumqttc::QoS::AtMostOnce).await.unwrap();
+        let seen: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let s = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            let _keep = c;
+            let mut ready = Some(ready_tx);
+            loop {
+                match el.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        s.lock().unwrap().push((p.topic.clone(), p.payload.len()));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("spy: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("spy subscribed")
+            .unwrap();
+        Self { seen, task }
+    }
+
+    /// Waits (bounded) until at least `n` messages matching `f` were seen; returns (count, bytes).
+    pub async fn wait_on(
+        &self,
+        f: impl Fn(&str) -> bool,
+        n: usize,
+        limit: Duration,
+    ) -> (usize, usize) {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let got = self.on(&f);
+            if got.0 >= n || std::time::Instant::now() >= end {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Messages seen on topics matching `f`: (count, bytes).
+    pub fn on(&self, f: impl Fn(&str) -> bool) -> (usize, usize) {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(t, _)| f(t))
+            .fold((0, 0), |(n, b), (_, len)| (n + 1, b + len))
+    }
+}
+
+impl Drop for Spy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A plain MQTT client that publishes what a hostile (or buggy) device would.
+pub struct Attacker {
+    pub client: rumqttc::AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Attacker {
+    pub fn start(port: u16, id: &str) -> Self {
+        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        o.set_max_packet_size(4 << 20, 4 << 20);
+        o.set_inflight(200);
+        let (client, mut el) = rumqttc::AsyncClient::new(o, 1024);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(e) = el.poll().await {
+                    eprintln!("attacker: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Self { client, task }
+    }
+
+    /// Returns once the publisher has handled everything this client sent before: a last,
+    /// valid request on the same topic (delivered in order) must have been answered.
+    pub async fn sync(&self, p: &Running, n: u32) {
+        let serial = format!("SENTINEL-{n}");
+        let doc = format!(
+            r#"{{"Message":"Update Availability", "SerialNumber": "{serial}", "Version": "1.0.0", "UniqueTopicName": "MyUniqueTopic/{BOARD}/OTAImage/{}"}}"#,
+            60_000 + n
+        );
+        self.send(BOARD, doc).await;
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Offered { device, .. } | Event::NoUpdate { device, .. } if device.ends_with(&serial)),
+                    Duration::from_secs(30)
+                )
+                .await,
+            "the publisher never answered the sentinel request"
+        );
+    }
+
+    /// Publishes `payload` on the request topic of `board` (QoS 1).
+    pub async fn send(&self, board: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(
+                format!("MyUniqueTopic/{board}/publish_notify"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload.into(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,9 +1,11 @@
 //! `otactl publish`: the update server against a real mosquitto and a test device written from
 //! spec/protocol.md's device rules (tests/publish/device.rs).
 
+mod attacks;
 mod cli;
 pub(crate) mod device;
 mod fixture;
+mod fleet;
 mod resilience;
 mod tls;
 
@@ -207,4 +209,48 @@ fn several_boards_each_get_their_own_image() {
         updated(&device::session(&db).await, &b, other);
         p.stop().await;
     });
+}
+
+/// What most publisher tests start from: a plain mosquitto, a signed image file (with `extra`
+/// bytes appended to the file) and a state file path, in one temp dir.
+pub struct World {
+    pub broker: Mosquitto,
+    pub path: std::path::PathBuf,
+    /// The signed image (without the appended bytes).
+    pub image: std::sync::Arc<Vec<u8>>,
+    pub state: std::path::PathBuf,
+    /// Keeps the folder alive as long as the world.
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// `None` (skip) when mosquitto is missing and CI does not require it.
+    pub fn new(image: Vec<u8>, extra: &[u8]) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Mosquitto::start_plain(dir.path())?;
+        let path = dir.path().join("app.bin");
+        let mut file = image.clone();
+        file.extend_from_slice(extra);
+        std::fs::write(&path, &file).unwrap();
+        Some(Self {
+            broker,
+            path,
+            image: std::sync::Arc::new(image),
+            state: dir.path().join("state.json"),
+            _dir: dir,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.broker.port
+    }
+
+    /// A publisher configuration serving the image for [`BOARD`], with the state file or not.
+    pub fn config(&self, with_state: bool) -> otactl::publish::PublishConfig {
+        let mut cfg = fixture::config(self.port(), vec![fixture::served(BOARD, &self.path)]);
+        if with_state {
+            cfg.state_file = Some(self.state.clone());
+        }
+        cfg
+    }
 }

@@ -14,12 +14,14 @@
 //! | `OTA_DEVICE_CERT`, `OTA_DEVICE_KEY` | the device's client certificate and key (PEM) | none (no client auth) |
 //! | `OTA_DEVICE_PREFIX` | `COMPANY_TOPIC_PREPEND` | `MyUniqueTopic` |
 //! | `OTA_DEVICE_BOARD` | `CY_TARGET_BOARD_STRING` | `APP_CY8CPROTO_062S2_43439` |
+//! | `OTA_DEVICE_SERIAL` | the `SerialNumber` of the request templates (`otactl cert-to-c --header`) | `ABC213450001` (the example's template) |
 //! | `OTA_DEVICE_CHECK_SECS` | seconds before the first and between update checks | `10` (the example's) |
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::protocol::topics::PREFIX_APP;
+use crate::protocol::TEMPLATE_SERIAL;
 
 /// The board string of the example's default kit.
 pub const DEFAULT_BOARD: &str = "APP_CY8CPROTO_062S2_43439";
@@ -43,6 +45,8 @@ pub struct DeviceConfig {
     pub prefix: String,
     /// Board string (`CY_TARGET_BOARD_STRING`).
     pub board: String,
+    /// `SerialNumber` in the device's requests.
+    pub serial: String,
     /// First check after start, and the interval between checks.
     pub check_interval: Duration,
 }
@@ -125,6 +129,7 @@ impl DeviceConfig {
             tls,
             prefix: var("OTA_DEVICE_PREFIX").unwrap_or_else(|| PREFIX_APP.into()),
             board: var("OTA_DEVICE_BOARD").unwrap_or_else(|| DEFAULT_BOARD.into()),
+            serial: var("OTA_DEVICE_SERIAL").unwrap_or_else(|| TEMPLATE_SERIAL.into()),
             check_interval: Duration::from_secs_f64(secs),
         })
     }

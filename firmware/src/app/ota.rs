@@ -16,7 +16,7 @@ use super::say;
 use crate::agent::{Agent, AgentConfig, BootReport, Delivery, Inbound, Outbound, Phase, Status};
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
-use crate::protocol::{topics, AppVersion};
+use crate::protocol::{topics, AppVersion, DeviceIdentity};
 use crate::sim::SimDevice;
 
 /// Retry interval after a failed connection.
@@ -71,6 +71,10 @@ async fn run(
     let keys = [key];
     let mut ac = AgentConfig::new(map, &keys, &cfg.board, running);
     ac.prefix = &cfg.prefix;
+    ac.identity = DeviceIdentity {
+        serial_number: &cfg.serial,
+        ..DeviceIdentity::APP
+    };
     ac.host = &cfg.host;
     ac.port = cfg.port;
     ac.check_interval_ms = u64::try_from(cfg.check_interval.as_millis()).unwrap_or(u64::MAX);

@@ -15,7 +15,7 @@ use firmware::board::{self, BoardConfig};
 
 const USAGE: &str = "usage: simboard --flash DIR --flashmap FILE --pubkey PEM [--provision IMAGE] \
 [--workdir DIR] [--broker URL] [--ca PEM --cert PEM --key PEM] [--prefix P] [--board B] \
-[--check-secs S] [--watchdog-ms MS] [--boot-erase-delay-us US] [--max-boots N]";
+[--serial S] [--check-secs S] [--watchdog-ms MS] [--boot-erase-delay-us US] [--max-boots N]";
 
 fn parse(args: &[String]) -> Result<BoardConfig, String> {
     let mut get = std::collections::HashMap::new();
@@ -50,6 +50,7 @@ fn parse(args: &[String]) -> Result<BoardConfig, String> {
         ("key", "OTA_DEVICE_KEY"),
         ("prefix", "OTA_DEVICE_PREFIX"),
         ("board", "OTA_DEVICE_BOARD"),
+        ("serial", "OTA_DEVICE_SERIAL"),
         ("check-secs", "OTA_DEVICE_CHECK_SECS"),
     ] {
         if let Some(v) = take(flag) {

@@ -188,13 +188,17 @@ pub struct DeviceIdentity<'a> {
     pub board_name: &'a str,
 }
 
+/// The `SerialNumber` every request template of the example and of the library hard-codes
+/// (spec §2.1): a device that sends it has not been given an identity of its own.
+pub const TEMPLATE_SERIAL: &str = "ABC213450001";
+
 impl DeviceIdentity<'static> {
     /// The example application's templates (APP `configs/cy_ota_config.h`).
     pub const APP: Self = Self {
         manufacturer: "Infineon",
         manufacturer_id: "ABCD123",
         product_id: "EFGH456",
-        serial_number: "ABC213450001",
+        serial_number: TEMPLATE_SERIAL,
         board_name: "CY8CPROTO_062_4343W",
     };
     /// The library's default templates (`cy_ota_defaults.h`).
@@ -202,7 +206,7 @@ impl DeviceIdentity<'static> {
         manufacturer: "Express Widgits Corporation",
         manufacturer_id: "EWCO",
         product_id: "Easy Widgit",
-        serial_number: "ABC213450001",
+        serial_number: TEMPLATE_SERIAL,
         board_name: "CY8CPROTO_062_4343W",
     };
 }

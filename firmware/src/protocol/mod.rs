@@ -38,7 +38,7 @@ pub mod topics;
 pub use chunk::{accept_chunk, ChunkHeader, ChunkReject, CHUNK_HEADER_SIZE, CHUNK_MAGIC};
 pub use codes::ErrorCode;
 pub use job::{DeviceContext, JobDoc, JobVerdict};
-pub use messages::{AppVersion, DeviceIdentity, MessageKind};
+pub use messages::{AppVersion, DeviceIdentity, MessageKind, TEMPLATE_SERIAL};
 pub use request::{decode_request, ChunkSize, Request, RequestError};
 
 /// `CY_OTA_CHUNK_SIZE`: the data bytes per chunk the device asks for and the publisher sends.

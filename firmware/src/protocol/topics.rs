@@ -45,6 +45,8 @@ pub enum TopicError {
     Reserved,
     /// Longer than [`TOPIC_MAX`].
     TooLong,
+    /// Not the unique topic `PFX/BRD/OTAImage/<0–65535>` of the board the request came from.
+    NotUniqueTopic,
 }
 
 impl core::fmt::Display for TopicError {
@@ -54,6 +56,9 @@ impl core::fmt::Display for TopicError {
             Self::BadCharacter => "topic contains a wildcard, NUL or misplaced '/'",
             Self::Reserved => "topic starts with '$'",
             Self::TooLong => "topic longer than 255 bytes",
+            Self::NotUniqueTopic => {
+                "not the requesting board's unique topic PREFIX/BOARD/OTAImage/<0-65535>"
+            }
         })
     }
 }
@@ -150,6 +155,35 @@ pub fn board_of_request_topic<'a>(topic: &'a str, prefix: &str) -> Option<&'a st
     Some(board)
 }
 
+/// The session number `n` of a unique topic `PFX/BRD/OTAImage/<n>` (spec §1.4), checked
+/// strictly against the prefix and board of the request topic the request arrived on: `n` is
+/// plain decimal 0–65535 without leading zeros, exactly as the device's `%d` prints it. This is
+/// the only topic a publisher may reply to; anything else (another board or prefix, the
+/// broadcast topic, wildcards, characters brokers reject) is [`TopicError::NotUniqueTopic`].
+///
+/// # Errors
+/// [`TopicError::NotUniqueTopic`] (or the level error of a bad `prefix`/`board`).
+pub fn parse_unique_topic(topic: &str, prefix: &str, board: &str) -> Result<u16, TopicError> {
+    check_level(prefix)?;
+    check_level(board)?;
+    let n = topic
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.strip_prefix(board))
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.strip_prefix(IMAGE_LEVEL))
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or(TopicError::NotUniqueTopic)?;
+    let digits_ok = !n.is_empty()
+        && n.len() <= 5
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && (n == "0" || !n.starts_with('0'));
+    if !digits_ok {
+        return Err(TopicError::NotUniqueTopic);
+    }
+    n.parse::<u16>().map_err(|_| TopicError::NotUniqueTopic)
+}
+
 /// An MQTT 5 shared-subscription filter: `$share/GROUP/FILTER`.
 ///
 /// # Errors
@@ -230,6 +264,42 @@ mod tests {
             shared_filter("g1", &t).unwrap().as_str(),
             "$share/g1/OTAUpdate/B1/publish_notify"
         );
+    }
+
+    #[test]
+    fn unique_topic_is_checked_against_the_request_topic() {
+        let ok = |t: &str| parse_unique_topic(t, PREFIX_APP, BRD);
+        assert_eq!(
+            ok("MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/10234"),
+            Ok(10234)
+        );
+        assert_eq!(
+            ok("MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/0"),
+            Ok(0)
+        );
+        assert_eq!(
+            ok("MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/65535"),
+            Ok(65535)
+        );
+        for bad in [
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/65536",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/007",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/1/2",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/+",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/#",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/1\u{ffff}",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/ 1",
+            "MyUniqueTopic/OTHER_BOARD/OTAImage/1",
+            "OTAUpdate/APP_CY8CPROTO_062S2_43439/OTAImage/1",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/publish_notify",
+            "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImagX/1",
+            "other/device/topic",
+            "",
+        ] {
+            assert_eq!(ok(bad), Err(TopicError::NotUniqueTopic), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,737 @@
+//! Every decision of the publisher, without I/O: what to answer, what to send, what to record,
+//! what to block. [`Core`] takes `(now, input)` and produces transmits ([`Core::poll_transmit`]),
+//! events ([`Core::poll_event`]) and state snapshots to save ([`Core::take_save`]); it owns its
+//! state, takes no locks, and never touches a socket, a timer or a file (the shape of rumqttc's
+//! `MqttState` and of the device agent). `super::driver` runs it on tokio; the unit and property
+//! tests run it with made-up inputs and clocks.
+//!
+//! Trust boundaries (spec §1.4, §2.1):
+//! - A device's `SerialNumber` identifies it only when it is its own ([`state::device_key`]);
+//!   the template serial, a missing one, and a serial seen from two devices at once are
+//!   *unidentified* and never blocked automatically.
+//! - Replies go only to `PFX/BRD/OTAImage/<0–65535>` of the board whose request topic the
+//!   request arrived on ([`topics::parse_unique_topic`]); the broadcast topic only for "Send
+//!   Direct Update". Results are attributed through their topic to the session the publisher
+//!   served there, never through a serial in the message.
+//! - Work per request is bounded: one transfer per unique topic, at most
+//!   [`Limits::max_transfers`] pushes at once (the rest wait in a bounded queue), a per-topic
+//!   rate for chunk requests, a bounded reply queue, rate-limited warnings.
+
+mod transfer;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use firmware::protocol::codec::{encode_no_update, encode_result_received};
+use firmware::protocol::{self, topics, AppVersion, MessageKind, Request};
+
+use super::events::{Event, Mode};
+use super::image::ServedImage;
+use super::job::JobTemplate;
+use super::state::{self, State};
+
+use transfer::{Pull, Push};
+
+/// Payloads longer than this on the request topic are ignored unread (a device's longest
+/// request, a chunk request with a 255-byte topic, is well under 1 KiB).
+pub const MAX_REQUEST: usize = 4 * 1024;
+/// How long an acknowledgement waits for the state file to record what it acknowledges.
+const SAVE_WAIT: Duration = Duration::from_secs(5);
+/// A session (unique topic) with no traffic for this long is forgotten.
+const SESSION_TTL: Duration = Duration::from_secs(15 * 60);
+/// How often forgotten sessions and idle pulls are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// At most this many warnings per [`WARN_WINDOW`]; the rest are counted and summarised.
+const WARN_BURST: u32 = 20;
+const WARN_WINDOW: Duration = Duration::from_secs(10);
+
+/// What bounds the work a publisher does for devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// PUBLISHes handed to the MQTT client and not yet acknowledged by the broker, in all.
+    pub window: usize,
+    /// Pushes (whole-image streams) running at once; more wait in a queue.
+    pub max_transfers: usize,
+    /// Pushes waiting for a slot; beyond this a "Request Update" is refused with a warning.
+    pub max_waiting: usize,
+    /// "Request Data Chunk" messages served per second per unique topic (a burst of as many is
+    /// allowed); a faster device's requests are deferred, the latest one kept.
+    pub chunk_requests_per_sec: u32,
+    /// Small replies (job documents, answers, pulled chunks) queued; beyond this they are
+    /// dropped with a warning.
+    pub max_replies: usize,
+}
+
+/// Default of [`Limits::max_transfers`].
+pub const DEFAULT_MAX_TRANSFERS: usize = 32;
+/// Default of [`Limits::chunk_requests_per_sec`].
+pub const DEFAULT_CHUNK_RATE: u32 = 200;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            window: 128,
+            max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_waiting: 4096,
+            chunk_requests_per_sec: DEFAULT_CHUNK_RATE,
+            max_replies: 8192,
+        }
+    }
+}
+
+/// The core's configuration.
+pub struct CoreConfig {
+    /// Company topic prefix.
+    pub prefix: String,
+    /// Job document template.
+    pub template: JobTemplate,
+    /// See [`super::PublishConfig::block_after`].
+    pub block_after: u32,
+    /// Whether a state writer runs: replies that announce an outcome wait for its save.
+    pub persisting: bool,
+    /// Work bounds.
+    pub limits: Limits,
+}
+
+/// Identifies one transmit, so its acknowledgement can be attributed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(u64);
+
+/// One PUBLISH (QoS 1, not retained) to hand to the MQTT client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Topic.
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// Report its fate with [`Input::Acked`] or [`Input::Failed`].
+    pub tag: Tag,
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// Connected and subscribed: transmits may flow.
+    Connected,
+    /// The connection is gone: every transmit not yet acknowledged is lost.
+    Disconnected,
+    /// A message arrived on a subscribed topic.
+    Message {
+        /// Its topic.
+        topic: &'a str,
+        /// Its payload.
+        payload: &'a [u8],
+    },
+    /// The broker acknowledged this transmit.
+    Acked(Tag),
+    /// This transmit could not be handed over (it will never be acknowledged).
+    Failed(Tag),
+    /// The state writer stored every change up to this number.
+    Saved(u64),
+}
+
+/// What a transmit belongs to.
+enum Owner {
+    /// A reply (job document, answer).
+    Reply,
+    /// A chunk of push `id` on `topic`.
+    Chunk {
+        topic: String,
+        id: u64,
+        index: usize,
+    },
+    /// The last chunk of a pull: once acknowledged, the device has been sent everything.
+    PullLast { topic: String, device: String },
+}
+
+struct Reply {
+    topic: String,
+    payload: Bytes,
+    owner: Owner,
+}
+
+struct Held {
+    change: u64,
+    deadline: Instant,
+    reply: Reply,
+}
+
+/// What the publisher knows about a unique topic it served.
+struct Session {
+    device: String,
+    board: String,
+    /// The version offered or sent in this session.
+    version: Option<AppVersion>,
+    last: Instant,
+    /// When a push to this topic last started.
+    pushed: Option<Instant>,
+}
+
+/// The publisher's decisions and state.
+pub struct Core {
+    cfg: CoreConfig,
+    images: HashMap<String, Arc<ServedImage>>,
+    state: State,
+    connected: bool,
+    /// Incremented at every disconnect (see `DeviceRecord::sent_epoch`).
+    epoch: u64,
+    next_tag: u64,
+    next_id: u64,
+    tags: HashMap<Tag, Owner>,
+    replies: VecDeque<Reply>,
+    held: VecDeque<Held>,
+    pushes: HashMap<String, Push>,
+    running: VecDeque<String>,
+    waiting: VecDeque<String>,
+    pulls: HashMap<String, Pull>,
+    sessions: HashMap<String, Session>,
+    events: VecDeque<Event>,
+    changes: u64,
+    taken: u64,
+    told: HashSet<String>,
+    next_sweep: Option<Instant>,
+    warn_window: Option<Instant>,
+    warned: u32,
+    suppressed: u32,
+}
+
+fn reason(kind: MessageKind) -> &'static str {
+    kind.as_str()
+}
+
+impl Core {
+    /// A core serving `images` (by board) with `state`.
+    #[must_use]
+    pub fn new(cfg: CoreConfig, images: HashMap<String, Arc<ServedImage>>, state: State) -> Self {
+        Self {
+            cfg,
+            images,
+            state,
+            connected: false,
+            epoch: 0,
+            next_tag: 0,
+            next_id: 0,
+            tags: HashMap::new(),
+            replies: VecDeque::new(),
+            held: VecDeque::new(),
+            pushes: HashMap::new(),
+            running: VecDeque::new(),
+            waiting: VecDeque::new(),
+            pulls: HashMap::new(),
+            sessions: HashMap::new(),
+            events: VecDeque::new(),
+            changes: 0,
+            taken: 0,
+            told: HashSet::new(),
+            next_sweep: None,
+            warn_window: None,
+            warned: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// The state as it is now.
+    #[must_use]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Transmits handed out and not yet acknowledged or failed.
+    #[must_use]
+    pub fn outstanding(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// Pushes running and waiting for a slot.
+    #[must_use]
+    pub fn transfers(&self) -> (usize, usize) {
+        (self.running.len(), self.waiting.len())
+    }
+
+    /// Takes the next event to report.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A snapshot to save and the change number it covers, when anything changed since the
+    /// last one.
+    pub fn take_save(&mut self) -> Option<(u64, State)> {
+        (self.changes > self.taken).then(|| {
+            self.taken = self.changes;
+            (self.changes, self.state.clone())
+        })
+    }
+
+    /// When [`Core::handle_timeout`] wants to run next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let held = self.held.front().map(|h| h.deadline);
+        let pulls = self.pulls.values().filter_map(Pull::wake_at).min();
+        [held, pulls, self.next_sweep].into_iter().flatten().min()
+    }
+
+    /// Runs what is due at `now`: held replies whose save took too long, deferred chunk
+    /// requests, the session sweep.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while self.held.front().is_some_and(|h| h.deadline <= now) {
+            let h = self.held.pop_front().expect("checked");
+            self.warn(
+                now,
+                &h.reply.topic,
+                format!("state not saved after {SAVE_WAIT:?}; replying anyway"),
+            );
+            self.queue(now, h.reply);
+        }
+        self.serve_deferred_pulls(now);
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sessions
+                .retain(|_, s| now.duration_since(s.last) < SESSION_TTL);
+            self.pulls.retain(|_, p| !p.idle(now));
+            self.next_sweep =
+                (!self.sessions.is_empty() || !self.pulls.is_empty()).then(|| now + SWEEP_EVERY);
+        }
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::Connected => self.connected = true,
+            Input::Disconnected => self.on_disconnect(),
+            Input::Message { topic, payload } => self.on_message(now, topic, payload),
+            Input::Acked(tag) => self.on_acked(now, tag),
+            Input::Failed(tag) => self.on_failed(tag),
+            Input::Saved(upto) => {
+                while self.held.front().is_some_and(|h| h.change <= upto) {
+                    let h = self.held.pop_front().expect("checked");
+                    self.queue(now, h.reply);
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+
+    /// One warning line, at most [`WARN_BURST`] per [`WARN_WINDOW`] (then one summary).
+    fn warn(&mut self, now: Instant, topic: &str, message: String) {
+        let fresh = self
+            .warn_window
+            .is_none_or(|t| now.duration_since(t) >= WARN_WINDOW);
+        if fresh {
+            if self.suppressed > 0 {
+                let n = std::mem::take(&mut self.suppressed);
+                self.emit(Event::Warning {
+                    topic: String::new(),
+                    message: format!("{n} more warnings like the above were not shown"),
+                });
+            }
+            self.warn_window = Some(now);
+            self.warned = 0;
+        }
+        if self.warned >= WARN_BURST {
+            self.suppressed += 1;
+            return;
+        }
+        self.warned += 1;
+        self.emit(Event::Warning {
+            topic: topic.to_string(),
+            message,
+        });
+    }
+
+    fn changed(&mut self) -> u64 {
+        self.changes += 1;
+        self.changes
+    }
+
+    fn new_tag(&mut self, owner: Owner) -> Tag {
+        self.next_tag += 1;
+        let tag = Tag(self.next_tag);
+        self.tags.insert(tag, owner);
+        tag
+    }
+
+    /// Queues a reply (bounded).
+    fn queue(&mut self, now: Instant, reply: Reply) {
+        if self.replies.len() >= self.cfg.limits.max_replies {
+            self.warn(
+                now,
+                &reply.topic,
+                "reply queue full (too many requests at once); reply dropped".into(),
+            );
+            return;
+        }
+        self.replies.push_back(reply);
+    }
+
+    /// Queues a reply that announces an outcome: once the state file holds `change`.
+    fn queue_when_saved(&mut self, now: Instant, change: u64, reply: Reply) {
+        if self.cfg.persisting {
+            self.held.push_back(Held {
+                change,
+                deadline: now + SAVE_WAIT,
+                reply,
+            });
+        } else {
+            self.queue(now, reply);
+        }
+    }
+
+    /// The next PUBLISH to hand to the client: replies first, then chunks of the running
+    /// pushes in turn; nothing while disconnected or with [`Limits::window`] outstanding.
+    pub fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+        if !self.connected || self.tags.len() >= self.cfg.limits.window {
+            return None;
+        }
+        if let Some(r) = self.replies.pop_front() {
+            let tag = self.new_tag(r.owner);
+            return Some(Transmit {
+                topic: r.topic,
+                payload: r.payload,
+                tag,
+            });
+        }
+        self.next_chunk()
+    }
+
+    fn on_disconnect(&mut self) {
+        self.connected = false;
+        self.epoch += 1;
+        for (_, owner) in self.tags.drain() {
+            if let Owner::Chunk { topic, id, index } = owner {
+                if let Some(p) = self.pushes.get_mut(&topic) {
+                    p.lost(id, index);
+                }
+            }
+        }
+    }
+
+    fn on_failed(&mut self, tag: Tag) {
+        if let Some(Owner::Chunk { topic, id, index }) = self.tags.remove(&tag) {
+            if let Some(p) = self.pushes.get_mut(&topic) {
+                p.lost(id, index);
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, topic: &str, payload: &[u8]) {
+        let Some(board) = topics::board_of_request_topic(topic, &self.cfg.prefix) else {
+            self.warn(now, topic, "message on an unexpected topic ignored".into());
+            return;
+        };
+        let Some(image) = self.images.get(board).cloned() else {
+            if self.told.insert(format!("board:{board}")) {
+                let serves: Vec<&str> = self.images.keys().map(String::as_str).collect();
+                self.warn(
+                    now,
+                    topic,
+                    format!(
+                        "a device of board {board} asked; this publisher serves {} (no image for {board}, ignored)",
+                        serves.join(", ")
+                    ),
+                );
+            }
+            return;
+        };
+        if payload.len() > MAX_REQUEST {
+            self.warn(
+                now,
+                topic,
+                format!(
+                    "{}-byte message ignored (limit {MAX_REQUEST} bytes: no device request is longer)",
+                    payload.len()
+                ),
+            );
+            return;
+        }
+        let req = match protocol::decode_request(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(now, topic, format!("ignored: {e}"));
+                return;
+            }
+        };
+        if req.kind == MessageKind::SendDirectUpdate {
+            self.on_direct(now, &image, &req);
+            return;
+        }
+        let Some(reply_to) = req.unique_topic else {
+            return;
+        };
+        if let Err(e) = topics::parse_unique_topic(reply_to, &self.cfg.prefix, board) {
+            self.warn(
+                now,
+                topic,
+                format!(
+                    "{} with UniqueTopicName {reply_to:?}: {e}; not replying",
+                    reason(req.kind)
+                ),
+            );
+            return;
+        }
+        match req.kind {
+            MessageKind::Success | MessageKind::Failure => self.on_result(now, reply_to, &req),
+            MessageKind::UpdateAvailability => {
+                self.on_availability(now, &image, reply_to, &req);
+            }
+            MessageKind::RequestUpdate => self.on_request_update(now, &image, reply_to, &req),
+            MessageKind::RequestDataChunk => self.on_chunk_request(now, &image, reply_to, &req),
+            other => self.warn(now, topic, format!("{} ignored", reason(other))),
+        }
+    }
+
+    /// The record key of the requesting device; marks a serial that two devices use at once as
+    /// unidentified, and says once per board why revert protection is off.
+    fn identify(&mut self, now: Instant, board: &str, topic: &str, req: &Request<'_>) -> String {
+        let (key, identified) = state::device_key(board, req.serial_number);
+        let contested = identified && self.busy_elsewhere(now, &key, topic);
+        let rec = self.state.device(&key, board, identified);
+        rec.last_seen = state::now();
+        if contested && !rec.shared {
+            rec.shared = true;
+            self.changed();
+            self.warn(
+                now,
+                topic,
+                format!(
+                    "two devices use SerialNumber {:?} at once: {key} is now unidentified (never blocked automatically); give each board its own serial (README: Fleets)",
+                    req.serial_number.unwrap_or_default()
+                ),
+            );
+        }
+        if !identified && self.told.insert(format!("anon:{board}")) {
+            self.emit(Event::Notice {
+                board: board.to_string(),
+                message: format!(
+                    "devices of {board} send the example's template SerialNumber {:?} (or none), so they cannot be told apart: revert protection is off for them and every one that asks on an older version is offered the update. Give each board its own serial with `otactl cert-to-c --header` (README: Fleets) to turn it on.",
+                    req.serial_number.unwrap_or("")
+                ),
+            });
+        }
+        key
+    }
+
+    /// Whether `key` is being served on another topic right now (a push or pull in progress).
+    fn busy_elsewhere(&self, now: Instant, key: &str, topic: &str) -> bool {
+        self.pushes
+            .iter()
+            .any(|(t, p)| t != topic && p.device == key && p.mode == Mode::Push)
+            || self
+                .pulls
+                .iter()
+                .any(|(t, p)| t != topic && p.device == key && p.in_progress(now))
+    }
+
+    fn remember(&mut self, now: Instant, topic: &str, device: &str, board: &str, v: AppVersion) {
+        let s = self
+            .sessions
+            .entry(topic.to_string())
+            .or_insert_with(|| Session {
+                device: String::new(),
+                board: String::new(),
+                version: None,
+                last: now,
+                pushed: None,
+            });
+        s.device = device.to_string();
+        s.board = board.to_string();
+        s.version = Some(v);
+        s.last = now;
+        self.next_sweep.get_or_insert(now + SWEEP_EVERY);
+    }
+
+    fn running(req: &Request<'_>) -> AppVersion {
+        AppVersion::parse_device(req.version.unwrap_or(""))
+    }
+
+    fn on_availability(
+        &mut self,
+        now: Instant,
+        image: &ServedImage,
+        topic: &str,
+        req: &Request<'_>,
+    ) {
+        let device = self.identify(now, &image.board, topic, req);
+        let running = Self::running(req);
+        let (epoch, block_after) = (self.epoch, self.cfg.block_after.max(1));
+        let rec = self.state.device(&device, &image.board, true);
+        let settled = rec.observe_version(running, epoch, block_after);
+        let decision = rec.decide(running, image.version);
+        if decision.is_ok() {
+            rec.offered = Some(image.version.to_string());
+        }
+        let change = self.changed();
+        let must_save = settled.is_some();
+        if let Some(r) = settled {
+            self.emit(Event::Result {
+                device: device.clone(),
+                version: r.version,
+                result: r.result,
+            });
+        }
+        let payload = match decision {
+            Ok(()) => match self.cfg.template.render(&image.board, image.version, topic) {
+                Ok(doc) => {
+                    self.emit(Event::Offered {
+                        device: device.clone(),
+                        running: running.to_string(),
+                        version: image.version.to_string(),
+                    });
+                    self.remember(now, topic, &device, &image.board, image.version);
+                    Bytes::from(doc)
+                }
+                Err(e) => {
+                    self.warn(now, topic, format!("cannot build the job document: {e:#}"));
+                    return;
+                }
+            },
+            Err(why) => {
+                self.emit(Event::NoUpdate {
+                    device,
+                    running: running.to_string(),
+                    reason: why.reason().into(),
+                });
+                let mut buf = [0u8; 512];
+                let Ok(n) = encode_no_update(&mut buf, topic) else {
+                    return;
+                };
+                Bytes::copy_from_slice(&buf[..n])
+            }
+        };
+        let reply = Reply {
+            topic: topic.to_string(),
+            payload,
+            owner: Owner::Reply,
+        };
+        // A settled result (update confirmed, revert seen) is saved before the device hears back.
+        if must_save {
+            self.queue_when_saved(now, change, reply);
+        } else {
+            self.queue(now, reply);
+        }
+    }
+
+    /// Whether `image` may go to `device` now (device rule + blocklist); says why not.
+    fn may_send(
+        &mut self,
+        now: Instant,
+        image: &ServedImage,
+        device: &str,
+        req: &Request<'_>,
+        topic: &str,
+    ) -> bool {
+        if req.version.is_none() {
+            return true;
+        }
+        let running = Self::running(req);
+        let Some(rec) = self.state.devices.get(device) else {
+            return true;
+        };
+        if let Err(why) = rec.decide(running, image.version) {
+            self.emit(Event::NoUpdate {
+                device: device.to_string(),
+                running: running.to_string(),
+                reason: why.reason().into(),
+            });
+            self.warn(
+                now,
+                topic,
+                format!(
+                    "{device} runs {running}: not sending {} ({})",
+                    image.version,
+                    why.reason()
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn on_request_update(
+        &mut self,
+        now: Instant,
+        image: &Arc<ServedImage>,
+        topic: &str,
+        req: &Request<'_>,
+    ) {
+        let device = self.identify(now, &image.board, topic, req);
+        if !self.may_send(now, image, &device, req, topic) {
+            return;
+        }
+        if let Some(rec) = self.state.devices.get_mut(&device) {
+            rec.sent = None;
+        }
+        self.remember(now, topic, &device, &image.board, image.version);
+        self.start_push(now, image, topic, &device, Mode::Push);
+    }
+
+    fn on_direct(&mut self, now: Instant, image: &Arc<ServedImage>, req: &Request<'_>) {
+        let Ok(topic) = topics::direct_topic(&self.cfg.prefix, &image.board) else {
+            return;
+        };
+        if req.version.is_some() && !Self::running(req).accepts(image.version) {
+            self.warn(
+                now,
+                &topic,
+                format!(
+                    "Send Direct Update from a device on {}: not newer, not broadcasting {}",
+                    Self::running(req),
+                    image.version
+                ),
+            );
+            return;
+        }
+        if self.pushes.contains_key(topic.as_str()) {
+            return;
+        }
+        let device = format!("{}/*", image.board);
+        // The broadcast topic is a session of its own: repeats within 5 s cost nothing.
+        self.remember(now, &topic, &device, &image.board, image.version);
+        self.start_push(now, image, &topic, &device, Mode::Direct);
+    }
+
+    fn on_result(&mut self, now: Instant, topic: &str, req: &Request<'_>) {
+        let Some(session) = self.sessions.get_mut(topic) else {
+            self.warn(
+                now,
+                topic,
+                format!(
+                    "{} for a topic this publisher is not serving; ignored",
+                    reason(req.kind)
+                ),
+            );
+            return;
+        };
+        session.last = now;
+        let (device, board) = (session.device.clone(), session.board.clone());
+        let Some(version) = session.version.map(|v| v.to_string()) else {
+            return;
+        };
+        let success = req.kind == MessageKind::Success;
+        let r = self
+            .state
+            .device(&device, &board, true)
+            .observe_result(success, &version);
+        let change = self.changed();
+        self.emit(Event::Result {
+            device,
+            version: r.version,
+            result: r.result,
+        });
+        let mut buf = [0u8; 512];
+        if let Ok(n) = encode_result_received(&mut buf, topic) {
+            let reply = Reply {
+                topic: topic.to_string(),
+                payload: Bytes::copy_from_slice(&buf[..n]),
+                owner: Owner::Reply,
+            };
+            self.queue_when_saved(now, change, reply);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
