@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 RUNS="${1:-10}"
 IMGTOOL="${IMGTOOL:-.venv/bin/imgtool}"
 PY="$(dirname "$IMGTOOL")/python3"
-KEY="${KEY:-../shared/vectors/keys/cypress-test-ec-p256.pem}"
-[ -f "$KEY" ] || KEY=/work/shared/vectors/keys/cypress-test-ec-p256.pem
+KEY="${KEY:-tests/data/vectors/keys/cypress-test-ec-p256.pem}"
 command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install -y hyperfine)" >&2; exit 2; }
 
 cargo build --release --quiet --bin otactl

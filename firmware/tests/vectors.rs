@@ -1,5 +1,5 @@
-//! The bootloader on real inputs: Infineon's own flash map and images signed by the real
-//! imgtool 2.5.0 (`/work/shared/vectors`), with `--pad` / `--confirm` trailers written by
+//! The bootloader on real inputs: Infineon's PSoC 6 layout and images signed by the real
+//! imgtool 2.5.0 (`tests/data/vectors`), with `--pad` / `--confirm` trailers written by
 //! imgtool. Proves our trailer reading (magic, image_ok, erased value 0x00, `A` = 16) matches
 //! imgtool's and that a real Infineon layout swaps and reverts.
 
@@ -13,7 +13,8 @@ use firmware::image::trailer::{FlagState, MagicState, SwapType};
 use firmware::image::verify::PublicKey;
 use firmware::sim::SimDevice;
 
-const VECTORS: &str = "/work/shared/vectors";
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/vectors");
+const FLASHMAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/flashmap");
 
 fn vector(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(VECTORS).join("out").join(name))
@@ -55,7 +56,7 @@ fn run(map: FlashMap, primary: &[u8], secondary: &[u8], expect: SwapType) -> Sim
 #[test]
 fn imgtool_pad_image_on_infineon_internal_map_swaps_and_reverts() {
     let map = infineon::load(
-        &Path::new("/work/shared/flashmap-infineon").join("psoc62_2m_int_swap_single.json"),
+        &Path::new(FLASHMAPS).join("psoc62_2m_int_swap_single.json"),
         None,
     )
     .unwrap();

@@ -102,30 +102,24 @@ impl FlashmapOptions {
 mod tests {
     use super::*;
 
-    fn shared(name: &str) -> std::path::PathBuf {
-        let base = std::env::var_os("OTACTL_SHARED").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-            Into::into,
-        );
-        base.join("flashmap-infineon").join(name)
+    /// A flash map with Infineon's values from `tests/data/flashmap`.
+    fn map(name: &str) -> std::path::PathBuf {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flashmap")).join(name)
     }
 
     #[test]
     fn psoc6_maps_give_the_vectors_arguments() {
-        let p = shared("psoc62_2m_ext_swap_single.json");
-        assert!(p.exists(), "{} missing (set OTACTL_SHARED)", p.display());
-        let o = FlashmapOptions::read(&p, None).unwrap();
+        let o = FlashmapOptions::read(&map("psoc62_2m_ext_swap_single.json"), None).unwrap();
         assert_eq!(
             o.imgtool_args(),
             "--pad-header -H 0x400 --align 8 -M 3584 -L 0x28000 -S 0x1c0000"
         );
-        let o = FlashmapOptions::read(&shared("psoc62_2m_int_swap_single.json"), None).unwrap();
+        let o = FlashmapOptions::read(&map("psoc62_2m_int_swap_single.json"), None).unwrap();
         assert_eq!(
             o.imgtool_args(),
             "--pad-header -H 0x400 --align 8 -M 1840 -L 0x28000 -S 0xe6000 -R 0"
         );
-        let o =
-            FlashmapOptions::read(&shared("psoc62_2m_ext_overwrite_single.json"), None).unwrap();
+        let o = FlashmapOptions::read(&map("psoc62_2m_ext_overwrite_single.json"), None).unwrap();
         assert!(o.overwrite_only);
         assert_eq!(o.load_addr, 0x18000);
     }

@@ -12,19 +12,19 @@ mod real_board;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{closed_pipe, otactl, shared_dir};
+use crate::util::{closed_pipe, flashmap_dir, otactl, vectors_dir};
 
 pub use init::INIT_FLAGS;
 
 /// Seconds any single expectation on the pty may take.
 pub const PTY_TIMEOUT_MS: u64 = 30_000;
 
-/// A temp project directory with Infineon's flash maps in `flashmap/`.
+/// A temp project directory with the PSoC 6 and XMC7000 flash maps in `flashmap/`.
 pub fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let maps = dir.path().join("flashmap");
     std::fs::create_dir(&maps).unwrap();
-    for e in std::fs::read_dir(shared_dir().join("flashmap-infineon")).unwrap() {
+    for e in std::fs::read_dir(flashmap_dir()).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), maps.join(e.file_name())).unwrap();
     }
@@ -193,7 +193,7 @@ fn unknown_config_keys_are_reported() {
 }
 
 fn flashmap() -> PathBuf {
-    shared_dir().join("flashmap-infineon/psoc62_2m_ext_swap_single.json")
+    flashmap_dir().join("psoc62_2m_ext_swap_single.json")
 }
 
 /// Runs otactl on a pseudo-terminal in `dir` and returns everything it printed.
@@ -255,7 +255,7 @@ fn a_closed_stdout_ends_quietly() {
     // pipe's read end is closed before otactl starts, so every write fails.
     let dir = tempfile::tempdir().unwrap();
     precedence::signed_image(dir.path());
-    let pem = shared_dir().join("vectors/keys/cypress-test-ec-p256.pem");
+    let pem = vectors_dir().join("keys/cypress-test-ec-p256.pem");
     let pem = pem.to_str().unwrap();
     for args in [
         &["completions", "zsh"][..],

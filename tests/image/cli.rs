@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::Output;
 
-use super::{vectors, KEY, PUB};
-use crate::util::{otactl, run, tool};
+use super::{KEY, PUB};
+use crate::util::{otactl, run, tool, vectors_dir};
 
 #[test]
 fn getpub_and_getpubhash_match_imgtool_byte_for_byte() {
@@ -22,19 +22,19 @@ fn getpub_and_getpubhash_match_imgtool_byte_for_byte() {
     ];
     for (cmd, args, want) in cases {
         let o = run(otactl()
-            .current_dir(vectors())
+            .current_dir(vectors_dir())
             .args([cmd, "-k", KEY])
             .args(args));
         assert!(o.status.success(), "{cmd} {args:?}");
-        let want_bytes = std::fs::read(vectors().join(want)).unwrap();
+        let want_bytes = std::fs::read(vectors_dir().join(want)).unwrap();
         assert!(o.stdout == want_bytes, "{cmd} {args:?} differs from {want}");
     }
     // PEM, from the private key and from the public key itself.
     for k in [KEY, PUB] {
         let o = run(otactl()
-            .current_dir(vectors())
+            .current_dir(vectors_dir())
             .args(["getpub", "-e", "pem", "-k", k]));
-        assert_eq!(o.stdout, std::fs::read(vectors().join(PUB)).unwrap());
+        assert_eq!(o.stdout, std::fs::read(vectors_dir().join(PUB)).unwrap());
     }
 }
 
@@ -70,7 +70,7 @@ fn keygen_writes_0600_and_never_overwrites_without_force() {
 /// Signs the 64 KiB payload with `args` into `dir/out.bin`; returns the process output.
 fn sign_payload(dir: &Path, args: &[&str]) -> Output {
     run(otactl()
-        .current_dir(vectors())
+        .current_dir(vectors_dir())
         .arg("sign")
         .args(args)
         .arg("payload-64k.bin")
@@ -156,7 +156,7 @@ fn sign_refuses_a_key_that_is_not_p256() {
 
 #[test]
 fn info_json_shows_header_tlvs_and_trailer_state() {
-    let o = run(otactl().current_dir(vectors()).args([
+    let o = run(otactl().current_dir(vectors_dir()).args([
         "info",
         "--json",
         "out/v10-plain-min-pad-confirm.bin",
@@ -176,7 +176,7 @@ fn info_json_shows_header_tlvs_and_trailer_state() {
     assert_eq!(v["trailer"]["image_ok"], "set");
     assert_eq!(v["trailer"]["copy_done"], "unset");
 
-    let o = run(otactl().current_dir(vectors()).args([
+    let o = run(otactl().current_dir(vectors_dir()).args([
         "info",
         "--json",
         "out/v12-plain-prot-tlvs.bin",
@@ -187,7 +187,7 @@ fn info_json_shows_header_tlvs_and_trailer_state() {
     assert!(v["trailer"].is_null());
 
     let o = run(otactl()
-        .current_dir(vectors())
+        .current_dir(vectors_dir())
         .args(["info", "payload-64k.bin"]));
     assert_eq!(o.status.code(), Some(1));
 }

@@ -1,10 +1,12 @@
 //! `otactl sign / verify / info / keygen / getpub` against imgtool 2.5.0's vectors and the real
 //! `imgtool verify`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use crate::util::{otactl, run, tool, vectors_dir};
+use sha2::{Digest, Sha256};
+
+use crate::util::{data_dir, flashmap_dir, otactl, run, tool, vectors_dir};
 
 mod cli;
 mod props;
@@ -12,14 +14,37 @@ mod props;
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";
 
-fn vectors() -> PathBuf {
-    let d = vectors_dir();
-    assert!(
-        d.join("out/commands.log").is_file(),
-        "imgtool vectors not found at {} (set OTACTL_SHARED to the shared folder)",
-        d.display()
+/// Every file in `tests/data` is listed in its `SHA256SUMS` with the right hash, and every listed
+/// file exists: the vectors are imgtool's bytes, and a lost or changed file fails here by name.
+#[test]
+fn test_data_matches_its_sha256sums() {
+    let data = data_dir();
+    let sums = std::fs::read_to_string(data.join("SHA256SUMS")).unwrap();
+    let mut listed = std::collections::BTreeSet::new();
+    for line in sums.lines() {
+        let (want, name) = line.split_once("  ").expect("`HASH  PATH` lines");
+        let bytes = std::fs::read(data.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = otactl::image::hex_string(&Sha256::digest(&bytes));
+        assert_eq!(got, want, "{name} differs from tests/data/SHA256SUMS");
+        listed.insert(name.to_string());
+    }
+    let mut found = std::collections::BTreeSet::new();
+    let mut dirs = vec![data.join("vectors"), data.join("flashmap")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p.strip_prefix(&data).unwrap();
+                found.insert(rel.to_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        found, listed,
+        "files in tests/data vs tests/data/SHA256SUMS"
     );
-    d
 }
 
 /// One recorded `imgtool sign` run from `out/commands.log`.
@@ -49,7 +74,7 @@ impl Vector {
 }
 
 fn recorded() -> Vec<Vector> {
-    let log = std::fs::read_to_string(vectors().join("out/commands.log")).unwrap();
+    let log = std::fs::read_to_string(vectors_dir().join("out/commands.log")).unwrap();
     let v: Vec<Vector> = log
         .lines()
         .filter(|l| l.starts_with("imgtool sign "))
@@ -83,7 +108,7 @@ fn recorded() -> Vec<Vector> {
 
 fn sign(v: &Vector, extra: &[&str], out: &Path) -> Output {
     let o = run(otactl()
-        .current_dir(vectors())
+        .current_dir(vectors_dir())
         .arg("sign")
         .args(&v.args)
         .args(extra)
@@ -100,7 +125,7 @@ fn sign(v: &Vector, extra: &[&str], out: &Path) -> Output {
 
 fn otactl_verify(key: Option<&Path>, image: &Path) -> Output {
     let mut c = otactl();
-    c.current_dir(vectors()).arg("verify");
+    c.current_dir(vectors_dir()).arg("verify");
     if let Some(k) = key {
         c.arg("-k").arg(k);
     }
@@ -119,7 +144,7 @@ fn sign_with_fixed_signature_reproduces_all_13_vectors_byte_for_byte() {
             vec![]
         };
         sign(&v, &extra, &out);
-        let want = std::fs::read(vectors().join(&v.output)).unwrap();
+        let want = std::fs::read(vectors_dir().join(&v.output)).unwrap();
         let got = std::fs::read(&out).unwrap();
         assert!(
             got == want,
@@ -147,7 +172,7 @@ fn own_signatures_pass_real_imgtool_verify_and_otactl_verify() {
         );
         assert!(sig_out.is_file());
         let o = run(std::process::Command::new(&imgtool)
-            .current_dir(vectors())
+            .current_dir(vectors_dir())
             .args(["verify", "-k", KEY])
             .arg(&out));
         assert!(
@@ -207,9 +232,9 @@ fn rejection(dir: &Path, name: &str, bytes: &[u8], key: &Path) -> String {
 #[test]
 fn verify_rejects_each_corruption_with_its_own_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let key = vectors().join(KEY);
-    let v01 = std::fs::read(vectors().join("out/v01-ifx-psoc6-ext-swap.bin")).unwrap();
-    let v12 = std::fs::read(vectors().join("out/v12-plain-prot-tlvs.bin")).unwrap();
+    let key = vectors_dir().join(KEY);
+    let v01 = std::fs::read(vectors_dir().join("out/v01-ifx-psoc6-ext-swap.bin")).unwrap();
+    let v12 = std::fs::read(vectors_dir().join("out/v12-plain-prot-tlvs.bin")).unwrap();
     let flip = |img: &[u8], off: usize| {
         let mut b = img.to_vec();
         b[off] ^= 0x01;
@@ -285,7 +310,7 @@ fn option_combinations_beyond_the_vectors_match_live_imgtool() {
             &[]
         };
         let o = run(std::process::Command::new(&imgtool)
-            .current_dir(vectors())
+            .current_dir(vectors_dir())
             .arg("sign")
             .args(&args)
             .args(x)
@@ -299,7 +324,7 @@ fn option_combinations_beyond_the_vectors_match_live_imgtool() {
             String::from_utf8_lossy(&o.stderr)
         );
         let o = run(otactl()
-            .current_dir(vectors())
+            .current_dir(vectors_dir())
             .arg("sign")
             .args(&args)
             .args(x)
@@ -375,10 +400,10 @@ fn sign_with_flashmap_derives_infineons_arguments() {
             name.to_string()
         };
         let o = run(otactl()
-            .current_dir(vectors())
+            .current_dir(vectors_dir())
             .arg("sign")
             .arg("--flashmap")
-            .arg(vectors().join("../flashmap-infineon").join(map))
+            .arg(flashmap_dir().join(map))
             .args(["-v", "1.1.0"])
             .args(extra.split_whitespace())
             .arg("--fix-sig")
@@ -392,7 +417,7 @@ fn sign_with_flashmap_derives_infineons_arguments() {
         );
         assert!(
             std::fs::read(&out).unwrap()
-                == std::fs::read(vectors().join("out").join(vector)).unwrap(),
+                == std::fs::read(vectors_dir().join("out").join(vector)).unwrap(),
             "--flashmap {map} {extra} {input} differs from {vector}"
         );
     }
@@ -402,7 +427,7 @@ fn sign_with_flashmap_derives_infineons_arguments() {
     let o = run(otactl()
         .arg("sign")
         .arg("--flashmap")
-        .arg(vectors().join("../flashmap-infineon/psoc62_2m_int_swap_single.json"))
+        .arg(flashmap_dir().join("psoc62_2m_int_swap_single.json"))
         .args(["-v", "1.0.0"])
         .arg(&big)
         .arg(dir.path().join("never.bin")));

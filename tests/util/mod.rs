@@ -16,19 +16,19 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn")
 }
 
-/// `../shared` next to the repository (where CI puts it), or `OTACTL_SHARED`.
-pub fn shared_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("OTACTL_SHARED") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
+/// `tests/data`: everything the tests read that is not code (made by `scripts/make-test-data.sh`).
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-/// The imgtool vectors folder.
+/// The imgtool 2.5.0 vectors, their inputs and the test key (`tests/data/vectors`).
 pub fn vectors_dir() -> PathBuf {
-    shared_dir().join("vectors")
+    data_dir().join("vectors")
+}
+
+/// Flash maps in Infineon's schemas with Infineon's values (`tests/data/flashmap`).
+pub fn flashmap_dir() -> PathBuf {
+    data_dir().join("flashmap")
 }
 
 /// Whether CI demands every external tool (a missing one is a failure, never a skip).

@@ -3,7 +3,8 @@
 use super::*;
 use std::path::Path;
 
-const DIR: &str = "/work/shared/flashmap-infineon";
+/// The repository's maps with the values of Infineon's (PSoC 6 and XMC7000).
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/flashmap");
 
 fn infineon(name: &str) -> FlashMap {
     load(&Path::new(DIR).join(name), None).unwrap_or_else(|e| panic!("{name}: {e}"))
