@@ -24,7 +24,7 @@ use crate::fsutil::{self, Mode, Overwrite};
 pub mod c_text;
 mod templates;
 
-pub use c_text::{c_header, c_literal, CNames};
+pub use c_text::{c_header, c_literal, check_serial, CNames, SerialError};
 pub use templates::{owner_name, render_acl, render_mosquitto_conf, BrokerConf};
 
 /// Subject CN of the publisher's client certificate (its user name at the broker).
@@ -195,6 +195,17 @@ pub fn check_device_name(name: &str) -> Result<()> {
         bail!("device {name:?}: reserved name (used by the CA, broker or publisher)");
     }
     Ok(())
+}
+
+/// The subject CN of the first certificate in `pem`: the device name of a certificate made by
+/// `otactl certs device NAME`. `None` when there is no certificate, it does not parse, or its
+/// subject has no CN that is a string.
+#[must_use]
+pub fn subject_cn(pem: &[u8]) -> Option<String> {
+    let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
 }
 
 impl Pki {

@@ -1,7 +1,7 @@
 //! `otactl cert-to-c`: PEM files as C string literals.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -15,19 +15,33 @@ use super::Ctx;
 /// Each line of a file becomes "LINE\n", with a trailing backslash on every line but the last,
 /// so the literal is byte for byte the file. Input that is not PEM is an error naming the file.
 /// With --header, the three files are the root CA certificate, the client certificate and the
-/// client key, in that order. Examples:
+/// client key, in that order, and the header also overrides the OTA agent's request templates
+/// (CY_OTA_SUBSCRIBE_UPDATES_AVAIL, CY_OTA_DOWNLOAD_REQUEST, CY_OTA_DOWNLOAD_DIRECT_REQUEST) so
+/// the board sends its own SerialNumber instead of the example's ABC213450001: the client
+/// certificate's CN (NAME of `otactl certs device NAME`), or --serial. The header's comment says
+/// where to include it (configs/cy_ota_config.h). Examples:
 ///
 ///   otactl cert-to-c certs/ca.crt
-///   otactl cert-to-c --header tls_credentials.h certs/ca.crt certs/dev1.crt certs/dev1.key
+///   otactl cert-to-c --header ota_device.h certs/ca.crt certs/dev1.crt certs/dev1.key
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct Cmd {
     /// PEM files (with --header: CA certificate, client certificate, client key).
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
-    /// Write a C header defining the three macros to this file instead of printing.
+    /// Write a C header defining the three macros and the request templates to this file
+    /// instead of printing.
     #[arg(long, value_name = "OUT.h")]
     header: Option<PathBuf>,
+    /// The SerialNumber the board sends (default: the client certificate's CN). At most 31
+    /// bytes; no '"', '\', '%' or control characters. Command line only: every board needs its
+    /// own.
+    #[arg(long, value_name = "NAME")]
+    serial: Option<String>,
+    /// Write only the three certificate macros: the board keeps sending the example's
+    /// SerialNumber ABC213450001, which the publisher cannot tell from other boards.
+    #[arg(long)]
+    certs_only: bool,
     /// Macro name for the CA certificate.
     #[arg(long, value_name = "NAME", default_value = "ROOT_CA_CERTIFICATE")]
     ca_name: String,
@@ -44,6 +58,15 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
+        if self.header.is_none() && (self.serial.is_some() || self.certs_only) {
+            bail!("--serial and --certs-only apply only with --header");
+        }
+        if self.certs_only && self.serial.is_some() {
+            bail!("--serial and --certs-only exclude each other");
+        }
+        if let Some(s) = &self.serial {
+            certs::check_serial(s).context("--serial")?;
+        }
         let mut contents = Vec::with_capacity(self.files.len());
         for f in &self.files {
             let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
@@ -53,7 +76,7 @@ impl Cmd {
         let Some(out) = &self.header else {
             let mut stdout = std::io::stdout().lock();
             let written = self.files.iter().zip(&contents).try_for_each(|(f, data)| {
-                let name = f.display().to_string().replace("*/", "*\\/");
+                let name = certs::c_text::comment_safe(&f.display().to_string());
                 write!(stdout, "/* {name} */\n{}\n", certs::c_literal(data))
             });
             if let Err(e) = written.and_then(|()| stdout.flush()) {
@@ -72,6 +95,14 @@ impl Cmd {
             cert: self.cert_name.clone(),
             key: self.key_name.clone(),
         };
+        let serial = match (&self.serial, self.certs_only) {
+            (_, true) => None,
+            (Some(s), false) => Some(s.clone()),
+            (None, false) => Some(serial_from_cn(cert, &contents[1])?),
+        };
+        let header_name = out
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let text = certs::c_header(
             &names,
             [
@@ -79,6 +110,7 @@ impl Cmd {
                 (cert.as_path(), contents[1].as_slice()),
                 (key.as_path(), contents[2].as_slice()),
             ],
+            serial.as_deref().map(|s| (s, header_name.as_str())),
         )?;
         // The header holds a private key: keep it as private as the key file.
         fsutil::write_atomic(
@@ -88,4 +120,23 @@ impl Cmd {
             Overwrite::from_force(self.force),
         )
     }
+}
+
+/// The device's SerialNumber from its client certificate's CN, with an error that says how to
+/// choose one instead.
+fn serial_from_cn(cert: &Path, pem: &[u8]) -> Result<String> {
+    let instead = "pass --serial NAME, or --certs-only for a header without request templates";
+    let cn = certs::subject_cn(pem).with_context(|| {
+        format!(
+            "{}: no subject CN to use as the board's SerialNumber; {instead}",
+            cert.display()
+        )
+    })?;
+    certs::check_serial(&cn).with_context(|| {
+        format!(
+            "{}: the certificate's CN cannot be the board's SerialNumber ({instead})",
+            cert.display()
+        )
+    })?;
+    Ok(cn)
 }

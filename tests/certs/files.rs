@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{gen, ok, path};
+use super::{compile_and_run, gen, ok, path};
 use crate::util::{otactl, run, tool};
 
 #[test]
@@ -127,28 +127,17 @@ fn cert_to_c_header_compiles_to_the_exact_pem_bytes() {
         std::fs::metadata(&header).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let main = path(dir.path(), "main.c");
-    std::fs::write(
-        &main,
+    let stdout = compile_and_run(
+        &cc,
+        dir.path(),
+        "print",
         "#include <stdio.h>\n#include \"tls_credentials.h\"\nint main(void) {\n\
          fputs(ROOT_CA_CERTIFICATE, stdout); fputs(\"@@\", stdout);\n\
          fputs(CLIENT_CERTIFICATE, stdout); fputs(\"@@\", stdout);\n\
          fputs(MY_KEY, stdout); return 0; }\n",
-    )
-    .unwrap();
-    let exe = path(dir.path(), "print");
-    let out = run(Command::new(cc)
-        .args(["-std=c99", "-Wall", "-Werror", "-o"])
-        .arg(&exe)
-        .arg(&main));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(&mut Command::new(&exe));
     let want: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    assert_eq!(out.stdout, want.join(&b"@@"[..]));
+    assert_eq!(stdout, want.join(&b"@@"[..]));
 
     // Printing form: one literal per file, every line but the last ending in a backslash.
     let text = ok(&["cert-to-c", files[0].to_str().unwrap()]);

@@ -4,9 +4,11 @@
 mod addresses;
 mod broker;
 mod files;
+mod identity;
 mod publish;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::util::{otactl, run};
 
@@ -54,4 +56,31 @@ pub fn gen(dir: &Path, port: u16, key_type: &str, devices: &[&str]) {
 
 pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+/// Compiles `source` (a C file in `dir` that may include headers there) with `cc` as strict C99
+/// with every warning an error, runs it and returns its stdout.
+pub fn compile_and_run(cc: &Path, dir: &Path, name: &str, source: &str) -> Vec<u8> {
+    let main = dir.join(format!("{name}.c"));
+    std::fs::write(&main, source).unwrap();
+    let exe = dir.join(name);
+    let out = run(Command::new(cc)
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Wformat=2",
+            "-Werror",
+            "-o",
+        ])
+        .arg(&exe)
+        .arg(&main));
+    assert!(
+        out.status.success(),
+        "{name}.c does not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&mut Command::new(&exe));
+    assert!(out.status.success(), "{name} failed");
+    out.stdout
 }

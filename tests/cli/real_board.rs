@@ -13,7 +13,9 @@
 //! Every other line of every `sh` block runs with `sh -c` in a temp project directory and must
 //! exit 0. Test adaptations: `192.168.0.10` → `127.0.0.1`; the broker port 8884 → a free port
 //! (in `certs/mosquitto.conf`, and through `OTACTL_BROKER` for otactl). The simulated device
-//! connects like the real one: TLS with the CA and the device certificate the section made.
+//! connects like the real one: TLS with the CA and the device certificate the section made, and
+//! the SerialNumber of the request templates in the header `otactl cert-to-c --header` wrote (the
+//! example's `ABC213450001` if the section wrote none).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -124,6 +126,8 @@ struct Session {
     dir: tempfile::TempDir,
     path: std::ffi::OsString,
     tls_port: u16,
+    /// The board's SerialNumber: from the header `cert-to-c --header FILE` wrote.
+    serial: String,
     children: Vec<(String, Child)>,
     rt: tokio::runtime::Runtime,
 }
@@ -139,6 +143,7 @@ impl Session {
             dir: project(),
             path: std::env::join_paths(dirs).unwrap(),
             tls_port: free_port(),
+            serial: "ABC213450001".into(),
             children: Vec::new(),
             rt: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -164,7 +169,7 @@ impl Session {
         c
     }
 
-    fn run(&self, cmd: &str) {
+    fn run(&mut self, cmd: &str) {
         let out = self.command(cmd).output().unwrap();
         assert!(
             out.status.success(),
@@ -173,6 +178,12 @@ impl Session {
             text(&out.stdout),
             text(&out.stderr)
         );
+        if let Some(header) = cert_to_c_header(cmd) {
+            let h = std::fs::read_to_string(self.dir.path().join(header)).unwrap();
+            self.serial = serial_in_header(&h)
+                .unwrap_or_else(|| panic!("{header} has no SerialNumber:\n{h}"))
+                .to_owned();
+        }
     }
 
     /// Moves the generated broker config to the test's ports (see the module docs).
@@ -230,8 +241,7 @@ impl Session {
         // The device connects like the real one: TLS on the broker's port, with the CA and the
         // device certificate the section made.
         let mut cfg = DeviceConfig::new(self.tls_port, BOARD, v(running), 1000);
-        // The board's own serial, as the README's Fleets section sets it up.
-        cfg.serial = "DEVICE-0001".into();
+        cfg.serial.clone_from(&self.serial);
         let certs = self.dir.path().join("certs");
         let tls = otactl::mqtt::TlsSettings {
             ca: Some(certs.join("ca.crt")),
@@ -263,6 +273,22 @@ impl Session {
     }
 }
 
+/// The header file of an `otactl cert-to-c --header FILE …` command line.
+fn cert_to_c_header(cmd: &str) -> Option<&str> {
+    let mut words = cmd.split_whitespace();
+    if !(words.next()? == "otactl" && words.next()? == "cert-to-c") {
+        return None;
+    }
+    words.skip_while(|w| *w != "--header").nth(1)
+}
+
+/// The SerialNumber literal of the request templates in a header from `cert-to-c`.
+fn serial_in_header(header: &str) -> Option<&str> {
+    let key = r#"\"SerialNumber\": \""#;
+    let rest = &header[header.find(key)? + key.len()..];
+    Some(&rest[..rest.find('\\')?])
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         for (_, mut c) in self.children.drain(..) {
@@ -287,6 +313,18 @@ fn directives_and_continuations_are_parsed() {
             Step::Run("otactl status # see".into()),
         ]
     );
+}
+
+#[test]
+fn the_serial_comes_from_the_header_cert_to_c_writes() {
+    assert_eq!(
+        cert_to_c_header("otactl cert-to-c --header ota_device.h certs/ca.crt"),
+        Some("ota_device.h")
+    );
+    assert_eq!(cert_to_c_header("otactl cert-to-c certs/ca.crt"), None);
+    assert_eq!(cert_to_c_header("otactl sign --header x"), None);
+    let h = "#define X \\\n    \"\\\"SerialNumber\\\": \\\"DEVICE-0001\\\", \" \\\n";
+    assert_eq!(serial_in_header(h), Some("DEVICE-0001"));
 }
 
 #[test]
@@ -336,10 +374,14 @@ fn real_board_section_runs_as_written() {
             } => s.device(&running, &new, reverts),
         }
     }
+    assert_eq!(
+        s.serial, "DEVICE-0001",
+        "the section gives the board its serial"
+    );
     let status = s.command("otactl status").output().unwrap();
     let out = text(&status.stdout);
     assert!(
-        out.contains("reverted 1.2.0"),
+        out.contains("reverted 1.2.0") && out.contains("DEVICE-0001"),
         "{out}\npublish log:\n{}",
         s.log("publish")
     );
