@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use otactl::mqtt;
 use otactl::publish::{
-    self, load_public_key, ClientOptions, JobTemplate, PublishConfig, ServedImage, State, StateLock,
+    self, load_public_key, ClientOptions, JobTemplate, Profile, PublishConfig, ServedImage, State,
+    StateLock,
 };
 
 use super::progress::{self, Style};
@@ -96,6 +97,35 @@ pub struct Cmd {
     #[arg(long, value_name = "N", default_value_t = publish::state::MAX_DEVICES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(100..=10_000_000))]
     max_devices: usize,
+    /// The broker's limits: aws (AWS IoT Core: 100 PUBLISH/s and 512 KiB/s per connection,
+    /// 128 KiB payloads, 8 topic levels), mosquitto (Debian's defaults: 1000 messages queued per
+    /// client) or generic. Default: aws for *.amazonaws.com, else generic. The flags below
+    /// override single limits.
+    #[arg(long, value_name = "NAME", value_parser = ["aws", "mosquitto", "generic"])]
+    broker_profile: Option<String>,
+    /// PUBLISH packets per second per connection (0: no limit).
+    #[arg(long, value_name = "N")]
+    publish_rate: Option<u32>,
+    /// Payload bytes per second per connection (0: no limit).
+    #[arg(long, value_name = "BYTES")]
+    bytes_rate: Option<u32>,
+    /// Largest payload the broker accepts (bytes).
+    #[arg(long, value_name = "BYTES")]
+    max_payload: Option<usize>,
+    /// Messages the broker queues per device before it drops them; a push sends half of this
+    /// at once and paces the rest to --device-rate.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
+    queue_depth: Option<usize>,
+    /// Bytes per second a push is paced to once its burst is sent (default 262144: a Wi-Fi MCU
+    /// writing external flash); devices slower than this need a lower value.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..))]
+    device_rate: Option<u32>,
+    /// Longest topic the broker accepts (bytes).
+    #[arg(long, value_name = "N")]
+    max_topic_length: Option<usize>,
+    /// Most topic levels the broker accepts (0: no limit).
+    #[arg(long, value_name = "N")]
+    max_topic_levels: Option<usize>,
     /// One JSON event per line on stdout (device, version, bytes, result).
     #[arg(long)]
     json: bool,
@@ -118,6 +148,51 @@ impl Cmd {
                 }
             })
             .collect()
+    }
+
+    /// The broker profile with the single-limit overrides applied.
+    fn profile(&self) -> Result<Profile> {
+        let url = self.url()?;
+        let host = mqtt::BrokerUrl::parse(&url)
+            .map(|u| u.host)
+            .unwrap_or_default();
+        let mut p = match &self.broker_profile {
+            Some(name) => Profile::named(name).context("unknown --broker-profile")?,
+            None => Profile::for_host(&host),
+        };
+        let none_if_zero = |v: u32| (v > 0).then_some(v);
+        if let Some(r) = self.publish_rate {
+            p.publish_rate = none_if_zero(r);
+        }
+        if let Some(b) = self.bytes_rate {
+            p.bytes_rate = none_if_zero(b);
+        }
+        if let Some(m) = self.max_payload {
+            p.max_payload = m;
+        }
+        if let Some(q) = self.queue_depth {
+            p.queue_depth = q;
+        }
+        if let Some(r) = self.device_rate {
+            p.device_rate = r;
+        }
+        if let Some(t) = self.max_topic_length {
+            p.max_topic_len = t;
+        }
+        if let Some(l) = self.max_topic_levels {
+            p.max_topic_levels = (l > 0).then_some(l);
+        }
+        Ok(p)
+    }
+
+    fn url(&self) -> Result<String> {
+        Ok(match (&self.broker, self.embedded_broker) {
+            (Some(u), _) => u.clone(),
+            (None, Some(addr)) => format!("mqtt://{addr}"),
+            (None, None) => {
+                bail!("--broker is required (e.g. mqtt://127.0.0.1:1883), or use --embedded-broker")
+            }
+        })
     }
 
     fn mqtt(&self) -> Result<ClientOptions> {
@@ -186,6 +261,8 @@ impl Cmd {
         cfg.limits.max_transfers = self.max_transfers;
         cfg.limits.chunk_requests_per_sec = self.chunk_rate;
         cfg.max_devices = self.max_devices;
+        cfg.profile = self.profile()?;
+        log::info!("broker profile {}", cfg.profile);
         let style = if self.json {
             Style::Json
         } else if ctx.fancy() {

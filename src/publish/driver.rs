@@ -161,9 +161,13 @@ impl Driver {
                         acks.on_wire.insert(pkid, tag);
                     }
                 }
-                Ok(NetEvent::PubAck(pkid)) if !acks.stale => {
+                Ok(NetEvent::PubAck(pkid, refused)) if !acks.stale => {
                     if let Some(tag) = acks.on_wire.remove(&pkid) {
-                        core.handle(now, Input::Acked(tag));
+                        let input = match refused {
+                            None => Input::Acked(tag),
+                            Some(why) => Input::Refused(tag, why),
+                        };
+                        core.handle(now, input);
                     }
                 }
                 Ok(NetEvent::Message { topic, payload }) => {

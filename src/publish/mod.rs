@@ -27,6 +27,7 @@ pub mod embedded;
 pub mod events;
 pub mod image;
 pub mod job;
+pub mod profile;
 pub mod state;
 pub mod transport;
 
@@ -46,6 +47,7 @@ pub use transport::ClientOptions;
 
 pub use self::core::Limits;
 use self::core::{Core, CoreConfig};
+pub use profile::Profile;
 use transport::Tuning;
 
 /// Default in-flight window (QoS 1 PUBLISHes awaiting PUBACK).
@@ -99,8 +101,11 @@ pub struct PublishConfig {
     /// How many times a device may come back on its old version after being sent a whole
     /// version before that version is blocked for it (1: at the first revert).
     pub block_after: u32,
-    /// Bounds on the work done for devices (`--max-transfers` …).
+    /// Bounds on the work done for devices (`--max-transfers` …); the rates and the pace come
+    /// from `profile`.
     pub limits: Limits,
+    /// The broker's limits (`--broker-profile` and its overrides).
+    pub profile: Profile,
     /// Cap on device records in the state (`--max-devices`).
     pub max_devices: usize,
 }
@@ -119,6 +124,7 @@ impl PublishConfig {
             inflight: DEFAULT_INFLIGHT,
             block_after: DEFAULT_BLOCK_AFTER,
             limits: Limits::default(),
+            profile: Profile::GENERIC,
             max_devices: state::MAX_DEVICES,
         }
     }
@@ -154,6 +160,12 @@ impl PublishConfig {
         }
         let mut map = HashMap::new();
         for img in &self.images {
+            let longest = topics::unique_topic(&self.prefix, &img.board, 0xFFFF)
+                .map_err(|e| PublishError::Config(format!("prefix/board {:?}: {e}", img.board)))?;
+            let chunk = img.chunks.iter().map(bytes::Bytes::len).max().unwrap_or(0);
+            self.profile
+                .check(chunk, &longest)
+                .map_err(|e| PublishError::Config(e.to_string()))?;
             if map.insert(img.board.clone(), Arc::clone(img)).is_some() {
                 return Err(PublishError::Config(format!(
                     "two images for board {}",
@@ -194,9 +206,10 @@ pub async fn run(
     state.max_devices = cfg.max_devices;
     // Twice rumqttc's in-flight window: the next PUBLISHes wait in its channel, so the wire never
     // idles while an acknowledgement travels back through this loop.
-    let window = usize::from(cfg.inflight.max(1)) * 2;
+    let inflight = cfg.inflight.min(cfg.profile.inflight).max(1);
+    let window = usize::from(inflight) * 2;
     let tuning = Tuning {
-        inflight: cfg.inflight,
+        inflight,
         request_capacity: window + filters.len() + 16,
         keep_alive: Duration::from_secs(30),
     };
@@ -208,6 +221,10 @@ pub async fn run(
             persisting: cfg.state_file.is_some(),
             limits: Limits {
                 window,
+                publish_rate: cfg.profile.publish_rate,
+                bytes_rate: cfg.profile.bytes_rate,
+                burst: cfg.profile.burst(),
+                device_rate: cfg.profile.device_rate,
                 ..cfg.limits
             },
         },

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, SubscribeReasonCode as SubscribeReasonCode5};
+use rumqttc::v5::mqttbytes::v5::{
+    Packet as Packet5, PubAckReason, SubscribeReasonCode as SubscribeReasonCode5,
+};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 
 /// Connection options for the publisher's single MQTT connection, as built by
@@ -95,8 +97,8 @@ pub enum NetEvent {
     /// One of our QoS 1 PUBLISHes went out on the wire with this packet id (in the order the
     /// client was given them).
     PublishSent(u16),
-    /// A PUBACK for the PUBLISH with this packet id.
-    PubAck(u16),
+    /// A PUBACK for the PUBLISH with this packet id; with MQTT 5, a refusal's reason.
+    PubAck(u16, Option<crate::publish::core::Refusal>),
     /// Anything else (pings, other acks).
     Other,
 }
@@ -180,6 +182,22 @@ impl Client {
     }
 }
 
+/// What an MQTT 5 PUBACK reason code means for the publisher.
+fn refusal(r: PubAckReason) -> Option<crate::publish::core::Refusal> {
+    use crate::publish::core::Refusal;
+    match r {
+        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
+        PubAckReason::QuotaExceeded => Some(Refusal::QuotaExceeded),
+        PubAckReason::NotAuthorized => Some(Refusal::Fatal("not authorized")),
+        PubAckReason::TopicNameInvalid => Some(Refusal::Fatal("topic name invalid")),
+        PubAckReason::PayloadFormatInvalid => Some(Refusal::Fatal("payload format invalid")),
+        PubAckReason::PacketIdentifierInUse => Some(Refusal::Fatal("packet identifier in use")),
+        PubAckReason::UnspecifiedError | PubAckReason::ImplementationSpecificError => {
+            Some(Refusal::Fatal("unspecified error"))
+        }
+    }
+}
+
 impl Loop {
     /// Polls once: drives the connection and returns the next event. After an error the next
     /// call reconnects.
@@ -197,7 +215,9 @@ impl Loop {
                         .iter()
                         .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure)),
                 },
-                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(a)) => NetEvent::PubAck(a.pkid),
+                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(a)) => {
+                    NetEvent::PubAck(a.pkid, None)
+                }
                 rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => NetEvent::Message {
                     topic: p.topic,
                     payload: p.payload,
@@ -214,7 +234,9 @@ impl Loop {
                         .iter()
                         .all(|c| matches!(c, SubscribeReasonCode5::Success(_))),
                 },
-                rumqttc::v5::Event::Incoming(Packet5::PubAck(a)) => NetEvent::PubAck(a.pkid),
+                rumqttc::v5::Event::Incoming(Packet5::PubAck(a)) => {
+                    NetEvent::PubAck(a.pkid, refusal(a.reason))
+                }
                 rumqttc::v5::Event::Incoming(Packet5::Publish(p)) => NetEvent::Message {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
                     payload: p.payload,

@@ -38,6 +38,9 @@ pub struct DeviceConfig {
     pub send_result: bool,
     /// TLS (CA + device certificate), as a device built with them connects; `None`: plain MQTT.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// A device that reads (writes flash) at most this many bytes per second: after each
+    /// message it stops reading its socket for the message's share of a second.
+    pub read_rate: Option<u32>,
 }
 
 impl DeviceConfig {
@@ -54,6 +57,7 @@ impl DeviceConfig {
             data_timeout: Duration::from_secs(30),
             send_result: false,
             tls: None,
+            read_rate: None,
         }
     }
     fn unique_topic(&self) -> String {
@@ -149,12 +153,18 @@ impl Conn {
         net.set_tcp_nodelay(true);
         el.set_network_options(net);
         let (tx, rx) = mpsc::unbounded_channel();
+        let read_rate = cfg.read_rate;
         let task = tokio::spawn(async move {
             loop {
                 let m = match el.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => Net::ConnAck,
                     Ok(Event::Incoming(Packet::SubAck(_))) => Net::SubAck,
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Some(rate) = read_rate {
+                            // The device's flash write: the socket is not read meanwhile.
+                            let busy = p.payload.len() as f64 / f64::from(rate.max(1));
+                            tokio::time::sleep(Duration::from_secs_f64(busy)).await;
+                        }
                         Net::Msg(p.topic, p.payload.to_vec())
                     }
                     Ok(_) => continue,

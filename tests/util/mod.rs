@@ -139,6 +139,19 @@ impl Mosquitto {
         Self::start(&conf, port)
     }
 
+    /// A broker with Debian's default limits (`max_queued_messages 1000`, `max_inflight_messages
+    /// 20`): what a publisher meets on a stock mosquitto.
+    pub fn start_stock(dir: &Path) -> Option<Self> {
+        let port = free_port();
+        let conf = dir.join(format!("mosquitto-stock-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+        )
+        .unwrap();
+        Self::start(&conf, port)
+    }
+
     /// Stops the broker (kill + wait); `restart` brings it back on the same port.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

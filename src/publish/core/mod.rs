@@ -17,6 +17,7 @@
 //!   [`Limits::max_transfers`] pushes at once (the rest wait in a bounded queue), a per-topic
 //!   rate for chunk requests, a bounded reply queue, rate-limited warnings.
 
+mod pace;
 mod transfer;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -32,6 +33,7 @@ use super::image::ServedImage;
 use super::job::JobTemplate;
 use super::state::{self, State};
 
+use pace::Bucket;
 use transfer::{Pull, Push};
 
 /// Payloads longer than this on the request topic are ignored unread (a device's longest
@@ -62,6 +64,14 @@ pub struct Limits {
     /// Small replies (job documents, answers, pulled chunks) queued; beyond this they are
     /// dropped with a warning.
     pub max_replies: usize,
+    /// PUBLISH packets per second on the connection (`None`: no limit).
+    pub publish_rate: Option<u32>,
+    /// Payload bytes per second on the connection (`None`: no limit).
+    pub bytes_rate: Option<u32>,
+    /// Chunks a push sends at once before it is paced (half the broker's queue per device).
+    pub burst: usize,
+    /// Bytes per second a push is paced to after its burst.
+    pub device_rate: u32,
 }
 
 /// Default of [`Limits::max_transfers`].
@@ -77,6 +87,10 @@ impl Default for Limits {
             max_waiting: 4096,
             chunk_requests_per_sec: DEFAULT_CHUNK_RATE,
             max_replies: 8192,
+            publish_rate: None,
+            bytes_rate: None,
+            burst: super::profile::Profile::GENERIC.burst(),
+            device_rate: super::profile::DEFAULT_DEVICE_RATE,
         }
     }
 }
@@ -128,9 +142,24 @@ pub enum Input<'a> {
     Acked(Tag),
     /// This transmit could not be handed over (it will never be acknowledged).
     Failed(Tag),
+    /// The broker refused this transmit (MQTT 5 PUBACK reason code).
+    Refused(Tag, Refusal),
     /// The state writer stored every change up to this number.
     Saved(u64),
 }
+
+/// Why a broker refused a PUBLISH (MQTT 5 PUBACK reason codes that matter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 0x97 Quota exceeded: throttled; back off and send it again.
+    QuotaExceeded,
+    /// 0x87 Not authorized, 0x90 Topic name invalid, 0x99 Payload format invalid, packet too
+    /// large or any other error: this transfer cannot succeed.
+    Fatal(&'static str),
+}
+
+/// How long the connection pauses after "Quota exceeded".
+const QUOTA_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What a transmit belongs to.
 enum Owner {
@@ -192,6 +221,11 @@ pub struct Core {
     taken: u64,
     told: HashSet<String>,
     next_sweep: Option<Instant>,
+    /// The connection's PUBLISH and byte budgets (broker profile).
+    publishes: Option<Bucket>,
+    bytes: Option<Bucket>,
+    /// No transmits before this (after "Quota exceeded").
+    paused_until: Option<Instant>,
     warn_window: Option<Instant>,
     warned: u32,
     suppressed: u32,
@@ -226,6 +260,9 @@ impl Core {
             taken: 0,
             told: HashSet::new(),
             next_sweep: None,
+            publishes: None,
+            bytes: None,
+            paused_until: None,
             warn_window: None,
             warned: 0,
             suppressed: 0,
@@ -269,7 +306,10 @@ impl Core {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let held = self.held.front().map(|h| h.deadline);
         let pulls = self.pulls.values().filter_map(Pull::wake_at).min();
-        [held, pulls, self.next_sweep].into_iter().flatten().min()
+        [held, pulls, self.next_sweep, self.send_wake()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs what is due at `now`: held replies whose save took too long, deferred chunk
@@ -302,6 +342,7 @@ impl Core {
             Input::Message { topic, payload } => self.on_message(now, topic, payload),
             Input::Acked(tag) => self.on_acked(now, tag),
             Input::Failed(tag) => self.on_failed(tag),
+            Input::Refused(tag, why) => self.on_refused(now, tag, why),
             Input::Saved(upto) => {
                 while self.held.front().is_some_and(|h| h.change <= upto) {
                     let h = self.held.pop_front().expect("checked");
@@ -381,20 +422,108 @@ impl Core {
     }
 
     /// The next PUBLISH to hand to the client: replies first, then chunks of the running
-    /// pushes in turn; nothing while disconnected or with [`Limits::window`] outstanding.
-    pub fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+    /// pushes in turn (each within its pace); nothing while disconnected, paused, over the
+    /// broker's rates, or with [`Limits::window`] outstanding.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if !self.connected || self.tags.len() >= self.cfg.limits.window {
             return None;
         }
-        if let Some(r) = self.replies.pop_front() {
+        if self.paused_until.is_some_and(|t| now < t) {
+            return None;
+        }
+        let (rate, bytes) = (self.cfg.limits.publish_rate, self.cfg.limits.bytes_rate);
+        let publishes = self
+            .publishes
+            .get_or_insert_with(|| Bucket::per_second(rate.unwrap_or(u32::MAX), now));
+        if rate.is_some() && !publishes.ready(now, 1.0) {
+            return None;
+        }
+        let budget = self
+            .bytes
+            .get_or_insert_with(|| Bucket::per_second(bytes.unwrap_or(u32::MAX), now));
+        let size = self
+            .replies
+            .front()
+            .map_or(protocol::CHUNK_SIZE, |r| r.payload.len()) as f64;
+        if bytes.is_some() && !budget.ready(now, size) {
+            return None;
+        }
+        let t = if let Some(r) = self.replies.pop_front() {
             let tag = self.new_tag(r.owner);
-            return Some(Transmit {
+            Transmit {
                 topic: r.topic,
                 payload: r.payload,
                 tag,
-            });
+            }
+        } else {
+            self.next_chunk(now)?
+        };
+        if rate.is_some() {
+            self.publishes.as_mut().expect("set above").take(1.0);
         }
-        self.next_chunk()
+        if bytes.is_some() {
+            self.bytes
+                .as_mut()
+                .expect("set above")
+                .take(t.payload.len() as f64);
+        }
+        Some(t)
+    }
+
+    /// When sending can go on, if there is work and it waits for a rate, a pause or a push's
+    /// pace (a full window needs no timer: acknowledgements wake the loop).
+    fn send_wake(&self) -> Option<Instant> {
+        if !self.connected {
+            return None;
+        }
+        let pushes = self.next_push_wake();
+        if self.replies.is_empty() && pushes.is_none() {
+            return None;
+        }
+        let mut gate = self.paused_until;
+        if self.cfg.limits.publish_rate.is_some() {
+            gate = gate.max(self.publishes.as_ref().map(|b| b.when(1.0)));
+        }
+        if self.cfg.limits.bytes_rate.is_some() {
+            let cost = protocol::CHUNK_SIZE as f64;
+            gate = gate.max(self.bytes.as_ref().map(|b| b.when(cost)));
+        }
+        if self.replies.is_empty() {
+            gate.max(pushes)
+        } else {
+            gate
+        }
+    }
+
+    fn on_refused(&mut self, now: Instant, tag: Tag, why: Refusal) {
+        let owner = self.tags.remove(&tag);
+        match (why, owner) {
+            (Refusal::QuotaExceeded, Some(Owner::Chunk { topic, id, index })) => {
+                if let Some(p) = self.pushes.get_mut(&topic) {
+                    p.resend(id, index);
+                }
+                self.paused_until = Some(now + QUOTA_BACKOFF);
+                self.warn(
+                    now,
+                    &topic,
+                    format!(
+                        "the broker says quota exceeded; pausing {QUOTA_BACKOFF:?} and resending"
+                    ),
+                );
+            }
+            (Refusal::QuotaExceeded, _) => self.paused_until = Some(now + QUOTA_BACKOFF),
+            (Refusal::Fatal(reason), Some(Owner::Chunk { topic, .. })) => {
+                self.warn(
+                    now,
+                    &topic,
+                    format!("the broker refused a chunk ({reason}); transfer stopped"),
+                );
+                self.abort_push(now, &topic);
+            }
+            (Refusal::Fatal(reason), _) => {
+                self.warn(now, "", format!("the broker refused a reply ({reason})"));
+            }
+        }
     }
 
     fn on_disconnect(&mut self) {

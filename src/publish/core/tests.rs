@@ -9,7 +9,7 @@ use firmware::protocol::codec::{encode_chunk_request, encode_request, encode_res
 use firmware::protocol::{AppVersion, DeviceIdentity, MessageKind, TEMPLATE_SERIAL};
 use proptest::prelude::*;
 
-use super::{Core, CoreConfig, Input, Limits, Transmit};
+use super::{Core, CoreConfig, Input, Limits, Refusal, Transmit};
 use crate::publish::events::Event;
 use crate::publish::image::ServedImage;
 use crate::publish::job::JobTemplate;
@@ -47,7 +47,11 @@ fn request_topic() -> String {
 }
 
 fn core(block_after: u32, limits: Limits, state: State) -> Core {
-    let image = Arc::new(ServedImage::for_tests(B, NEW, IMAGE_LEN));
+    core_with(block_after, limits, state, IMAGE_LEN)
+}
+
+fn core_with(block_after: u32, limits: Limits, state: State, image_len: usize) -> Core {
+    let image = Arc::new(ServedImage::for_tests(B, NEW, image_len));
     Core::new(
         CoreConfig {
             prefix: P.into(),
@@ -594,4 +598,146 @@ proptest! {
             }
         }
     }
+}
+
+/// Runs the core on a simulated clock: everything it hands out is acknowledged at once; time
+/// jumps to its next timeout when it has nothing to send. Returns the send times.
+fn run_clock(core: &mut Core, start: Instant, limit: Duration) -> Vec<(Instant, Transmit)> {
+    let mut now = start;
+    let mut out = Vec::new();
+    while now < start + limit {
+        core.handle_timeout(now);
+        while let Some(t) = core.poll_transmit(now) {
+            core.handle(now, Input::Acked(t.tag));
+            out.push((now, t));
+        }
+        match core.poll_timeout() {
+            Some(t) if t > now => now = t,
+            Some(_) => now += Duration::from_millis(1),
+            None => break,
+        }
+    }
+    out
+}
+
+fn max_in_any_second(times: &[Instant]) -> usize {
+    let mut max = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi].duration_since(times[lo]) >= Duration::from_secs(1) {
+            lo += 1;
+        }
+        max = max.max(hi - lo + 1);
+    }
+    max
+}
+
+fn request_all(core: &mut Core, now: Instant, devices: u16) {
+    let mut b = [0u8; 1024];
+    for d in 0..devices {
+        let id = DeviceIdentity {
+            serial_number: "X",
+            ..DeviceIdentity::APP
+        };
+        let n = encode_request(
+            &mut b,
+            MessageKind::RequestUpdate,
+            &id,
+            AppVersion::new(1, 0, 0),
+            &topic(d),
+        )
+        .unwrap();
+        core.handle(
+            now,
+            Input::Message {
+                topic: &request_topic(),
+                payload: &b[..n],
+            },
+        );
+    }
+}
+
+#[test]
+fn the_aws_profile_never_exceeds_100_publishes_or_512_kib_a_second() {
+    let p = crate::publish::Profile::AWS;
+    let limits = Limits {
+        publish_rate: p.publish_rate,
+        bytes_rate: p.bytes_rate,
+        burst: p.burst(),
+        device_rate: p.device_rate,
+        ..Limits::default()
+    };
+    let t0 = Instant::now();
+    let mut core = core_with(1, limits, State::new(), 200_000);
+    core.handle(t0, Input::Connected);
+    request_all(&mut core, t0, 5);
+    let sent = run_clock(&mut core, t0, Duration::from_secs(60));
+    let chunks = 200_000usize.div_ceil(4096);
+    assert_eq!(sent.len(), 5 * chunks, "every chunk of every push");
+    let times: Vec<Instant> = sent.iter().map(|(t, _)| *t).collect();
+    assert!(
+        max_in_any_second(&times) <= 100,
+        "{}",
+        max_in_any_second(&times)
+    );
+    let bytes_in = |from: Instant| -> usize {
+        sent.iter()
+            .filter(|(t, _)| *t >= from && *t < from + Duration::from_secs(1))
+            .map(|(_, x)| x.payload.len())
+            .sum()
+    };
+    let worst = times.iter().map(|t| bytes_in(*t)).max().unwrap();
+    assert!(worst <= 512 * 1024, "{worst} bytes in one second");
+    // Bound: 245 chunks at 90/s (the budget left for a sliding-window checker) ≈ 2.7 s.
+    let took = times.last().unwrap().duration_since(t0);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // Fair: every push got chunks out within the first second.
+    let first_second: std::collections::HashSet<&str> = sent
+        .iter()
+        .filter(|(t, _)| t.duration_since(t0) < Duration::from_secs(1))
+        .map(|(_, x)| x.topic.as_str())
+        .collect();
+    assert_eq!(first_second.len(), 5, "round robin");
+}
+
+#[test]
+fn a_push_sends_its_burst_then_paces_to_the_device_rate() {
+    let limits = Limits {
+        burst: 10,
+        device_rate: 10 * 4096,
+        ..Limits::default()
+    };
+    let t0 = Instant::now();
+    let mut core = core_with(1, limits, State::new(), 49 * 4096);
+    core.handle(t0, Input::Connected);
+    request_all(&mut core, t0, 1);
+    let sent = run_clock(&mut core, t0, Duration::from_secs(60));
+    assert_eq!(sent.len(), 49);
+    let at_once = sent.iter().filter(|(t, _)| *t == t0).count();
+    assert_eq!(at_once, 10, "the burst");
+    let took = sent.last().unwrap().0.duration_since(t0);
+    assert!(
+        took >= Duration::from_millis(3800) && took <= Duration::from_millis(4100),
+        "39 paced chunks at 10/s took {took:?}"
+    );
+}
+
+#[test]
+fn quota_exceeded_pauses_the_connection_and_resends_the_chunk() {
+    let mut h = H::new(1, Limits::default());
+    h.ask(MessageKind::RequestUpdate, "SN1", OLD, 1);
+    let first = h.core.poll_transmit(h.now).unwrap();
+    h.core
+        .handle(h.now, Input::Refused(first.tag, Refusal::QuotaExceeded));
+    assert!(h.core.poll_transmit(h.now).is_none(), "paused");
+    let wake = h.core.poll_timeout().unwrap();
+    assert!(wake > h.now);
+    h.now = wake;
+    let rest = h.pump();
+    assert_eq!(
+        rest.len(),
+        IMAGE_LEN.div_ceil(4096),
+        "the refused chunk is sent again"
+    );
+    assert_eq!(rest[0].payload, first.payload);
 }

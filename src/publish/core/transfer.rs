@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use firmware::protocol::{self, ChunkSize, Request};
 
+use super::pace::Bucket;
 use super::{Core, Owner, Reply, Tag, Transmit};
 use crate::publish::events::{Event, Mode};
 use crate::publish::image::ServedImage;
@@ -30,6 +31,8 @@ pub(super) struct Push {
     started: Option<Instant>,
     /// The connection dropped while this push was under way.
     interrupted: bool,
+    /// Its pace: a burst, then the device rate (bytes).
+    pace: Bucket,
 }
 
 impl Push {
@@ -39,6 +42,20 @@ impl Push {
             self.next = self.next.min(index);
             self.interrupted = true;
         }
+    }
+
+    /// The broker asked for chunk `index` again later (throttled): resend it.
+    pub fn resend(&mut self, id: u64, index: usize) {
+        if id == self.id {
+            self.next = self.next.min(index);
+        }
+    }
+
+    /// Whether chunks are left to hand out.
+    fn unsent(&self) -> bool {
+        self.acked[self.next.min(self.acked.len())..]
+            .iter()
+            .any(|a| !a)
     }
 }
 
@@ -116,6 +133,11 @@ impl Core {
             acked_count: 0,
             started: None,
             interrupted: false,
+            pace: Bucket::new(
+                f64::from(self.cfg.limits.device_rate.max(1)),
+                (self.cfg.limits.burst.max(1) * protocol::CHUNK_SIZE) as f64,
+                now,
+            ),
         };
         if let Some(old) = self.pushes.insert(topic.to_string(), push) {
             // A repeated request restarts the stream in its slot (or its place in the queue).
@@ -158,8 +180,8 @@ impl Core {
         self.emit(e);
     }
 
-    /// The next chunk of the running pushes, round-robin.
-    pub(super) fn next_chunk(&mut self) -> Option<Transmit> {
+    /// The next chunk of the running pushes, round-robin, each within its pace.
+    pub(super) fn next_chunk(&mut self, now: Instant) -> Option<Transmit> {
         for _ in 0..self.running.len() {
             let topic = self.running.pop_front()?;
             self.running.push_back(topic.clone());
@@ -173,6 +195,11 @@ impl Core {
                 continue;
             }
             let index = p.next;
+            let cost = (p.image.chunks[index].len() - protocol::CHUNK_HEADER_SIZE) as f64;
+            if !p.pace.ready(now, cost) {
+                continue;
+            }
+            p.pace.take(cost);
             p.next += 1;
             let payload = p.image.chunks[index].clone();
             let id = p.id;
@@ -221,11 +248,42 @@ impl Core {
         }
     }
 
+    /// When the earliest running push with chunks left may send again.
+    pub(super) fn next_push_wake(&self) -> Option<Instant> {
+        self.running
+            .iter()
+            .filter_map(|t| self.pushes.get(t))
+            .filter(|p| p.unsent())
+            .map(|p| p.pace.when(protocol::CHUNK_SIZE as f64))
+            .min()
+    }
+
+    /// Removes a push and lets waiting ones start.
+    fn remove_push(&mut self, now: Instant, topic: &str) -> Option<Push> {
+        let p = self.pushes.remove(topic)?;
+        self.running.retain(|t| t != topic);
+        self.waiting.retain(|t| t != topic);
+        while self.running.len() < self.cfg.limits.max_transfers {
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            if self.pushes.contains_key(&next) {
+                self.running.push_back(next.clone());
+                self.begin(now, &next);
+            }
+        }
+        Some(p)
+    }
+
+    /// Stops a push that cannot succeed.
+    pub(super) fn abort_push(&mut self, now: Instant, topic: &str) {
+        self.remove_push(now, topic);
+    }
+
     fn finish_push(&mut self, now: Instant, topic: &str) {
-        let Some(p) = self.pushes.remove(topic) else {
+        let Some(p) = self.remove_push(now, topic) else {
             return;
         };
-        self.running.retain(|t| t != topic);
         let version = p.image.version.to_string();
         if p.interrupted {
             self.warn(
@@ -249,15 +307,6 @@ impl Core {
                 .started
                 .map_or(0, |s| now.duration_since(s).as_millis() as u64),
         });
-        while self.running.len() < self.cfg.limits.max_transfers {
-            let Some(next) = self.waiting.pop_front() else {
-                break;
-            };
-            if self.pushes.contains_key(&next) {
-                self.running.push_back(next.clone());
-                self.begin(now, &next);
-            }
-        }
     }
 
     pub(super) fn on_chunk_request(
