@@ -34,7 +34,8 @@ pub struct Cmd {
     /// Board string (CY_TARGET_BOARD_STRING) for an --image given without BOARD=.
     #[arg(long)]
     board: Option<String>,
-    /// Signed image to serve: FILE (for --board) or BOARD=FILE. Repeat for several boards.
+    /// Signed image to serve: FILE (for --board) or BOARD=FILE, the .bin or .hex `otactl sign`
+    /// wrote (a .hex is served as the bytes from its image header on). Repeat for several boards.
     #[arg(long, value_name = "[BOARD=]FILE")]
     image: Vec<String>,
     /// Signing key (private PEM) or its public half; every image must verify with it.
