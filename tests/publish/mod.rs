@@ -4,6 +4,7 @@
 mod cli;
 pub(crate) mod device;
 mod fixture;
+mod infineon;
 mod resilience;
 mod tls;
 
