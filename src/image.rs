@@ -28,7 +28,9 @@ pub mod hex;
 mod options;
 mod output;
 
-pub use check::{read_image_file, read_trailer, verify_image, TrailerInfo};
+pub use check::{
+    image_bytes, not_an_image, read_image_file, read_trailer, verify_image, TrailerInfo,
+};
 pub use flashmap::FlashmapOptions;
 pub use options::{
     parse_custom_tlv, parse_dependencies, parse_int, CustomTlv, Dependency, PublicKeyFormat,

@@ -2,10 +2,12 @@
 //!
 //! - [`BrokerUrl`]: `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883); HOST is an IPv4
 //!   address, a bracketed IPv6 address or a DNS name.
-//! - [`TlsSettings`] → [`client_config`]: a rustls [`ClientConfig`] with the ring provider. The
-//!   broker is verified against `--ca` (or the system roots when no CA is given) and the name in
-//!   the URL: an IP address must appear as an IP SAN, a name as a DNS SAN. `--insecure` is the
-//!   only way to skip that check, and even then the handshake signatures are verified.
+//! - [`TlsSettings`] → [`client_config`]: a rustls [`ClientConfig`](rustls::ClientConfig) with
+//!   the ring provider. The broker is verified against `--ca` (or the system roots when no CA is
+//!   given) and the name in the URL (an IP address must appear as an IP SAN, a name as a DNS
+//!   SAN), or `--tls-server-name` when the certificate does not name the address. `--insecure` is
+//!   the only way to skip that check, and even then the handshake signatures are verified.
+//!   Client certificates may be X.509 version 1 (see the `tls` submodule).
 //! - [`options_v4`] / [`options_v5`]: rumqttc options with the TLS transport set for `mqtts://`.
 //! - [`network_options`] / [`client_v4`]: TCP_NODELAY on the client socket (set by
 //!   [`options_v5`]; for MQTT 3.1.1 rumqttc keeps it on the event loop, so use [`client_v4`]).
@@ -18,6 +20,7 @@
 //!     ca: Some("certs/ca.crt".into()),
 //!     cert: Some("certs/publisher.crt".into()),
 //!     key: Some("certs/publisher.key".into()),
+//!     server_name: None,
 //!     insecure: false,
 //! };
 //! let (client, eventloop) = mqtt::client_v4(mqtt::options_v4(&url, "otactl-1", &tls)?, 64);
@@ -27,16 +30,14 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rumqttc::{TlsConfiguration, Transport};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+mod tls;
+pub use tls::{client_config, load_certs, load_key, NameMismatch, TlsSettings};
 
 /// Default port of `mqtt://`.
 pub const MQTT_PORT: u16 = 1883;
@@ -187,167 +188,6 @@ impl fmt::Display for BrokerUrl {
     }
 }
 
-/// TLS files and options for `mqtts://` (the `--ca`, `--cert`, `--client-key`, `--insecure`
-/// flags).
-#[derive(Clone, Debug, Default)]
-pub struct TlsSettings {
-    /// CA certificate(s), PEM, that the broker's certificate must chain to. `None`: the
-    /// system's root certificates.
-    pub ca: Option<PathBuf>,
-    /// Client certificate chain, PEM (mutual TLS).
-    pub cert: Option<PathBuf>,
-    /// Client private key, PEM (PKCS#8, SEC1 or PKCS#1).
-    pub key: Option<PathBuf>,
-    /// Skip verification of the broker's certificate chain and name. Only when asked for.
-    pub insecure: bool,
-}
-
-impl TlsSettings {
-    /// Whether any TLS option is set.
-    #[must_use]
-    pub fn any(&self) -> bool {
-        self.ca.is_some() || self.cert.is_some() || self.key.is_some() || self.insecure
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Every certificate in a PEM file (at least one).
-///
-/// # Errors
-/// Unreadable file, bad PEM, or no certificate (the message names the file).
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = read(path)?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: invalid PEM", path.display()))?;
-    if certs.is_empty() {
-        bail!("{}: no CERTIFICATE found", path.display());
-    }
-    Ok(certs)
-}
-
-/// The first private key in a PEM file.
-///
-/// # Errors
-/// Unreadable file, bad PEM, or no private key (the message names the file).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let pem = read(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .with_context(|| format!("{}: invalid PEM", path.display()))?
-        .with_context(|| format!("{}: no PRIVATE KEY found", path.display()))
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn roots(ca: Option<&Path>) -> Result<RootCertStore> {
-    let mut store = RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            for cert in load_certs(path)? {
-                store
-                    .add(cert)
-                    .with_context(|| format!("{}: unusable CA certificate", path.display()))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _) = store.add_parsable_certificates(native.certs);
-            if added == 0 {
-                bail!("no system root certificates found; pass --ca FILE (the broker's CA)");
-            }
-        }
-    }
-    Ok(store)
-}
-
-/// Builds the rustls client config for `tls` (ring provider, TLS 1.2 and 1.3).
-///
-/// # Errors
-/// Unreadable or invalid PEM (naming the file and flag), `--cert` without `--client-key` or the
-/// other way round, or a key that does not match the certificate.
-pub fn client_config(tls: &TlsSettings) -> Result<ClientConfig> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .context("rustls: no usable protocol version")?;
-    let builder = if tls.insecure {
-        let verifier = NoServerVerification {
-            algorithms: provider.signature_verification_algorithms,
-        };
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-    } else {
-        builder.with_root_certificates(roots(tls.ca.as_deref()).context("--ca")?)
-    };
-    match (&tls.cert, &tls.key) {
-        (None, None) => Ok(builder.with_no_client_auth()),
-        (Some(_), None) => bail!("--cert needs --client-key (the client certificate's key)"),
-        (None, Some(_)) => bail!("--client-key needs --cert (the client certificate)"),
-        (Some(cert), Some(key)) => {
-            let chain = load_certs(cert).context("--cert")?;
-            let key_der = load_key(key).context("--client-key")?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .with_context(|| {
-                    format!(
-                        "--cert {} / --client-key {}: unusable client certificate or key",
-                        cert.display(),
-                        key.display()
-                    )
-                })
-        }
-    }
-}
-
-/// `--insecure`: accepts any server certificate chain and name, but still checks that the
-/// server owns the certificate's key (handshake signatures), so the connection is encrypted to
-/// whoever holds that key.
-#[derive(Debug)]
-struct NoServerVerification {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for NoServerVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
 /// The TLS transport for `url`, or `None` for `mqtt://`.
 ///
 /// # Errors
@@ -355,12 +195,18 @@ impl ServerCertVerifier for NoServerVerification {
 pub fn transport(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<Transport>> {
     if !url.tls {
         if tls.any() {
-            bail!("{url}: --ca/--cert/--client-key/--insecure need an mqtts:// broker URL");
+            bail!(
+                "{url}: --ca/--cert/--client-key/--tls-server-name/--insecure need an mqtts:// \
+                 broker URL"
+            );
         }
         return Ok(None);
     }
     if tls.insecure {
         log::warn!("--insecure: the broker's certificate is NOT verified");
+        if tls.server_name.is_some() {
+            log::warn!("--tls-server-name has no effect with --insecure");
+        }
     }
     let config = client_config(tls)?;
     Ok(Some(Transport::tls_with_config(TlsConfiguration::Rustls(
@@ -368,8 +214,9 @@ pub fn transport(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<Transport>
     ))))
 }
 
-/// MQTT 3.1.1 options for `url` (rumqttc defaults otherwise). For TLS, rumqttc takes the server
-/// name from the host: an IP address is checked against the certificate's IP SANs.
+/// MQTT 3.1.1 options for `url` (rumqttc defaults otherwise). For TLS, the broker's certificate
+/// is checked for the host (an IP address against its IP SANs), or for
+/// [`TlsSettings::server_name`] when set.
 ///
 /// # Errors
 /// See [`transport`].

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
@@ -98,6 +98,7 @@ fn settings(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> TlsSe
         ca: ca.map(Path::to_path_buf),
         cert: cert.map(Path::to_path_buf),
         key: key.map(Path::to_path_buf),
+        server_name: None,
         insecure: false,
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use firmware::image::{ParsedImage, Tlv};
-use otactl::image::{hex_string, read_image_file, read_trailer, TrailerInfo};
+use otactl::image::{hex_string, not_an_image, read_image_file, read_trailer, TrailerInfo};
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -34,6 +34,9 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
         let bytes = read_image_file(&self.image)?;
+        if let Some(why) = not_an_image(&bytes) {
+            return Err(otactl::Rejected(format!("{}: {why}", self.image.display())).into());
+        }
         let img = ParsedImage::parse(&bytes)
             .map_err(|e| otactl::Rejected(format!("{}: {e}", self.image.display())))
             .context("not an MCUboot image")?;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use firmware::image::verify;
 use firmware::protocol::AppVersion;
+use otactl::image::{read_image_file, verify_image};
 use otactl::publish::{load_public_key, JobTemplate};
 
 use super::Ctx;
@@ -20,7 +20,7 @@ use super::Ctx;
     after_help = "Examples:\n  otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem"
 )]
 pub struct Cmd {
-    /// The signed image.
+    /// The signed image: the .bin or .hex that `otactl sign` wrote.
     #[arg(long, value_name = "FILE")]
     image: Option<PathBuf>,
     /// Board string of the devices (CY_TARGET_BOARD_STRING), e.g. APP_CY8CPROTO_062S2_43439.
@@ -41,15 +41,13 @@ impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
         let path = self.image.context("--image is required")?;
         let board = self.board.context("--board is required")?;
-        let data =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let data = read_image_file(&path)?;
         let keys = match &self.key {
             Some(k) => vec![load_public_key(k)?],
             None => Vec::new(),
         };
-        let limit = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        let verified = verify::validate(&mut data.as_slice(), limit, &keys)
-            .map_err(|e| otactl::Rejected(format!("{}: does not verify: {e:?}", path.display())))?;
+        let verified = verify_image(&data, &keys)
+            .map_err(|reason| otactl::Rejected(format!("{}: {reason}", path.display())))?;
         let template = match &self.template {
             Some(t) => JobTemplate::load(t)?,
             None => JobTemplate::default(),

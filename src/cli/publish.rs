@@ -26,7 +26,7 @@ use super::Ctx;
 ///       --image app.signed.bin --key signing.pem
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 --image app.signed.bin --key signing.pem\n  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json"
+    after_help = "Examples:\n  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 --image app.signed.bin --key signing.pem\n  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json\n  otactl publish --broker mqtts://127.0.0.1:8884 --tls-server-name mosquitto_server --ca mosquitto_ca.crt --cert mosquitto_client.crt --client-key mosquitto_client.key --board APP_CY8CPROTO_062S2_43439 --image app.signed.hex --key signing.pem"
 )]
 pub struct Cmd {
     /// Broker URL: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883).
@@ -35,7 +35,8 @@ pub struct Cmd {
     /// Board string (CY_TARGET_BOARD_STRING) for an --image given without BOARD=.
     #[arg(long)]
     board: Option<String>,
-    /// Signed image to serve: FILE (for --board) or BOARD=FILE. Repeat for several boards.
+    /// Signed image to serve: FILE (for --board) or BOARD=FILE, the .bin or .hex `otactl sign`
+    /// wrote (a .hex is served as the bytes from its image header on). Repeat for several boards.
     #[arg(long, value_name = "[BOARD=]FILE")]
     image: Vec<String>,
     /// Signing key (private PEM) or its public half; every image must verify with it.
@@ -59,6 +60,11 @@ pub struct Cmd {
     /// Client private key (PEM) for mutual TLS.
     #[arg(long, value_name = "FILE")]
     client_key: Option<PathBuf>,
+    /// Verify the broker's certificate for this name instead of the --broker host, for a
+    /// certificate that does not name the address (Infineon's generate_ssl_cert.sh:
+    /// mosquitto_server). The chain is still verified against --ca.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
     /// Do not verify the broker's certificate (explicit opt-out; never the default).
     #[arg(long)]
     insecure: bool,
@@ -306,6 +312,7 @@ fn broker_options(url: &str, client_id: &str, v5: bool, cmd: &Cmd) -> Result<Cli
         ca: cmd.ca.clone(),
         cert: cmd.cert.clone(),
         key: cmd.client_key.clone(),
+        server_name: cmd.tls_server_name.clone(),
         insecure: cmd.insecure,
     };
     Ok(if v5 {

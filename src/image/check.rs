@@ -6,24 +6,60 @@ use anyhow::Context;
 use firmware::image::trailer;
 use firmware::image::verify::{self, OutOfBounds, VerifiedImage, VerifyError};
 use firmware::image::{
-    FlagState, MagicState, ParsedImage, PublicKey, SwapType, TlvKind, TrailerLayout,
+    FlagState, ImageError, ImageHeader, MagicState, ParsedImage, PublicKey, SwapType, TlvKind,
+    TrailerLayout,
 };
 
 use super::{hex, hex_string, FileFormat};
 
-/// Reads an image file: raw binary, or Intel HEX (by extension) converted to bytes from its
-/// lowest address, as `imgtool verify` does.
+/// Reads an image file: raw binary, or Intel HEX converted to bytes from its lowest address, as
+/// `imgtool verify` does (see [`image_bytes`]).
 ///
 /// # Errors
 /// I/O errors and malformed HEX, naming the file.
 pub fn read_image_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match FileFormat::from_path(path) {
-        FileFormat::Bin => Ok(raw),
-        FileFormat::Hex => hex::parse(&raw)
-            .map(|(_, data)| data)
-            .with_context(|| format!("{} is not valid Intel HEX", path.display())),
+    image_bytes(path, raw).with_context(|| format!("{} is not valid Intel HEX", path.display()))
+}
+
+/// The image in a file's contents `raw`: Intel HEX (a `.hex` name, or text whose first record
+/// starts with `:`, which no MCUboot image does) becomes the bytes from its lowest address on
+/// (the image header; gaps 0xff, as `intelhex` fills them), so the signed `.hex` that `otactl
+/// sign` writes gives the same bytes as its `.bin`. Anything else is returned as is.
+///
+/// # Errors
+/// Malformed HEX.
+pub fn image_bytes(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, hex::HexError> {
+    let hex_text = raw.trim_ascii_start().first() == Some(&b':');
+    if FileFormat::from_path(path) == FileFormat::Hex || hex_text {
+        hex::parse(&raw).map(|(_, data)| data)
+    } else {
+        Ok(raw)
     }
+}
+
+/// Why `bytes` are not an MCUboot image at all, in words (`None` when they start with an image
+/// header): what the file looks like instead and what to do.
+#[must_use]
+pub fn not_an_image(bytes: &[u8]) -> Option<String> {
+    let what = match ImageHeader::parse(bytes) {
+        Err(ImageError::TooShortForHeader) => format!(
+            "it is only {} bytes long, too short for an image header",
+            bytes.len()
+        ),
+        Err(ImageError::BadMagic(_)) if bytes.starts_with(b"\x7fELF") => {
+            "it is an ELF file (the linker's output), not the signed .bin or .hex".to_owned()
+        }
+        Err(ImageError::BadMagic(_)) if bytes.trim_ascii_start().starts_with(b"-----BEGIN") => {
+            "it is a PEM file (a key or certificate)".to_owned()
+        }
+        Err(ImageError::BadMagic(_)) => "it does not start with an MCUboot image header".to_owned(),
+        _ => return None,
+    };
+    Some(format!(
+        "not a signed MCUboot image: {what}; sign the application's .bin or .hex with `otactl \
+         sign` and use its output"
+    ))
 }
 
 /// Validates `image` (hash; with `keys`, key hash and signature).
@@ -45,6 +81,9 @@ fn explain(e: &VerifyError<OutOfBounds>, image: &[u8], keys: &[PublicKey]) -> St
             .and_then(|p| p.find(kind))
             .map(|t| hex_string(t.value))
     };
+    if let (VerifyError::Format(_), Some(words)) = (e, not_an_image(image)) {
+        return words;
+    }
     match e {
         VerifyError::HashMismatch => {
             let u = parsed

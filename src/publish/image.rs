@@ -30,8 +30,10 @@ pub struct ServedImage {
 }
 
 impl ServedImage {
-    /// Loads `path` for `board`, checks it with [`verify::validate`] against `keys` (at least
-    /// one key is required), and cuts it into 4096-byte chunks.
+    /// Loads `path` for `board` (a signed `.bin`, or the signed Intel HEX `otactl sign` writes,
+    /// served as the bytes from the image header on: see [`crate::image::image_bytes`]), checks
+    /// it with [`verify::validate`] against `keys` (at least one key is required), and cuts it
+    /// into 4096-byte chunks.
     ///
     /// # Errors
     /// [`PublishError::Image`] naming the file and what is wrong.
@@ -40,7 +42,9 @@ impl ServedImage {
             path: path.to_path_buf(),
             reason,
         };
-        let data = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let raw = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let data = crate::image::image_bytes(path, raw)
+            .map_err(|e| err(format!("not valid Intel HEX: {e}")))?;
         Self::from_bytes(board, path, data, keys).map_err(err)
     }
 
@@ -60,8 +64,11 @@ impl ServedImage {
         firmware::protocol::topics::check_level(board)
             .map_err(|e| format!("board {board:?}: {e}"))?;
         let total = u32::try_from(data.len()).map_err(|_| "larger than 4 GiB".to_string())?;
+        if let Some(why) = crate::image::not_an_image(&data) {
+            return Err(why);
+        }
         let verified = verify::validate(&mut data.as_slice(), total, keys)
-            .map_err(|e| format!("does not verify with the given key: {e:?}"))?;
+            .map_err(|e| format!("does not verify with the given key: {e}"))?;
         let version = AppVersion::from_image(verified.header.version);
         // Serve exactly what the header and the TLV area define; nothing appended after it.
         let end = verified.end as usize;

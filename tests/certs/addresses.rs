@@ -19,6 +19,7 @@ fn publisher_tls(dir: &Path, insecure: bool) -> TlsSettings {
         ca: (!insecure).then(|| path(dir, "ca.crt")),
         cert: Some(path(dir, "publisher.crt")),
         key: Some(path(dir, "publisher.key")),
+        server_name: None,
         insecure,
     }
 }

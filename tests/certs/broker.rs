@@ -17,6 +17,7 @@ fn tls(dir: &Path, client: Option<&str>) -> TlsSettings {
         ca: Some(path(dir, "ca.crt")),
         cert: client.map(|c| path(dir, &format!("{c}.crt"))),
         key: client.map(|c| path(dir, &format!("{c}.key"))),
+        server_name: None,
         insecure: false,
     }
 }

@@ -26,6 +26,7 @@ async fn ask_until_answered(dir: &std::path::Path, port: u16) -> String {
         ca: Some(path(dir, "ca.crt")),
         cert: Some(path(dir, "dev-a.crt")),
         key: Some(path(dir, "dev-a.key")),
+        server_name: None,
         insecure: false,
     };
     let (c, mut events) = AsyncClient::new(

@@ -247,6 +247,7 @@ impl Session {
             ca: Some(certs.join("ca.crt")),
             cert: Some(certs.join("DEVICE-0001.crt")),
             key: Some(certs.join("DEVICE-0001.key")),
+            server_name: None,
             insecure: false,
         };
         cfg.tls = Some(std::sync::Arc::new(

@@ -1,11 +1,16 @@
 //! `otactl job`, `otactl publish` start-up checks and `--embedded-broker`.
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
+use otactl::publish::ServedImage;
+
 use super::device::{self, DeviceConfig};
-use super::fixture::{signed_image, write_image, write_key, BOARD};
+use super::fixture::{public_key, signed_image, write_image, write_key, BOARD};
 use super::{rt, updated};
-use crate::util::{closed_pipe, free_port, otactl, wait_for_port};
+use crate::util::{closed_pipe, free_port, lines_of, otactl, wait_for_port, wait_line, Mosquitto};
 
 /// `otactl job` prints the example's fields with the image header's version.
 #[test]
@@ -121,4 +126,160 @@ fn embedded_broker_serves_a_device() {
         still_running,
         "the publisher exited when its output was not read"
     );
+}
+
+/// Runs `otactl sign` on `input` with the PSoC 6 header options, slot 1 MiB at 0x18000000.
+fn sign(dir: &Path, key: &Path, input: &Path, out: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(out);
+    let o = otactl()
+        .args([
+            "sign",
+            "-v",
+            "1.1.0",
+            "-H",
+            "0x400",
+            "--pad-header",
+            "--align",
+            "8",
+        ])
+        .args(["-S", "0x100000", "-x", "0x18000000", "-k"])
+        .arg(key)
+        .args(extra)
+        .arg(input)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    path
+}
+
+/// The signed `.hex` that `otactl sign` writes covers the image from its header at the slot
+/// address (and, with --pad, the trailer records); `publish` and `job` take it and serve
+/// exactly the bytes of the `.bin` sign writes for the same input.
+#[test]
+fn publish_and_job_accept_the_signed_hex_that_sign_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path());
+    let program = dir.path().join("app.unsigned.bin");
+    std::fs::write(&program, &signed_image((0, 0, 0), 30_000, 9)[0x400..]).unwrap();
+    for extra in [&[][..], &["--pad"][..]] {
+        let hex = sign(dir.path(), &key, &program, "app.hex", extra);
+        let bin = std::fs::read(sign(dir.path(), &key, &program, "app.bin", extra)).unwrap();
+        let (base, data) = otactl::image::hex::parse(&std::fs::read(&hex).unwrap()).unwrap();
+        assert_eq!(
+            base, 0x1800_0000,
+            "{extra:?}: the HEX starts at the image header"
+        );
+        assert!(data == bin, "{extra:?}: HEX bytes differ from the .bin");
+        let served = ServedImage::load(BOARD, &hex, &[public_key()]).unwrap();
+        assert!(
+            served.bytes[..] == bin[..],
+            "{extra:?}: served bytes differ"
+        );
+        assert_eq!(served.version.to_string(), "1.1.0");
+    }
+    let hex = sign(dir.path(), &key, &program, "app.hex", &[]);
+    let bin = std::fs::read(sign(dir.path(), &key, &program, "app.bin", &[])).unwrap();
+    let out = otactl()
+        .args(["job", "--board", BOARD, "--image"])
+        .arg(&hex)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(doc.contains(r#""Version": "1.1.0""#), "{doc}");
+
+    let Some(broker) = Mosquitto::start_plain(dir.path()) else {
+        return;
+    };
+    let mut child = otactl()
+        .args([
+            "publish",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{}", broker.port),
+        ])
+        .args(["--board", BOARD, "--json", "--image"])
+        .arg(&hex)
+        .arg("--key")
+        .arg(&key)
+        .arg("--state")
+        .arg(dir.path().join("state.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let connected = wait_line(&lines, "\"connected\"", Duration::from_secs(15)).is_some();
+    let o = connected.then(|| {
+        rt().block_on(device::until_updated(
+            DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 730),
+            Duration::from_secs(60),
+        ))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(connected, "publisher did not connect");
+    updated(&o.unwrap(), &bin, "device served the signed .hex");
+}
+
+/// A file that is not an image gets plain words from `publish`, `job`, `verify` and `info`:
+/// what it is instead and what to do; no magic numbers, no Rust names.
+#[test]
+fn a_file_that_is_not_an_image_gets_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path());
+    let junk = dir.path().join("app.bin");
+    std::fs::write(
+        &junk,
+        b"\x7fELF\x01\x01\x01 not really an image, but not an image either",
+    )
+    .unwrap();
+    let unsigned = dir.path().join("app.unsigned.bin");
+    std::fs::write(&unsigned, vec![0x5a; 5000]).unwrap();
+    for (file, words) in [
+        (&junk, "ELF file"),
+        (&unsigned, "image header"),
+        (&key, "PEM file"),
+    ] {
+        let runs: [Vec<&OsStr>; 4] = [
+            vec![
+                "publish".as_ref(),
+                "--broker".as_ref(),
+                "mqtt://127.0.0.1:1".as_ref(),
+                "--board".as_ref(),
+                BOARD.as_ref(),
+                "--key".as_ref(),
+                key.as_os_str(),
+                "--image".as_ref(),
+                file.as_os_str(),
+            ],
+            vec![
+                "job".as_ref(),
+                "--board".as_ref(),
+                BOARD.as_ref(),
+                "--image".as_ref(),
+                file.as_os_str(),
+            ],
+            vec!["verify".as_ref(), file.as_os_str()],
+            vec!["info".as_ref(), file.as_os_str()],
+        ];
+        for args in runs {
+            let out = otactl().args(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?}");
+            assert!(
+                err.contains("not a signed MCUboot image") && err.contains(words),
+                "{args:?}: {err}"
+            );
+            for bad in ["0x", "Magic", "Format(", "Error"] {
+                assert!(!err.contains(bad), "{args:?}: {bad:?} in {err}");
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod cli;
 pub(crate) mod device;
 mod fixture;
 mod fleet;
+mod infineon;
 mod resilience;
 mod tls;
 

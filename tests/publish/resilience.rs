@@ -1,6 +1,5 @@
 //! Malformed input, broker restarts, blocklist persistence, share-group failover.
 
-use std::io::BufRead as _;
 use std::time::Duration;
 
 use otactl::publish::Event;
@@ -9,7 +8,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use super::device::{self, DeviceConfig, Flow, Outcome};
 use super::fixture::{config, served, write_image, write_key, Running, BOARD};
 use super::{rt, updated};
-use crate::util::{otactl, Mosquitto};
+use crate::util::{lines_of, otactl, wait_line, Mosquitto};
 
 const REQ: &str = "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/publish_notify";
 
@@ -303,32 +302,6 @@ fn spawn_publisher(
         .unwrap()
 }
 
-/// Waits (bounded) for a JSON line on the child's stdout containing `needle`.
-fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str, limit: Duration) -> bool {
-    let end = std::time::Instant::now() + limit;
-    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(l) if l.contains(needle) => return true,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
-fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
 /// Two publishers in one MQTT 5 share group; one is killed mid-update; the update completes.
 #[test]
 fn share_group_survives_losing_a_publisher() {
@@ -342,11 +315,11 @@ fn share_group_survives_losing_a_publisher() {
     let mut b = spawn_publisher(dir.path(), broker.port, 2, &path, &key);
     let (la, lb) = (lines_of(&mut a), lines_of(&mut b));
     assert!(
-        wait_line(&la, "\"connected\"", Duration::from_secs(15)),
+        wait_line(&la, "\"connected\"", Duration::from_secs(15)).is_some(),
         "publisher 1 did not subscribe"
     );
     assert!(
-        wait_line(&lb, "\"connected\"", Duration::from_secs(15)),
+        wait_line(&lb, "\"connected\"", Duration::from_secs(15)).is_some(),
         "publisher 2 did not subscribe"
     );
     rt().block_on(async {
@@ -354,8 +327,9 @@ fn share_group_survives_losing_a_publisher() {
         d.flow = Flow::JobChunks;
         d.data_timeout = Duration::from_secs(3);
         let dl = tokio::spawn(device::until_updated(d, Duration::from_secs(60)));
-        let la_started =
-            tokio::task::block_in_place(|| wait_line(&la, "\"progress\"", Duration::from_secs(20)));
+        let la_started = tokio::task::block_in_place(|| {
+            wait_line(&la, "\"progress\"", Duration::from_secs(20)).is_some()
+        });
         assert!(la_started, "publisher 1 served nothing");
         a.kill().unwrap();
         a.wait().unwrap();

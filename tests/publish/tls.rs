@@ -73,6 +73,7 @@ fn tls_config(tls_port: u16, ca: &Path, p: &Pki, image: &Path) -> PublishConfig 
         ca: Some(ca.to_path_buf()),
         cert: Some(p.client_cert.clone()),
         key: Some(p.client_key.clone()),
+        server_name: None,
         insecure: false,
     };
     let o = mqtt::options_v4(&url, &format!("tls-pub-{tls_port}"), &tls).unwrap();

@@ -65,7 +65,6 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// A free TCP port on 127.0.0.1 (bind to :0, read, release).
 /// The write end of a pipe whose read end is already closed: a child given it as stdout finds
 /// its reader gone at its first write (`otactl … | head` after head exited).
 pub fn closed_pipe() -> std::io::PipeWriter {
@@ -74,6 +73,40 @@ pub fn closed_pipe() -> std::io::PipeWriter {
     writer
 }
 
+/// The lines a child writes to its (piped) stdout, read by a thread of their own.
+pub fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for a line from [`lines_of`] containing `needle`; `None` when `limit` passes
+/// or the child closed its stdout first.
+pub fn wait_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    limit: std::time::Duration,
+) -> Option<String> {
+    let end = std::time::Instant::now() + limit;
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A free TCP port on 127.0.0.1 (bind to :0, read, release).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

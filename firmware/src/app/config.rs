@@ -11,7 +11,8 @@
 //! | `OTA_DEVICE_PUBKEY` | the bootloader's public key (PEM); downloads are verified with it | (required) |
 //! | `OTA_DEVICE_BROKER` | `mqtt://host:port` or `mqtts://host:port` | `mqtt://127.0.0.1:1883` |
 //! | `OTA_DEVICE_CA` | CA certificate (PEM) that signed the broker's certificate | (required for mqtts) |
-//! | `OTA_DEVICE_CERT`, `OTA_DEVICE_KEY` | the device's client certificate and key (PEM) | none (no client auth) |
+//! | `OTA_DEVICE_CERT`, `OTA_DEVICE_KEY` | the device's client certificate and key (PEM; X.509 v1 or v3, RSA or ECDSA key) | none (no client auth) |
+//! | `OTA_DEVICE_TLS_SERVER_NAME` | the name the broker's certificate must carry when it does not name the broker's host (e.g. `mosquitto_server`) | the host |
 //! | `OTA_DEVICE_PREFIX` | `COMPANY_TOPIC_PREPEND` | `MyUniqueTopic` |
 //! | `OTA_DEVICE_BOARD` | `CY_TARGET_BOARD_STRING` | `APP_CY8CPROTO_062S2_43439` |
 //! | `OTA_DEVICE_SERIAL` | the `SerialNumber` of the request templates (`otactl cert-to-c --header`) | `ABC213450001` (the example's template) |
@@ -58,6 +59,8 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     /// Client certificate and key (both or neither).
     pub client: Option<(PathBuf, PathBuf)>,
+    /// Verify the broker's certificate for this name instead of the broker's host.
+    pub server_name: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -108,6 +111,7 @@ impl DeviceConfig {
             Some(TlsFiles {
                 ca: required("OTA_DEVICE_CA")?.into(),
                 client,
+                server_name: var("OTA_DEVICE_TLS_SERVER_NAME"),
             })
         } else {
             None

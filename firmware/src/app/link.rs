@@ -13,6 +13,11 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
     TlsConfiguration, Transport,
 };
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::time::{timeout_at, Instant};
 
 use super::config::{DeviceConfig, TlsFiles};
@@ -40,39 +45,118 @@ pub struct Link {
 
 /// Builds the device's rustls client config (ring provider; CA + optional client certificate).
 ///
+/// The broker's chain is verified against the CA, under [`TlsFiles::server_name`] when set
+/// (else the host). The client certificate is sent as the file's bytes, so X.509 version 1
+/// certificates work (rustls's `with_client_auth_cert` refuses them: it parses the certificate
+/// with webpki to compare keys); a key that does not belong to it fails at the broker.
+///
 /// # Errors
 /// Unreadable or invalid PEM files, named in the message.
 pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = read(&files.ca)?;
-    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
-        let cert = cert.map_err(|e| format!("{}: {e}", files.ca.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", files.ca.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{}: no certificate found", files.ca.display()));
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let verifier = NamedVerifier::new(files, &provider)?;
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     match &files.client {
         None => Ok(builder.with_no_client_auth()),
         Some((cert, key)) => {
             let chain = rustls_pemfile::certs(&mut read(cert)?.as_slice())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("{}: {e}", cert.display()))?;
+            if chain.is_empty() {
+                return Err(format!("{}: no certificate found", cert.display()));
+            }
             let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
                 .map_err(|e| format!("{}: {e}", key.display()))?
                 .ok_or_else(|| format!("{}: no private key found", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| format!("{}: {e}", cert.display()))
+            let signing = provider
+                .key_provider
+                .load_private_key(key_der)
+                .map_err(|e| format!("{}: {e}", key.display()))?;
+            let certified = SingleCertAndKey::from(CertifiedKey::new(chain, signing));
+            Ok(builder.with_client_cert_resolver(Arc::new(certified)))
         }
+    }
+}
+
+/// webpki's verifier with the name to check fixed (`OTA_DEVICE_TLS_SERVER_NAME`); otherwise
+/// exactly webpki's checks.
+#[derive(Debug)]
+struct NamedVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    name: Option<ServerName<'static>>,
+}
+
+impl NamedVerifier {
+    /// webpki's verifier for the CA in `files`, checking `files.server_name` when set.
+    fn new(
+        files: &TlsFiles,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, String> {
+        let ca = std::fs::read(&files.ca).map_err(|e| format!("{}: {e}", files.ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+            let cert = cert.map_err(|e| format!("{}: {e}", files.ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", files.ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no certificate found", files.ca.display()));
+        }
+        let webpki =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+                .build()
+                .map_err(|e| format!("{}: {e}", files.ca.display()))?;
+        let name = match &files.server_name {
+            None => None,
+            Some(n) => Some(
+                ServerName::try_from(n.clone())
+                    .map_err(|_| format!("TLS server name {n:?}: not a host name or IP address"))?,
+            ),
+        };
+        Ok(Self { webpki, name })
+    }
+}
+
+impl ServerCertVerifier for NamedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let name = self.name.as_ref().unwrap_or(server_name);
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 
@@ -226,5 +310,108 @@ fn describe(e: &ConnectionError) -> String {
     match e {
         ConnectionError::ConnectionRefused(code) => format!("broker refused: {code:?}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+
+    /// Infineon's generate_ssl_cert.sh material made with openssl in `dir`: an RSA CA, a broker
+    /// certificate naming `DNS:mosquitto_server` and `DNS:IP:127.0.0.1`, and an X.509 v1 client
+    /// certificate. `false` (skip) without openssl, unless CI requires every tool.
+    fn infineon_certs(dir: &Path) -> bool {
+        let ok = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ok(&["version"]) {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "openssl is required (CI=true)"
+            );
+            return false;
+        }
+        std::fs::write(
+            dir.join("ext"),
+            "subjectAltName=DNS:mosquitto_server,DNS:IP:127.0.0.1\n",
+        )
+        .unwrap();
+        assert!(ok(&["genrsa", "-out", "ca.key", "2048"]));
+        assert!(ok(&[
+            "req", "-x509", "-new", "-key", "ca.key", "-days", "3650", "-subj", "/CN=myCA", "-out",
+            "ca.crt"
+        ]));
+        for (who, ext) in [("server", true), ("client", false)] {
+            let (key, csr, crt) = (
+                format!("{who}.key"),
+                format!("{who}.csr"),
+                format!("{who}.crt"),
+            );
+            assert!(ok(&["genrsa", "-out", &key, "2048"]));
+            assert!(ok(&[
+                "req", "-new", "-key", &key, "-out", &csr, "-subj", "/CN=x"
+            ]));
+            let mut sign = vec![
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "3650",
+            ];
+            if ext {
+                sign.extend(["-extfile", "ext"]);
+            }
+            assert!(ok(&sign));
+        }
+        true
+    }
+
+    #[test]
+    fn infineon_v1_client_certificate_and_tls_server_name() {
+        let dir = tempfile::tempdir().unwrap();
+        if !infineon_certs(dir.path()) {
+            return;
+        }
+        let p = |n: &str| dir.path().join(n);
+        let mut files = TlsFiles {
+            ca: p("ca.crt"),
+            client: Some((p("client.crt"), p("client.key"))),
+            server_name: None,
+        };
+        let c = tls_config(&files).unwrap();
+        assert!(c.client_auth_cert_resolver.has_certs());
+        let pem = std::fs::read(p("server.crt")).unwrap();
+        let server = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let check = |files: &TlsFiles| {
+            let host = ServerName::try_from("127.0.0.1").unwrap();
+            NamedVerifier::new(files, &provider)
+                .unwrap()
+                .verify_server_cert(&server, &[], &host, &[], UnixTime::now())
+                .map(drop)
+        };
+        assert!(check(&files).is_err(), "no IP address entry for 127.0.0.1");
+        files.server_name = Some("mosquitto_server".into());
+        check(&files).unwrap();
+        files.server_name = Some("IP:127.0.0.1".into());
+        assert!(tls_config(&files).unwrap_err().contains("not a host name"));
     }
 }

@@ -3,8 +3,8 @@
 //! ```text
 //! simboard --flash DIR --flashmap flashmap/board-host_swap.json --pubkey key.pub.pem \
 //!          [--provision signed-v1.0.0.bin] [--broker mqtts://127.0.0.1:8884 --ca ca.pem \
-//!          --cert device.pem --key device.key] [--check-secs 10] [--watchdog-ms 4000] \
-//!          [--boot-erase-delay-us 0] [--workdir DIR] [--max-boots N]
+//!          --cert device.pem --key device.key [--tls-server-name NAME]] [--check-secs 10] \
+//!          [--watchdog-ms 4000] [--boot-erase-delay-us 0] [--workdir DIR] [--max-boots N]
 //! ```
 
 use std::path::PathBuf;
@@ -14,8 +14,9 @@ use std::time::Duration;
 use firmware::board::{self, BoardConfig};
 
 const USAGE: &str = "usage: simboard --flash DIR --flashmap FILE --pubkey PEM [--provision IMAGE] \
-[--workdir DIR] [--broker URL] [--ca PEM --cert PEM --key PEM] [--prefix P] [--board B] \
-[--serial S] [--check-secs S] [--watchdog-ms MS] [--boot-erase-delay-us US] [--max-boots N]";
+[--workdir DIR] [--broker URL] [--ca PEM --cert PEM --key PEM] [--tls-server-name NAME] \
+[--prefix P] [--board B] [--serial S] [--check-secs S] [--watchdog-ms MS] [--boot-erase-delay-us US] \
+[--max-boots N]";
 
 fn parse(args: &[String]) -> Result<BoardConfig, String> {
     let mut get = std::collections::HashMap::new();
@@ -48,6 +49,7 @@ fn parse(args: &[String]) -> Result<BoardConfig, String> {
         ("ca", "OTA_DEVICE_CA"),
         ("cert", "OTA_DEVICE_CERT"),
         ("key", "OTA_DEVICE_KEY"),
+        ("tls-server-name", "OTA_DEVICE_TLS_SERVER_NAME"),
         ("prefix", "OTA_DEVICE_PREFIX"),
         ("board", "OTA_DEVICE_BOARD"),
         ("serial", "OTA_DEVICE_SERIAL"),
