@@ -132,6 +132,12 @@ pub struct Cmd {
     /// Most topic levels the broker accepts (0: no limit).
     #[arg(long, value_name = "N")]
     max_topic_levels: Option<usize>,
+    /// MQTT connections to open (distinct client ids ID, ID-1, ID-2 …): each transfer stays on
+    /// one; on a broker that limits each connection's rate (AWS IoT Core: 100 PUBLISH/s), N
+    /// connections move N times as much. The first one receives the requests.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    connections: usize,
     /// One JSON event per line on stdout (device, version, bytes, result).
     #[arg(long)]
     json: bool,
@@ -268,6 +274,7 @@ impl Cmd {
         cfg.limits.chunk_requests_per_sec = self.chunk_rate;
         cfg.max_devices = self.max_devices;
         cfg.profile = self.profile()?;
+        cfg.connections = self.connections;
         log::info!("broker profile {}", cfg.profile);
         let style = if self.json {
             Style::Json

@@ -1,18 +1,20 @@
-//! The tokio loop that drives [`Core`]: one task owns the MQTT event loop, the client handle
-//! and the core, so the order of everything is exact. It polls rumqttc's event loop with one
-//! future at a time (never cancelled mid-way, except at shutdown) and, between its events,
-//! hands the core's transmits to the client, runs the core's timers and reports saves.
+//! The tokio loop that drives [`Core`]: one task owns the core, every connection's client and
+//! every connection's event loop, so the order of everything is exact. Each event loop is polled
+//! by one future that owns it and hands it back with its event (never cancelled mid-way, except
+//! at shutdown); between events the task hands the core's transmits to the clients, runs the
+//! core's timers and reports saves.
 //!
 //! Acknowledgements: rumqttc reports each of our PUBLISHes as it goes out (with its packet id),
 //! in the order the client was given them, and each PUBACK by packet id; this loop maps packet
-//! ids back to the core's [`Tag`]s. When the connection drops, rumqttc starts a clean session
-//! and drops everything unacknowledged: the core is told [`Input::Disconnected`] and resends.
-//! Events rumqttc had buffered from the old connection come out after the reconnect; everything
-//! before our first SUBSCRIBE of the new connection is ignored for that reason.
+//! ids back to the core's [`Tag`]s. When a connection drops, its client and event loop are
+//! replaced by new ones (a clean session: everything unacknowledged is gone, and no event of the
+//! old connection can be mistaken for one of the new), and the core resends.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,25 +22,32 @@ use tokio::time::Instant;
 use super::core::{Core, Input, Tag};
 use super::events::{Event, EventSink};
 use super::state::State;
-use super::transport::{Client, Loop, NetEvent};
+use super::transport::{self, Client, ClientOptions, Loop, NetEvent, Tuning};
 
-/// Packet-id bookkeeping for the current connection.
-#[derive(Default)]
-struct Acks {
+/// One connection's client and packet-id bookkeeping.
+struct Conn {
+    options: ClientOptions,
+    client: Client,
     /// Tags handed to the client and not yet seen going out, in order.
     queued: VecDeque<Tag>,
     /// Packet id → tag of PUBLISHes on the wire.
     on_wire: HashMap<u16, Tag>,
-    /// Events from before the current connection's first SUBSCRIBE are stale.
-    stale: bool,
+    /// SUBACKs still awaited before the subscriptions are complete.
+    awaiting_subacks: usize,
+    backoff: Duration,
 }
 
-impl Acks {
-    fn reset(&mut self) {
-        self.queued.clear();
-        self.on_wire.clear();
-        self.stale = true;
-    }
+type Polling = Pin<Box<dyn Future<Output = (Loop, Result<NetEvent, String>)> + Send>>;
+
+/// Polls `lp` once, after `delay` (the reconnect backoff), and hands it back.
+fn poll_owned(mut lp: Loop, delay: Duration) -> Polling {
+    Box::pin(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let r = lp.poll().await;
+        (lp, r)
+    })
 }
 
 /// Saves snapshots off the loop (coalescing bursts) and reports the change each save covered.
@@ -71,8 +80,9 @@ fn spawn_writer(
 
 /// Everything the loop needs besides the core.
 pub(super) struct Driver {
-    pub client: Client,
-    pub lp: Loop,
+    /// One entry per connection; the first subscribes to the request topics.
+    pub options: Vec<ClientOptions>,
+    pub tuning: Tuning,
     pub filters: Vec<String>,
     pub events: EventSink,
     pub state_file: Option<PathBuf>,
@@ -82,65 +92,92 @@ impl Driver {
     /// Runs until `shutdown`; returns the core (for the final save).
     pub async fn run(self, mut core: Core, shutdown: impl Future<Output = ()>) -> Core {
         let Self {
-            client,
-            mut lp,
+            options,
+            tuning,
             filters,
             events,
             state_file,
         } = self;
         let (saved_tx, mut saved_rx) = tokio::sync::mpsc::unbounded_channel();
         let writer = state_file.map(|p| spawn_writer(p, saved_tx));
-        let mut acks = Acks {
-            stale: true,
-            ..Acks::default()
-        };
-        let mut backoff = Duration::from_millis(100);
-        let mut awaiting_subacks = 0usize;
+        let mut conns = Vec::new();
+        let mut polls: Vec<Option<Polling>> = Vec::new();
+        for o in options {
+            let (client, lp) = transport::connect(o.clone(), tuning);
+            conns.push(Conn {
+                options: o,
+                client,
+                queued: VecDeque::new(),
+                on_wire: HashMap::new(),
+                awaiting_subacks: 0,
+                backoff: Duration::from_millis(100),
+            });
+            polls.push(Some(poll_owned(lp, Duration::ZERO)));
+        }
+        let many = conns.len() > 1;
         tokio::pin!(shutdown);
         'run: loop {
-            let ev = {
-                let next = lp.poll();
-                tokio::pin!(next);
-                loop {
-                    let now = Instant::now().into_std();
-                    while let Some(t) = core.poll_transmit(now) {
-                        acks.queued.push_back(t.tag);
-                        if client.try_publish(&t.topic, t.payload).is_err() {
-                            acks.queued.pop_back();
-                            core.handle(now, Input::Failed(t.tag));
-                            break;
+            let now = Instant::now().into_std();
+            while let Some(t) = core.poll_transmit(now) {
+                let c = &mut conns[t.conn];
+                c.queued.push_back(t.tag);
+                if c.client.try_publish(&t.topic, t.payload).is_err() {
+                    c.queued.pop_back();
+                    core.handle(now, Input::Failed(t.tag));
+                    break;
+                }
+            }
+            while let Some(e) = core.poll_event() {
+                (events)(e);
+            }
+            if let Some((tx, _)) = &writer {
+                if let Some(snapshot) = core.take_save() {
+                    tx.send_replace(Some(snapshot));
+                }
+            }
+            let wake = core.poll_timeout().map_or_else(
+                || Instant::now() + Duration::from_secs(3600),
+                Instant::from_std,
+            );
+            let next = std::future::poll_fn(|cx| {
+                for (i, p) in polls.iter_mut().enumerate() {
+                    if let Some(f) = p.as_mut() {
+                        if let Poll::Ready((lp, ev)) = f.as_mut().poll(cx) {
+                            *p = None;
+                            return Poll::Ready((i, lp, ev));
                         }
                     }
-                    while let Some(e) = core.poll_event() {
-                        (events)(e);
-                    }
-                    if let Some((tx, _)) = &writer {
-                        if let Some(snapshot) = core.take_save() {
-                            tx.send_replace(Some(snapshot));
-                        }
-                    }
-                    let wake = core.poll_timeout().map_or_else(
-                        || Instant::now() + Duration::from_secs(3600),
-                        Instant::from_std,
-                    );
-                    tokio::select! {
-                        () = &mut shutdown => break 'run,
-                        ev = &mut next => break ev,
-                        Some(n) = saved_rx.recv() => core.handle(Instant::now().into_std(), Input::Saved(n)),
-                        () = tokio::time::sleep_until(wake) => core.handle_timeout(Instant::now().into_std()),
-                    }
+                }
+                Poll::Pending
+            });
+            let (i, lp, ev) = tokio::select! {
+                () = &mut shutdown => break 'run,
+                r = next => r,
+                Some(n) = saved_rx.recv() => {
+                    core.handle(Instant::now().into_std(), Input::Saved(n));
+                    continue;
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    core.handle_timeout(Instant::now().into_std());
+                    continue;
                 }
             };
             let now = Instant::now().into_std();
+            let c = &mut conns[i];
+            let mut lp = lp;
+            let mut delay = Duration::ZERO;
             match ev {
                 Ok(NetEvent::Connected) => {
-                    backoff = Duration::from_millis(100);
-                    awaiting_subacks = filters.len();
-                    for f in &filters {
-                        let _ = client.try_subscribe(f);
+                    c.backoff = Duration::from_millis(100);
+                    if i == 0 {
+                        c.awaiting_subacks = filters.len();
+                        for f in &filters {
+                            let _ = c.client.try_subscribe(f);
+                        }
+                    } else {
+                        core.handle(now, Input::Connected(i));
                     }
                 }
-                Ok(NetEvent::SubscribeSent) => acks.stale = false,
                 Ok(NetEvent::Subscribed { granted }) => {
                     if !granted {
                         (events)(Event::Warning {
@@ -148,21 +185,21 @@ impl Driver {
                             message: "the broker refused the subscription: this identity may not read the request topic (check the broker's ACL for the publisher's certificate or user, and --topic-prefix / --board)".into(),
                         });
                     }
-                    awaiting_subacks = awaiting_subacks.saturating_sub(1);
-                    if awaiting_subacks == 0 {
-                        core.handle(now, Input::Connected);
+                    c.awaiting_subacks = c.awaiting_subacks.saturating_sub(1);
+                    if c.awaiting_subacks == 0 {
+                        core.handle(now, Input::Connected(i));
                         (events)(Event::Connected {
                             filters: filters.clone(),
                         });
                     }
                 }
-                Ok(NetEvent::PublishSent(pkid)) if !acks.stale => {
-                    if let Some(tag) = acks.queued.pop_front() {
-                        acks.on_wire.insert(pkid, tag);
+                Ok(NetEvent::PublishSent(pkid)) => {
+                    if let Some(tag) = c.queued.pop_front() {
+                        c.on_wire.insert(pkid, tag);
                     }
                 }
-                Ok(NetEvent::PubAck(pkid, refused)) if !acks.stale => {
-                    if let Some(tag) = acks.on_wire.remove(&pkid) {
+                Ok(NetEvent::PubAck(pkid, refused)) => {
+                    if let Some(tag) = c.on_wire.remove(&pkid) {
                         let input = match refused {
                             None => Input::Acked(tag),
                             Some(why) => Input::Refused(tag, why),
@@ -181,22 +218,31 @@ impl Driver {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    acks.reset();
-                    core.handle(now, Input::Disconnected);
+                    core.handle(now, Input::Disconnected(i));
                     while let Some(e) = core.poll_event() {
                         (events)(e);
                     }
+                    let error = if many {
+                        format!("connection {}: {error}", i + 1)
+                    } else {
+                        error
+                    };
                     (events)(Event::Disconnected {
                         error,
-                        retry_ms: backoff.as_millis() as u64,
+                        retry_ms: c.backoff.as_millis() as u64,
                     });
-                    tokio::select! {
-                        () = &mut shutdown => break 'run,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // A new client and event loop: a clean start with nothing of the old
+                    // connection left over.
+                    let (client, fresh) = transport::connect(c.options.clone(), tuning);
+                    c.client = client;
+                    c.queued.clear();
+                    c.on_wire.clear();
+                    lp = fresh;
+                    delay = c.backoff;
+                    c.backoff = (c.backoff * 2).min(Duration::from_secs(5));
                 }
             }
+            polls[i] = Some(poll_owned(lp, delay));
         }
         while let Some(e) = core.poll_event() {
             (events)(e);
@@ -204,9 +250,18 @@ impl Driver {
         if let Some((_, task)) = writer {
             task.abort();
         }
-        client.try_disconnect();
+        for c in &conns {
+            c.client.try_disconnect();
+        }
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while lp.poll().await.is_ok() {}
+            for p in polls.iter_mut() {
+                while let Some(f) = p.take() {
+                    let (lp, r) = f.await;
+                    if r.is_ok() {
+                        *p = Some(poll_owned(lp, Duration::ZERO));
+                    }
+                }
+            }
         })
         .await;
         core

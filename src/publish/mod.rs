@@ -106,6 +106,9 @@ pub struct PublishConfig {
     pub limits: Limits,
     /// The broker's limits (`--broker-profile` and its overrides).
     pub profile: Profile,
+    /// MQTT connections (`--connections`): transfers are spread over them, each pinned to one;
+    /// the first subscribes to the requests.
+    pub connections: usize,
     /// Cap on device records in the state (`--max-devices`).
     pub max_devices: usize,
 }
@@ -125,6 +128,7 @@ impl PublishConfig {
             block_after: DEFAULT_BLOCK_AFTER,
             limits: Limits::default(),
             profile: Profile::GENERIC,
+            connections: 1,
             max_devices: state::MAX_DEVICES,
         }
     }
@@ -227,14 +231,17 @@ pub async fn run(
                 device_rate: cfg.profile.device_rate,
                 ..cfg.limits
             },
+            connections: cfg.connections.max(1),
         },
         images,
         state,
     );
-    let (client, lp) = transport::connect(cfg.mqtt, tuning);
+    let options = (0..cfg.connections.max(1))
+        .map(|n| cfg.mqtt.for_connection(n))
+        .collect();
     let driver = driver::Driver {
-        client,
-        lp,
+        options,
+        tuning,
         filters,
         events,
         state_file: cfg.state_file.clone(),

@@ -12,6 +12,7 @@ use rumqttc::v5::mqttbytes::QoS as QoS5;
 /// Connection options for the publisher's single MQTT connection, as built by
 /// [`crate::mqtt`] (broker URL, TLS, credentials). The publisher adds its own tuning (keep alive,
 /// clean session, in-flight window, packet sizes, `TCP_NODELAY`) in [`connect`].
+#[derive(Clone)]
 pub enum ClientOptions {
     /// MQTT 3.1.1.
     V4(Box<rumqttc::MqttOptions>),
@@ -30,6 +31,26 @@ impl ClientOptions {
         } else {
             Self::V4(Box::new(rumqttc::MqttOptions::new(client_id, host, port)))
         }
+    }
+
+    /// The same options for the `n`-th connection of a pool: client id `ID-n` (`n` ≥ 1; the
+    /// first connection keeps the id).
+    #[must_use]
+    pub fn for_connection(&self, n: usize) -> Self {
+        let mut o = self.clone();
+        if n > 0 {
+            match &mut o {
+                Self::V4(m) => {
+                    let id = format!("{}-{n}", m.client_id());
+                    m.set_client_id(id);
+                }
+                Self::V5(m) => {
+                    let id = format!("{}-{n}", m.client_id());
+                    m.set_client_id(id);
+                }
+            }
+        }
+        o
     }
 
     /// Whether this is MQTT 5.
@@ -92,8 +113,6 @@ pub enum NetEvent {
         /// All granted.
         granted: bool,
     },
-    /// A SUBSCRIBE went out on the wire.
-    SubscribeSent,
     /// One of our QoS 1 PUBLISHes went out on the wire with this packet id (in the order the
     /// client was given them).
     PublishSent(u16),
@@ -223,7 +242,6 @@ impl Loop {
                     payload: p.payload,
                 },
                 rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => NetEvent::PublishSent(pkid),
-                rumqttc::Event::Outgoing(Outgoing::Subscribe(_)) => NetEvent::SubscribeSent,
                 _ => NetEvent::Other,
             }),
             Self::V5(l) => Ok(match l.poll().await.map_err(|e| e.to_string())? {
@@ -244,7 +262,6 @@ impl Loop {
                 rumqttc::v5::Event::Outgoing(Outgoing::Publish(pkid)) => {
                     NetEvent::PublishSent(pkid)
                 }
-                rumqttc::v5::Event::Outgoing(Outgoing::Subscribe(_)) => NetEvent::SubscribeSent,
                 _ => NetEvent::Other,
             }),
         }

@@ -155,7 +155,7 @@ fn sign(dir: &Path, key: &Path, input: &Path, out: &str, extra: &[&str]) -> Path
 
 /// The signed `.hex` that `otactl sign` writes covers the image from its header at the slot
 /// address (and, with --pad, the trailer records); `publish` and `job` take it and serve
-/// exactly the bytes of the `.bin` sign writes for the same input.
+/// exactly the signed image of the `.bin` sign writes for the same input (not the padding).
 #[test]
 fn publish_and_job_accept_the_signed_hex_that_sign_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -172,10 +172,14 @@ fn publish_and_job_accept_the_signed_hex_that_sign_writes() {
         );
         assert!(data == bin, "{extra:?}: HEX bytes differ from the .bin");
         let served = ServedImage::load(BOARD, &hex, &[public_key()]).unwrap();
+        // Exactly the signed image is served: with --pad, the trailer after the TLVs is not.
+        let end = served.bytes.len();
         assert!(
-            served.bytes[..] == bin[..],
+            served.bytes[..] == bin[..end],
             "{extra:?}: served bytes differ"
         );
+        assert_eq!(served.trailing, bin.len() - end, "{extra:?}");
+        assert_eq!(extra.is_empty(), served.trailing == 0, "{extra:?}");
         assert_eq!(served.version.to_string(), "1.1.0");
     }
     let hex = sign(dir.path(), &key, &program, "app.hex", &[]);

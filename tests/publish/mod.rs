@@ -7,6 +7,7 @@ pub(crate) mod device;
 mod fixture;
 mod fleet;
 mod infineon;
+mod pacing;
 mod resilience;
 mod tls;
 

@@ -52,7 +52,7 @@ const WARN_WINDOW: Duration = Duration::from_secs(10);
 /// What bounds the work a publisher does for devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// PUBLISHes handed to the MQTT client and not yet acknowledged by the broker, in all.
+    /// PUBLISHes handed to one MQTT connection and not yet acknowledged by the broker.
     pub window: usize,
     /// Pushes (whole-image streams) running at once; more wait in a queue.
     pub max_transfers: usize,
@@ -107,15 +107,19 @@ pub struct CoreConfig {
     pub persisting: bool,
     /// Work bounds.
     pub limits: Limits,
+    /// MQTT connections the transmits are spread over (at least 1); each push stays on one.
+    pub connections: usize,
 }
 
 /// Identifies one transmit, so its acknowledgement can be attributed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(u64);
 
-/// One PUBLISH (QoS 1, not retained) to hand to the MQTT client.
+/// One PUBLISH (QoS 1, not retained) to hand to the MQTT client of connection `conn`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// The connection (index) to send it on.
+    pub conn: usize,
     /// Topic.
     pub topic: String,
     /// Payload.
@@ -127,10 +131,10 @@ pub struct Transmit {
 /// What happened.
 #[derive(Clone, Copy, Debug)]
 pub enum Input<'a> {
-    /// Connected and subscribed: transmits may flow.
-    Connected,
-    /// The connection is gone: every transmit not yet acknowledged is lost.
-    Disconnected,
+    /// Connection `n` is up (the first one also subscribed): transmits may flow on it.
+    Connected(usize),
+    /// Connection `n` is gone: every transmit on it not yet acknowledged is lost.
+    Disconnected(usize),
     /// A message arrived on a subscribed topic.
     Message {
         /// Its topic.
@@ -187,6 +191,18 @@ struct Held {
     reply: Reply,
 }
 
+/// One MQTT connection as the core sees it.
+struct Link {
+    connected: bool,
+    /// Transmits handed out on it and not yet acknowledged.
+    outstanding: usize,
+    /// Its PUBLISH and byte budgets (broker profile), made on first use.
+    publishes: Option<Bucket>,
+    bytes: Option<Bucket>,
+    /// No transmits before this (after "Quota exceeded").
+    paused_until: Option<Instant>,
+}
+
 /// What the publisher knows about a unique topic it served.
 struct Session {
     device: String,
@@ -203,12 +219,14 @@ pub struct Core {
     cfg: CoreConfig,
     images: HashMap<String, Arc<ServedImage>>,
     state: State,
-    connected: bool,
+    links: Vec<Link>,
+    /// Where the next transmit search starts (round-robin over connections).
+    next_link: usize,
     /// Incremented at every disconnect (see `DeviceRecord::sent_epoch`).
     epoch: u64,
     next_tag: u64,
     next_id: u64,
-    tags: HashMap<Tag, Owner>,
+    tags: HashMap<Tag, (usize, Owner)>,
     replies: VecDeque<Reply>,
     held: VecDeque<Held>,
     pushes: HashMap<String, Push>,
@@ -221,11 +239,6 @@ pub struct Core {
     taken: u64,
     told: HashSet<String>,
     next_sweep: Option<Instant>,
-    /// The connection's PUBLISH and byte budgets (broker profile).
-    publishes: Option<Bucket>,
-    bytes: Option<Bucket>,
-    /// No transmits before this (after "Quota exceeded").
-    paused_until: Option<Instant>,
     warn_window: Option<Instant>,
     warned: u32,
     suppressed: u32,
@@ -239,11 +252,21 @@ impl Core {
     /// A core serving `images` (by board) with `state`.
     #[must_use]
     pub fn new(cfg: CoreConfig, images: HashMap<String, Arc<ServedImage>>, state: State) -> Self {
+        let links = (0..cfg.connections.max(1))
+            .map(|_| Link {
+                connected: false,
+                outstanding: 0,
+                publishes: None,
+                bytes: None,
+                paused_until: None,
+            })
+            .collect();
         Self {
             cfg,
             images,
             state,
-            connected: false,
+            links,
+            next_link: 0,
             epoch: 0,
             next_tag: 0,
             next_id: 0,
@@ -260,9 +283,6 @@ impl Core {
             taken: 0,
             told: HashSet::new(),
             next_sweep: None,
-            publishes: None,
-            bytes: None,
-            paused_until: None,
             warn_window: None,
             warned: 0,
             suppressed: 0,
@@ -337,8 +357,12 @@ impl Core {
     /// Feeds one input.
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
         match input {
-            Input::Connected => self.connected = true,
-            Input::Disconnected => self.on_disconnect(),
+            Input::Connected(n) => {
+                if let Some(l) = self.links.get_mut(n) {
+                    l.connected = true;
+                }
+            }
+            Input::Disconnected(n) => self.on_disconnect(n),
             Input::Message { topic, payload } => self.on_message(now, topic, payload),
             Input::Acked(tag) => self.on_acked(now, tag),
             Input::Failed(tag) => self.on_failed(tag),
@@ -388,11 +412,20 @@ impl Core {
         self.changes
     }
 
-    fn new_tag(&mut self, owner: Owner) -> Tag {
+    fn new_tag(&mut self, conn: usize, owner: Owner) -> Tag {
         self.next_tag += 1;
         let tag = Tag(self.next_tag);
-        self.tags.insert(tag, owner);
+        self.tags.insert(tag, (conn, owner));
+        self.links[conn].outstanding += 1;
         tag
+    }
+
+    /// Forgets a transmit's tag; returns its owner.
+    fn settle(&mut self, tag: Tag) -> Option<Owner> {
+        let (conn, owner) = self.tags.remove(&tag)?;
+        let l = &mut self.links[conn];
+        l.outstanding = l.outstanding.saturating_sub(1);
+        Some(owner)
     }
 
     /// Queues a reply (bounded).
@@ -421,51 +454,65 @@ impl Core {
         }
     }
 
-    /// The next PUBLISH to hand to the client: replies first, then chunks of the running
-    /// pushes in turn (each within its pace); nothing while disconnected, paused, over the
-    /// broker's rates, or with [`Limits::window`] outstanding.
+    /// The next PUBLISH to hand out: on each connection in turn, replies first, then chunks of
+    /// the pushes pinned to it (each within its pace); nothing on a connection that is down,
+    /// paused, over the broker's rates, or with [`Limits::window`] outstanding.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if !self.connected || self.tags.len() >= self.cfg.limits.window {
-            return None;
+        let n = self.links.len();
+        for k in 0..n {
+            let c = (self.next_link + k) % n;
+            if let Some(t) = self.transmit_on(now, c) {
+                self.next_link = (c + 1) % n;
+                return Some(t);
+            }
         }
-        if self.paused_until.is_some_and(|t| now < t) {
-            return None;
-        }
+        None
+    }
+
+    fn transmit_on(&mut self, now: Instant, c: usize) -> Option<Transmit> {
         let (rate, bytes) = (self.cfg.limits.publish_rate, self.cfg.limits.bytes_rate);
-        let publishes = self
-            .publishes
-            .get_or_insert_with(|| Bucket::per_second(rate.unwrap_or(u32::MAX), now));
-        if rate.is_some() && !publishes.ready(now, 1.0) {
-            return None;
-        }
-        let budget = self
-            .bytes
-            .get_or_insert_with(|| Bucket::per_second(bytes.unwrap_or(u32::MAX), now));
         let size = self
             .replies
             .front()
             .map_or(protocol::CHUNK_SIZE, |r| r.payload.len()) as f64;
-        if bytes.is_some() && !budget.ready(now, size) {
+        let l = &mut self.links[c];
+        if !l.connected || l.outstanding >= self.cfg.limits.window {
             return None;
         }
+        if l.paused_until.is_some_and(|t| now < t) {
+            return None;
+        }
+        if let Some(r) = rate {
+            let b = l
+                .publishes
+                .get_or_insert_with(|| Bucket::per_second(r, now));
+            if !b.ready(now, 1.0) {
+                return None;
+            }
+        }
+        if let Some(r) = bytes {
+            let b = l.bytes.get_or_insert_with(|| Bucket::per_second(r, now));
+            if !b.ready(now, size) {
+                return None;
+            }
+        }
         let t = if let Some(r) = self.replies.pop_front() {
-            let tag = self.new_tag(r.owner);
+            let tag = self.new_tag(c, r.owner);
             Transmit {
+                conn: c,
                 topic: r.topic,
                 payload: r.payload,
                 tag,
             }
         } else {
-            self.next_chunk(now)?
+            self.next_chunk(now, c)?
         };
-        if rate.is_some() {
-            self.publishes.as_mut().expect("set above").take(1.0);
+        let l = &mut self.links[c];
+        if let Some(b) = l.publishes.as_mut() {
+            b.take(1.0);
         }
-        if bytes.is_some() {
-            self.bytes
-                .as_mut()
-                .expect("set above")
-                .take(t.payload.len() as f64);
+        if let Some(b) = l.bytes.as_mut() {
+            b.take(t.payload.len() as f64);
         }
         Some(t)
     }
@@ -473,21 +520,24 @@ impl Core {
     /// When sending can go on, if there is work and it waits for a rate, a pause or a push's
     /// pace (a full window needs no timer: acknowledgements wake the loop).
     fn send_wake(&self) -> Option<Instant> {
-        if !self.connected {
+        (0..self.links.len())
+            .filter_map(|c| self.link_wake(c))
+            .min()
+    }
+
+    fn link_wake(&self, c: usize) -> Option<Instant> {
+        let l = &self.links[c];
+        if !l.connected {
             return None;
         }
-        let pushes = self.next_push_wake();
+        let pushes = self.next_push_wake(c);
         if self.replies.is_empty() && pushes.is_none() {
             return None;
         }
-        let mut gate = self.paused_until;
-        if self.cfg.limits.publish_rate.is_some() {
-            gate = gate.max(self.publishes.as_ref().map(|b| b.when(1.0)));
-        }
-        if self.cfg.limits.bytes_rate.is_some() {
-            let cost = protocol::CHUNK_SIZE as f64;
-            gate = gate.max(self.bytes.as_ref().map(|b| b.when(cost)));
-        }
+        let mut gate = l.paused_until;
+        gate = gate.max(l.publishes.as_ref().map(|b| b.when(1.0)));
+        let cost = protocol::CHUNK_SIZE as f64;
+        gate = gate.max(l.bytes.as_ref().map(|b| b.when(cost)));
         if self.replies.is_empty() {
             gate.max(pushes)
         } else {
@@ -496,13 +546,14 @@ impl Core {
     }
 
     fn on_refused(&mut self, now: Instant, tag: Tag, why: Refusal) {
-        let owner = self.tags.remove(&tag);
+        let conn = self.tags.get(&tag).map_or(0, |(c, _)| *c);
+        let owner = self.settle(tag);
         match (why, owner) {
             (Refusal::QuotaExceeded, Some(Owner::Chunk { topic, id, index })) => {
                 if let Some(p) = self.pushes.get_mut(&topic) {
                     p.resend(id, index);
                 }
-                self.paused_until = Some(now + QUOTA_BACKOFF);
+                self.links[conn].paused_until = Some(now + QUOTA_BACKOFF);
                 self.warn(
                     now,
                     &topic,
@@ -511,7 +562,9 @@ impl Core {
                     ),
                 );
             }
-            (Refusal::QuotaExceeded, _) => self.paused_until = Some(now + QUOTA_BACKOFF),
+            (Refusal::QuotaExceeded, _) => {
+                self.links[conn].paused_until = Some(now + QUOTA_BACKOFF);
+            }
             (Refusal::Fatal(reason), Some(Owner::Chunk { topic, .. })) => {
                 self.warn(
                     now,
@@ -526,11 +579,21 @@ impl Core {
         }
     }
 
-    fn on_disconnect(&mut self) {
-        self.connected = false;
+    fn on_disconnect(&mut self, conn: usize) {
+        let Some(l) = self.links.get_mut(conn) else {
+            return;
+        };
+        l.connected = false;
+        l.outstanding = 0;
         self.epoch += 1;
-        for (_, owner) in self.tags.drain() {
-            if let Owner::Chunk { topic, id, index } = owner {
+        let lost: Vec<Tag> = self
+            .tags
+            .iter()
+            .filter(|(_, (c, _))| *c == conn)
+            .map(|(t, _)| *t)
+            .collect();
+        for tag in lost {
+            if let Some((_, Owner::Chunk { topic, id, index })) = self.tags.remove(&tag) {
                 if let Some(p) = self.pushes.get_mut(&topic) {
                     p.lost(id, index);
                 }
@@ -539,7 +602,7 @@ impl Core {
     }
 
     fn on_failed(&mut self, tag: Tag) {
-        if let Some(Owner::Chunk { topic, id, index }) = self.tags.remove(&tag) {
+        if let Some(Owner::Chunk { topic, id, index }) = self.settle(tag) {
             if let Some(p) = self.pushes.get_mut(&topic) {
                 p.lost(id, index);
             }

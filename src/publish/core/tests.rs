@@ -59,6 +59,7 @@ fn core_with(block_after: u32, limits: Limits, state: State, image_len: usize) -
             block_after,
             persisting: false,
             limits,
+            connections: 1,
         },
         HashMap::from([(B.to_string(), image)]),
         state,
@@ -87,7 +88,7 @@ impl H {
             sent: Vec::new(),
             events: Vec::new(),
         };
-        h.core.handle(h.now, Input::Connected);
+        h.core.handle(h.now, Input::Connected(0));
         h
     }
 
@@ -138,7 +139,7 @@ impl H {
         let saved = serde_json::to_vec(self.core.state()).unwrap();
         let state: State = serde_json::from_slice(&saved).unwrap();
         self.core = core(self.block_after, self.limits, state);
-        self.core.handle(self.now, Input::Connected);
+        self.core.handle(self.now, Input::Connected(0));
     }
 
     /// One device session as the C agent runs it (job flow, push).
@@ -440,12 +441,12 @@ fn a_push_cut_by_a_disconnect_resumes_but_does_not_count_for_reverts() {
     let a = h.core.poll_transmit(h.now).unwrap();
     let _b = h.core.poll_transmit(h.now).unwrap();
     h.core.handle(h.now, Input::Acked(a.tag));
-    h.core.handle(h.now, Input::Disconnected);
+    h.core.handle(h.now, Input::Disconnected(0));
     assert!(
         h.core.poll_transmit(h.now).is_none(),
         "nothing while disconnected"
     );
-    h.core.handle(h.now, Input::Connected);
+    h.core.handle(h.now, Input::Connected(0));
     let rest = h.pump();
     assert_eq!(
         rest.len(),
@@ -536,8 +537,8 @@ proptest! {
             let s = serial(d, i);
             tick += 1;
             if cuts[step] {
-                h.core.handle(h.now, Input::Disconnected);
-                h.core.handle(h.now, Input::Connected);
+                h.core.handle(h.now, Input::Disconnected(0));
+                h.core.handle(h.now, Input::Connected(0));
                 cut_since.iter_mut().for_each(|c| *c = true);
             }
             if restarts[step] {
@@ -669,7 +670,7 @@ fn the_aws_profile_never_exceeds_100_publishes_or_512_kib_a_second() {
     };
     let t0 = Instant::now();
     let mut core = core_with(1, limits, State::new(), 200_000);
-    core.handle(t0, Input::Connected);
+    core.handle(t0, Input::Connected(0));
     request_all(&mut core, t0, 5);
     let sent = run_clock(&mut core, t0, Duration::from_secs(60));
     let chunks = 200_000usize.div_ceil(4096);
@@ -709,7 +710,7 @@ fn a_push_sends_its_burst_then_paces_to_the_device_rate() {
     };
     let t0 = Instant::now();
     let mut core = core_with(1, limits, State::new(), 49 * 4096);
-    core.handle(t0, Input::Connected);
+    core.handle(t0, Input::Connected(0));
     request_all(&mut core, t0, 1);
     let sent = run_clock(&mut core, t0, Duration::from_secs(60));
     assert_eq!(sent.len(), 49);
@@ -740,4 +741,53 @@ fn quota_exceeded_pauses_the_connection_and_resends_the_chunk() {
         "the refused chunk is sent again"
     );
     assert_eq!(rest[0].payload, first.payload);
+}
+
+#[test]
+fn pushes_spread_over_connections_and_stay_pinned() {
+    let t0 = Instant::now();
+    let image = Arc::new(ServedImage::for_tests(B, NEW, 40_000));
+    let mut core = Core::new(
+        CoreConfig {
+            prefix: P.into(),
+            template: JobTemplate::default(),
+            block_after: 1,
+            persisting: false,
+            limits: Limits::default(),
+            connections: 2,
+        },
+        HashMap::from([(B.to_string(), image)]),
+        State::new(),
+    );
+    core.handle(t0, Input::Connected(0));
+    core.handle(t0, Input::Connected(1));
+    request_all(&mut core, t0, 4);
+    let mut by_topic: HashMap<String, std::collections::HashSet<usize>> = HashMap::new();
+    // Connection 1 drops after its first transmit: its pushes wait, connection 0 goes on.
+    let mut dropped = false;
+    while let Some(t) = core.poll_transmit(t0) {
+        by_topic.entry(t.topic.clone()).or_default().insert(t.conn);
+        if t.conn == 1 && !dropped {
+            core.handle(t0, Input::Disconnected(1));
+            dropped = true;
+            continue;
+        }
+        core.handle(t0, Input::Acked(t.tag));
+    }
+    core.handle(t0, Input::Connected(1));
+    let rest = run_clock(&mut core, t0, Duration::from_secs(10));
+    assert!(
+        rest.iter().all(|(_, t)| t.conn == 1),
+        "the rest goes on connection 1"
+    );
+    assert!(!rest.is_empty());
+    for (_, t) in &rest {
+        by_topic.entry(t.topic.clone()).or_default().insert(t.conn);
+    }
+    assert!(
+        by_topic.values().all(|c| c.len() == 1),
+        "pinned: {by_topic:?}"
+    );
+    let on = |c: usize| by_topic.values().filter(|s| s.contains(&c)).count();
+    assert_eq!((on(0), on(1)), (2, 2), "spread evenly");
 }

@@ -21,6 +21,8 @@ const RESTART_GUARD: Duration = Duration::from_secs(5);
 
 pub(super) struct Push {
     pub id: u64,
+    /// The connection it is pinned to (chunks stay in order).
+    pub conn: usize,
     pub device: String,
     pub mode: Mode,
     image: Arc<ServedImage>,
@@ -123,8 +125,10 @@ impl Core {
             s.pushed = Some(now);
         }
         self.next_id += 1;
+        let conn = self.least_loaded_link();
         let push = Push {
             id: self.next_id,
+            conn,
             device: device.to_string(),
             mode,
             image: Arc::clone(image),
@@ -180,14 +184,28 @@ impl Core {
         self.emit(e);
     }
 
-    /// The next chunk of the running pushes, round-robin, each within its pace.
-    pub(super) fn next_chunk(&mut self, now: Instant) -> Option<Transmit> {
+    /// The connection with the fewest pushes pinned to it (connected ones first).
+    fn least_loaded_link(&self) -> usize {
+        (0..self.links.len())
+            .min_by_key(|c| {
+                let pinned = self.pushes.values().filter(|p| p.conn == *c).count();
+                (!self.links[*c].connected, pinned)
+            })
+            .unwrap_or(0)
+    }
+
+    /// The next chunk of the running pushes pinned to connection `c`, round-robin, each within
+    /// its pace.
+    pub(super) fn next_chunk(&mut self, now: Instant, c: usize) -> Option<Transmit> {
         for _ in 0..self.running.len() {
             let topic = self.running.pop_front()?;
             self.running.push_back(topic.clone());
             let Some(p) = self.pushes.get_mut(&topic) else {
                 continue;
             };
+            if p.conn != c {
+                continue;
+            }
             while p.next < p.acked.len() && p.acked[p.next] {
                 p.next += 1;
             }
@@ -203,12 +221,16 @@ impl Core {
             p.next += 1;
             let payload = p.image.chunks[index].clone();
             let id = p.id;
-            let tag = self.new_tag(Owner::Chunk {
-                topic: topic.clone(),
-                id,
-                index,
-            });
+            let tag = self.new_tag(
+                c,
+                Owner::Chunk {
+                    topic: topic.clone(),
+                    id,
+                    index,
+                },
+            );
             return Some(Transmit {
+                conn: c,
                 topic,
                 payload,
                 tag,
@@ -218,7 +240,7 @@ impl Core {
     }
 
     pub(super) fn on_acked(&mut self, now: Instant, tag: Tag) {
-        match self.tags.remove(&tag) {
+        match self.settle(tag) {
             Some(Owner::Chunk { topic, id, index }) => self.chunk_acked(now, &topic, id, index),
             Some(Owner::PullLast { topic, device }) => self.pull_delivered(&topic, &device),
             Some(Owner::Reply) | None => {}
@@ -248,12 +270,12 @@ impl Core {
         }
     }
 
-    /// When the earliest running push with chunks left may send again.
-    pub(super) fn next_push_wake(&self) -> Option<Instant> {
+    /// When the earliest running push on connection `c` with chunks left may send again.
+    pub(super) fn next_push_wake(&self, c: usize) -> Option<Instant> {
         self.running
             .iter()
             .filter_map(|t| self.pushes.get(t))
-            .filter(|p| p.unsent())
+            .filter(|p| p.conn == c && p.unsent())
             .map(|p| p.pace.when(protocol::CHUNK_SIZE as f64))
             .min()
     }
