@@ -449,6 +449,54 @@ mod tests {
     }
 
     #[test]
+    fn eviction_keeps_identified_records_with_blocked_versions_longest() {
+        let mut s = State::new();
+        s.max_devices = 100;
+        s.device("B/REAL", "B", true).observe_result(false, "2.0.0");
+        s.devices.get_mut("B/REAL").unwrap().last_seen = 1;
+        s.device("B/ABC213450001", "B", false).last_seen = 5;
+        for i in 0..1000 {
+            s.device(&format!("B/FAKE-{i}"), "B", true).last_seen = 10 + i;
+        }
+        assert!(s.devices.len() <= 100);
+        assert!(
+            s.devices["B/REAL"].blocked.contains("2.0.0"),
+            "oldest, but blocked"
+        );
+        assert!(
+            !s.devices.contains_key("B/ABC213450001"),
+            "unidentified first"
+        );
+        assert!(s.devices.contains_key("B/FAKE-999"), "the newest stay");
+    }
+
+    #[test]
+    fn an_unknown_format_or_a_foreign_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        std::fs::write(&p, br#"{"format": 99, "devices": {}}"#).unwrap();
+        let e = State::load(&p).unwrap_err().to_string();
+        assert!(e.contains("format 99") && e.contains("newer otactl"), "{e}");
+        std::fs::write(&p, b"[1, 2]").unwrap();
+        let e = State::load(&p).unwrap_err().to_string();
+        assert!(e.contains("not a publisher state file"), "{e}");
+        // A file written before identity was a decision: the template serial is unidentified.
+        std::fs::write(
+            &p,
+            br#"{"format": 1, "devices": {"B/ABC213450001": {"board": "B", "version": null, "last_seen": 0, "offered": null, "sent": null, "last_result": null, "blocked": ["2.0.0"], "shared": false}}}"#,
+        )
+        .unwrap();
+        let s = State::load(&p).unwrap();
+        let r = &s.devices["B/ABC213450001"];
+        assert!(r.shared);
+        assert_eq!(
+            r.decide(V1, V2),
+            Ok(()),
+            "an old automatic block no longer applies"
+        );
+    }
+
+    #[test]
     fn failure_blocks_and_unblock_clears() {
         let mut s = State::default();
         s.device("B/1", "B", true).observe_result(false, "2.0.0");
