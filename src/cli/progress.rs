@@ -49,6 +49,9 @@ fn progress_step(steps: &mut Steps, topic: &str, bytes: u32, total: u32, per: u3
 fn line(e: &Event) -> Option<String> {
     Some(match e {
         Event::Connected { filters } => format!("listening on {}", filters.join(", ")),
+        Event::Disconnected { error, retry_ms } if error.contains("cannot connect") => {
+            format!("{error}; retrying in {retry_ms} ms")
+        }
         Event::Disconnected { error, retry_ms } => {
             format!("broker connection lost ({error}); retrying in {retry_ms} ms")
         }

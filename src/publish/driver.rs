@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::core::{Core, Input, Tag};
 use super::events::{Event, EventSink};
 use super::state::State;
-use super::transport::{self, Client, ClientOptions, Loop, NetEvent, Tuning};
+use super::transport::{self, Client, ClientOptions, Loop, NetError, NetEvent, Tuning};
 
 /// One connection's client and packet-id bookkeeping.
 struct Conn {
@@ -35,9 +35,11 @@ struct Conn {
     /// SUBACKs still awaited before the subscriptions are complete.
     awaiting_subacks: usize,
     backoff: Duration,
+    /// It has been connected once: later failures are retried, whatever they are.
+    ever_connected: bool,
 }
 
-type Polling = Pin<Box<dyn Future<Output = (Loop, Result<NetEvent, String>)> + Send>>;
+type Polling = Pin<Box<dyn Future<Output = (Loop, Result<NetEvent, NetError>)> + Send>>;
 
 /// Polls `lp` once, after `delay` (the reconnect backoff), and hands it back.
 fn poll_owned(mut lp: Loop, delay: Duration) -> Polling {
@@ -89,8 +91,14 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    /// Runs until `shutdown`; returns the core (for the final save).
-    pub async fn run(self, mut core: Core, shutdown: impl Future<Output = ()>) -> Core {
+    /// Runs until `shutdown`; returns the core (for the final save) and, when the broker can
+    /// never be reached as configured (a certificate, authorisation or host problem before the
+    /// first connection), why.
+    pub async fn run(
+        self,
+        mut core: Core,
+        shutdown: impl Future<Output = ()>,
+    ) -> (Core, Option<String>) {
         let Self {
             options,
             tuning,
@@ -111,10 +119,12 @@ impl Driver {
                 on_wire: HashMap::new(),
                 awaiting_subacks: 0,
                 backoff: Duration::from_millis(100),
+                ever_connected: false,
             });
             polls.push(Some(poll_owned(lp, Duration::ZERO)));
         }
         let many = conns.len() > 1;
+        let mut fatal = None;
         tokio::pin!(shutdown);
         'run: loop {
             let now = Instant::now().into_std();
@@ -169,6 +179,7 @@ impl Driver {
             match ev {
                 Ok(NetEvent::Connected) => {
                     c.backoff = Duration::from_millis(100);
+                    c.ever_connected = true;
                     if i == 0 {
                         c.awaiting_subacks = filters.len();
                         for f in &filters {
@@ -218,15 +229,26 @@ impl Driver {
                 }
                 Ok(_) => {}
                 Err(error) => {
+                    let address = c.options.address();
+                    if error.permanent && !c.ever_connected {
+                        fatal = Some(format!("cannot connect to {address}: {}", error.text));
+                        break 'run;
+                    }
                     core.handle(now, Input::Disconnected(i));
                     while let Some(e) = core.poll_event() {
                         (events)(e);
                     }
-                    let error = if many {
-                        format!("connection {}: {error}", i + 1)
+                    let mut error = if c.ever_connected {
+                        error.text
                     } else {
-                        error
+                        format!(
+                            "cannot connect to {address} ({}); is the broker running?",
+                            error.text
+                        )
                     };
+                    if many {
+                        error = format!("connection {}: {error}", i + 1);
+                    }
                     (events)(Event::Disconnected {
                         error,
                         retry_ms: c.backoff.as_millis() as u64,
@@ -264,6 +286,6 @@ impl Driver {
             }
         })
         .await;
-        core
+        (core, fatal)
     }
 }

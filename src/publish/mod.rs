@@ -77,6 +77,10 @@ pub enum PublishError {
     /// A configuration problem (named).
     #[error("{0}")]
     Config(String),
+    /// The broker cannot be reached as configured (certificates, authorisation, host name):
+    /// retrying would not help.
+    #[error("{0}")]
+    Connect(String),
     /// The state file is unusable (or in use by another publisher).
     #[error(transparent)]
     State(#[from] StateError),
@@ -246,9 +250,12 @@ pub async fn run(
         events,
         state_file: cfg.state_file.clone(),
     };
-    let core = driver.run(core, shutdown).await;
+    let (core, fatal) = driver.run(core, shutdown).await;
     if let Some(p) = &cfg.state_file {
         core.state().save(p)?;
     }
-    Ok(())
+    match fatal {
+        Some(why) => Err(PublishError::Connect(why)),
+        None => Ok(()),
+    }
 }

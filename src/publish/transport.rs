@@ -53,6 +53,20 @@ impl ClientOptions {
         o
     }
 
+    /// The broker's `host:port`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        let (h, p) = match self {
+            Self::V4(m) => m.broker_address(),
+            Self::V5(m) => m.broker_address(),
+        };
+        if h.contains(':') {
+            format!("[{h}]:{p}")
+        } else {
+            format!("{h}:{p}")
+        }
+    }
+
     /// Whether this is MQTT 5.
     #[must_use]
     pub fn is_v5(&self) -> bool {
@@ -201,6 +215,121 @@ impl Client {
     }
 }
 
+/// A lost or failed connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetError {
+    /// In words, with the fix where there is one.
+    pub text: String,
+    /// Retrying cannot help (certificates, authorisation, unknown host): fix the setup first.
+    pub permanent: bool,
+}
+
+impl NetError {
+    fn transient(text: String) -> Self {
+        Self {
+            text,
+            permanent: false,
+        }
+    }
+
+    fn permanent(text: String) -> Self {
+        Self {
+            text,
+            permanent: true,
+        }
+    }
+}
+
+/// The rustls error behind an I/O or TLS error, if any.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(r);
+                }
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Certificate and host problems, whatever the MQTT version.
+fn classify_io(e: &(dyn std::error::Error + 'static)) -> NetError {
+    use rustls::{AlertDescription as A, Error as T};
+    if let Some(t) = rustls_error(e) {
+        return match t {
+            T::InvalidCertificate(c) => NetError::permanent(format!(
+                "the broker's certificate was not accepted ({c:?}): check --ca (the CA that signed the broker's certificate) and that the broker address or --tls-server-name is a name in it"
+            )),
+            T::AlertReceived(
+                A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateUnknown
+                | A::CertificateRequired
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::AccessDenied,
+            ) => NetError::permanent(
+                "the broker refused the publisher's client certificate: check --cert and --client-key, and that the broker trusts the CA that signed them (its cafile)".into(),
+            ),
+            T::Other(o) => NetError::permanent(o.to_string()),
+            other => NetError::transient(format!("TLS: {other}")),
+        };
+    }
+    let text = e.to_string();
+    if text.contains("lookup address") || text.contains("Name or service not known") {
+        return NetError::permanent(format!(
+            "the broker's host name does not resolve ({text}): check --broker"
+        ));
+    }
+    NetError::transient(text)
+}
+
+fn classify_v4(e: &rumqttc::ConnectionError) -> NetError {
+    use rumqttc::{ConnectReturnCode as R, ConnectionError as C};
+    match e {
+        C::ConnectionRefused(R::NotAuthorized | R::BadUserNamePassword) => NetError::permanent(
+            "the broker refused the connection: not authorized (check the publisher's certificate or credentials and the broker's ACL)".into(),
+        ),
+        C::ConnectionRefused(R::BadClientId) => {
+            NetError::permanent("the broker refused the client id (check --client-id)".into())
+        }
+        C::ConnectionRefused(R::RefusedProtocolVersion) => NetError::permanent(
+            "the broker does not speak MQTT 3.1.1 on this port".into(),
+        ),
+        C::Tls(t) => classify_io(t),
+        C::Io(io) => classify_io(io),
+        other => NetError::transient(other.to_string()),
+    }
+}
+
+fn classify_v5(e: &rumqttc::v5::ConnectionError) -> NetError {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as R;
+    use rumqttc::v5::ConnectionError as C;
+    match e {
+        C::ConnectionRefused(
+            R::NotAuthorized | R::BadUserNamePassword | R::Banned | R::BadAuthenticationMethod,
+        ) => NetError::permanent(
+            "the broker refused the connection: not authorized (check the publisher's certificate or credentials and the broker's ACL)".into(),
+        ),
+        C::ConnectionRefused(R::ClientIdentifierNotValid | R::BadClientId) => {
+            NetError::permanent("the broker refused the client id (check --client-id)".into())
+        }
+        C::ConnectionRefused(R::UnsupportedProtocolVersion | R::RefusedProtocolVersion) => {
+            NetError::permanent("the broker does not speak MQTT 5 on this port".into())
+        }
+        C::Tls(t) => classify_io(t),
+        C::Io(io) => classify_io(io),
+        other => NetError::transient(other.to_string()),
+    }
+}
+
 /// What an MQTT 5 PUBACK reason code means for the publisher.
 fn refusal(r: PubAckReason) -> Option<crate::publish::core::Refusal> {
     use crate::publish::core::Refusal;
@@ -222,11 +351,11 @@ impl Loop {
     /// call reconnects.
     ///
     /// # Errors
-    /// The connection error, as text.
-    pub async fn poll(&mut self) -> Result<NetEvent, String> {
+    /// The connection error, in words, and whether retrying can help.
+    pub async fn poll(&mut self) -> Result<NetEvent, NetError> {
         use rumqttc::Outgoing;
         match self {
-            Self::V4(l) => Ok(match l.poll().await.map_err(|e| e.to_string())? {
+            Self::V4(l) => Ok(match l.poll().await.map_err(|e| classify_v4(&e))? {
                 rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => NetEvent::Connected,
                 rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => NetEvent::Subscribed {
                     granted: a
@@ -244,7 +373,7 @@ impl Loop {
                 rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => NetEvent::PublishSent(pkid),
                 _ => NetEvent::Other,
             }),
-            Self::V5(l) => Ok(match l.poll().await.map_err(|e| e.to_string())? {
+            Self::V5(l) => Ok(match l.poll().await.map_err(|e| classify_v5(&e))? {
                 rumqttc::v5::Event::Incoming(Packet5::ConnAck(_)) => NetEvent::Connected,
                 rumqttc::v5::Event::Incoming(Packet5::SubAck(a)) => NetEvent::Subscribed {
                     granted: a

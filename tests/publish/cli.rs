@@ -287,3 +287,47 @@ fn a_file_that_is_not_an_image_gets_plain_words() {
         }
     }
 }
+
+/// A broker that is not running is retried with a plain "cannot connect … is the broker
+/// running?"; a host name that does not resolve can never work: exit 2 at once, naming --broker.
+#[test]
+fn an_unreachable_broker_is_retried_and_an_unknown_host_ends_the_publisher() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path());
+    let (image, _) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let publish = |broker: &str| {
+        let mut c = otactl();
+        c.args(["publish", "--broker", broker, "--board", BOARD, "--image"])
+            .arg(&image)
+            .arg("--key")
+            .arg(&key)
+            .arg("--state")
+            .arg(dir.path().join("state.json"));
+        c
+    };
+    let out = crate::util::output_within(
+        &mut publish("mqtt://no-such-broker.invalid:1883"),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no-such-broker.invalid:1883") && err.contains("--broker"),
+        "{err}"
+    );
+    let port = free_port();
+    let mut child = publish(&format!("mqtt://127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let line = wait_line(&lines, "cannot connect", Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a plain retry line");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")) && line.contains("is the broker running?"),
+        "{line}"
+    );
+}

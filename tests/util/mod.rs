@@ -73,6 +73,28 @@ pub fn closed_pipe() -> std::io::PipeWriter {
     writer
 }
 
+/// Runs `cmd` to its end, at most `limit` (then it is killed and the test fails).
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+    }
+}
+
 /// The lines a child writes to its (piped) stdout, read by a thread of their own.
 pub fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead as _;
