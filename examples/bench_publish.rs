@@ -85,8 +85,18 @@ async fn raw(port: u16, chunks: &[bytes::Bytes], inflight: u16, run: u32) -> Dur
     d
 }
 
-/// FLEET devices at once; returns (updated, wall time, per-device session times sorted).
-async fn fleet(port: u16, n: u16, len: usize) -> (usize, Duration, Vec<Duration>) {
+/// FLEET devices at once; returns (updated, wall time, per-device session times sorted, why the
+/// others did not update).
+async fn fleet(
+    port: u16,
+    n: u16,
+    len: usize,
+) -> (
+    usize,
+    Duration,
+    Vec<Duration>,
+    std::collections::BTreeMap<&'static str, usize>,
+) {
     let t0 = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|i| {
@@ -97,20 +107,28 @@ async fn fleet(port: u16, n: u16, len: usize) -> (usize, Duration, Vec<Duration>
             d.job_timeout = Duration::from_secs(60);
             tokio::spawn(async move {
                 let s = Instant::now();
-                let ok = matches!(device::session(&d).await, Outcome::Updated { image, .. } if image.len() == len);
-                (ok, s.elapsed())
+                let why = match device::session(&d).await {
+                    Outcome::Updated { image, .. } if image.len() == len => None,
+                    Outcome::Updated { .. } => Some("wrong size"),
+                    Outcome::NoUpdate(why) => Some(why),
+                };
+                (why, s.elapsed())
             })
         })
         .collect();
     let mut updated = 0;
     let mut times = Vec::new();
+    let mut failed = std::collections::BTreeMap::new();
     for t in tasks {
-        let (ok, d) = t.await.unwrap();
-        updated += usize::from(ok);
+        let (why, d) = t.await.unwrap();
+        match why {
+            None => updated += 1,
+            Some(w) => *failed.entry(w).or_insert(0) += 1,
+        }
         times.push(d);
     }
     times.sort();
-    (updated, t0.elapsed(), times)
+    (updated, t0.elapsed(), times, failed)
 }
 
 fn main() {
@@ -138,7 +156,7 @@ fn main() {
         let mut chunk = Vec::new();
         let mut rawd = Vec::new();
         if fleet_size > 0 {
-            let (ok, wall, times) = fleet(port, fleet_size, image.len()).await;
+            let (ok, wall, times, failed) = fleet(port, fleet_size, image.len()).await;
             let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64();
             println!(
                 "fleet: {ok}/{fleet_size} updated in {:.1} s ({:.1} MiB/s in all); per device p50 {:.1} s, p95 {:.1} s, max {:.1} s",
@@ -148,6 +166,9 @@ fn main() {
                 pct(0.95),
                 pct(1.0)
             );
+            if !failed.is_empty() {
+                println!("fleet: not updated: {failed:?}");
+            }
         }
         for r in 0..runs {
             job.push(end_to_end(port, Flow::Job, 1000 + r as u16 * 10, image.len()).await);

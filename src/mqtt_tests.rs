@@ -173,3 +173,20 @@ fn options_carry_host_port_and_tls_transport() {
         .to_string();
     assert!(e.contains("mqtts://"), "{e}");
 }
+
+#[test]
+fn port_443_asks_for_the_aws_alpn_protocol() {
+    let tls = TlsSettings {
+        insecure: true,
+        ..TlsSettings::default()
+    };
+    let alpn = |u: &str| match transport(&url(u), &tls).unwrap() {
+        Some(Transport::Tls(TlsConfiguration::Rustls(c))) => c.alpn_protocols.clone(),
+        _ => panic!("{u}: not a rustls transport"),
+    };
+    assert_eq!(
+        alpn("mqtts://a1-ats.iot.eu-west-1.amazonaws.com:443"),
+        vec![AWS_ALPN.to_vec()]
+    );
+    assert!(alpn("mqtts://a1-ats.iot.eu-west-1.amazonaws.com:8883").is_empty());
+}

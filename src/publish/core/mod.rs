@@ -77,7 +77,7 @@ pub struct Limits {
 /// Default of [`Limits::max_transfers`].
 pub const DEFAULT_MAX_TRANSFERS: usize = 32;
 /// Default of [`Limits::chunk_requests_per_sec`].
-pub const DEFAULT_CHUNK_RATE: u32 = 200;
+pub const DEFAULT_CHUNK_RATE: u32 = 1000;
 
 impl Default for Limits {
     fn default() -> Self {
