@@ -171,8 +171,12 @@ impl PublishConfig {
             let longest = topics::unique_topic(&self.prefix, &img.board, 0xFFFF)
                 .map_err(|e| PublishError::Config(format!("prefix/board {:?}: {e}", img.board)))?;
             let chunk = img.chunks.iter().map(bytes::Bytes::len).max().unwrap_or(0);
+            let id = self
+                .mqtt
+                .for_connection(self.connections.max(1) - 1)
+                .client_id();
             self.profile
-                .check(chunk, &longest)
+                .check(chunk, &longest, &id)
                 .map_err(|e| PublishError::Config(e.to_string()))?;
             if map.insert(img.board.clone(), Arc::clone(img)).is_some() {
                 return Err(PublishError::Config(format!(

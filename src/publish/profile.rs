@@ -43,6 +43,8 @@ pub struct Profile {
     pub max_topic_levels: Option<usize>,
     /// Per-device pace after the burst (bytes per second).
     pub device_rate: u32,
+    /// Longest client id.
+    pub max_client_id: usize,
 }
 
 impl Profile {
@@ -57,6 +59,7 @@ impl Profile {
         max_topic_len: 256,
         max_topic_levels: Some(8),
         device_rate: DEFAULT_DEVICE_RATE,
+        max_client_id: 128,
     };
     /// mosquitto 2.0 with Debian's defaults (`max_queued_messages 1000`).
     pub const MOSQUITTO: Self = Self {
@@ -69,6 +72,7 @@ impl Profile {
         max_topic_len: 65_535,
         max_topic_levels: None,
         device_rate: DEFAULT_DEVICE_RATE,
+        max_client_id: 65_535,
     };
     /// Any other broker: mosquitto's numbers (EMQX and HiveMQ queue about as much per client).
     pub const GENERIC: Self = Self {
@@ -108,7 +112,20 @@ impl Profile {
     ///
     /// # Errors
     /// A message naming the limit and the value that breaks it.
-    pub fn check(&self, chunk_packet: usize, reply_topic: &str) -> Result<(), ProfileError> {
+    pub fn check(
+        &self,
+        chunk_packet: usize,
+        reply_topic: &str,
+        client_id: &str,
+    ) -> Result<(), ProfileError> {
+        if client_id.len() > self.max_client_id {
+            return Err(ProfileError(format!(
+                "the client id {client_id:?} is {} bytes but the {} profile allows {} (--client-id)",
+                client_id.len(),
+                self.name,
+                self.max_client_id
+            )));
+        }
         if chunk_packet > self.max_payload {
             return Err(ProfileError(format!(
                 "a chunk is {chunk_packet} bytes but the {} profile's payload limit is {} bytes",
@@ -172,18 +189,21 @@ mod tests {
         );
         assert_eq!(Profile::for_host("192.168.0.10").name, "generic");
         let aws = Profile::AWS;
+        let id = "otactl-publish-1";
         assert!(aws
-            .check(4128, "MyUniqueTopic/APP_X/OTAImage/65535")
+            .check(4128, "MyUniqueTopic/APP_X/OTAImage/65535", id)
             .is_ok());
         let deep = "a/b/c/d/e/f/APP_X/OTAImage/65535";
-        let e = aws.check(4128, deep).unwrap_err().to_string();
+        let e = aws.check(4128, deep, id).unwrap_err().to_string();
         assert!(e.contains("9 levels") && e.contains("allows 8"), "{e}");
         let long = format!("{}/APP_X/OTAImage/65535", "p".repeat(250));
-        assert!(aws
-            .check(4128, &long)
+        let e = aws.check(4128, &long, id).unwrap_err().to_string();
+        assert!(e.contains("256"), "{e}");
+        assert!(Profile::MOSQUITTO.check(4128, deep, id).is_ok());
+        let e = aws
+            .check(4128, "a/b", &"c".repeat(129))
             .unwrap_err()
-            .to_string()
-            .contains("256"));
-        assert!(Profile::MOSQUITTO.check(4128, deep).is_ok());
+            .to_string();
+        assert!(e.contains("--client-id") && e.contains("128"), "{e}");
     }
 }

@@ -53,6 +53,15 @@ impl ClientOptions {
         o
     }
 
+    /// The client id.
+    #[must_use]
+    pub fn client_id(&self) -> String {
+        match self {
+            Self::V4(m) => m.client_id(),
+            Self::V5(m) => m.client_id(),
+        }
+    }
+
     /// The broker's `host:port`.
     #[must_use]
     pub fn address(&self) -> String {
