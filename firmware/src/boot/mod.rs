@@ -59,10 +59,9 @@ pub mod swap_type;
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::flashmap::{Area, AreaKind, FlashMap, FlashMapError, UpgradeMode};
-use crate::image::trailer::{SwapType, TrailerLayout};
+use crate::image::trailer::{SwapType, TrailerLayout, TrailerState};
 use crate::image::verify::{validate, PublicKey, VerifiedImage, VerifyError};
 pub use image_io::FlashImage;
-pub use swap_type::SlotState;
 
 /// Bootloader settings.
 #[derive(Clone, Copy, Debug)]
@@ -192,11 +191,11 @@ where
     ///
     /// # Errors
     /// Flash read errors.
-    pub fn slot_state(&mut self, slot: AreaKind) -> Res<SlotState, E> {
+    pub fn slot_state(&mut self, slot: AreaKind) -> Res<TrailerState, E> {
         let layout = self.layout(slot);
         let r = match slot {
-            AreaKind::Secondary => SlotState::read(self.secondary, &layout),
-            _ => SlotState::read(self.primary, &layout),
+            AreaKind::Secondary => TrailerState::read(self.secondary, &layout),
+            _ => TrailerState::read(self.primary, &layout),
         };
         r.map_err(|error| BootError::Flash { area: slot, error })
     }

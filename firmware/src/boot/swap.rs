@@ -89,10 +89,7 @@ where
         if st.magic != MagicState::Good || st.copy_done != FlagState::Unset {
             return Ok(None);
         }
-        let layout = self.layout(Primary);
-        let mut sz = [0u8; 4];
-        self.read(Primary, layout.swap_size_off(), &mut sz)?;
-        let swap_size = u32::from_le_bytes(sz);
+        let swap_size = st.swap_size;
         let swap_type = st.swap_info.0;
         let units = self.units(swap_size);
         if swap_type == SwapType::None || swap_size > self.cfg.map.max_image_size() {
