@@ -101,7 +101,7 @@ impl Agent<'_> {
         written: u32,
     ) -> Res<Option<u32>, F::Error> {
         let written = align_down(written, self.write_size());
-        let limit = self.cfg.map.max_image_size();
+        let limit = self.cfg.map.download_max_image_size();
         let end = written.saturating_add(MAX_WRITE).min(limit);
         let erased = self.cfg.map.secondary.erase_value;
         let mut buf = [0u8; 64];
@@ -217,7 +217,7 @@ impl Agent<'_> {
             return Ok(Ok(Out::Nothing));
         }
         if d.total.is_none() {
-            if h.total_size > self.cfg.map.max_image_size() || h.total_size < 32 {
+            if h.total_size > self.cfg.map.download_max_image_size() || h.total_size < 32 {
                 return self.fail(now, ErrorCode::ImageTooLarge, flash).map(Ok);
             }
             d.total = Some(h.total_size);
@@ -325,7 +325,7 @@ impl Agent<'_> {
         flash: &mut F,
         total: u32,
     ) -> Res<Result<Out, ()>, F::Error> {
-        let limit = self.cfg.map.max_image_size();
+        let limit = self.cfg.map.download_max_image_size();
         let verdict = match validate(&mut FlashImage::new(flash, limit), limit, self.cfg.keys) {
             Ok(img) if img.end != total => Err(ErrorCode::ImageFormat),
             Ok(img)

@@ -17,8 +17,7 @@ use embedded_storage::nor_flash::ReadNorFlash;
 
 use crate::image::trailer::{FlagState, MagicState, SwapType, TrailerLayout, TrailerState};
 
-/// The largest trailer info area: `4·A + align_up(16, A)` for `A = 32`.
-const MAX_INFO: usize = 4 * 32 + 32;
+use super::MAX_INFO;
 
 /// Reading a slot's trailer from flash. The decoding is [`TrailerState::decode`], the one
 /// trailer decoder (shared with the agent and `otactl info`).
@@ -28,9 +27,17 @@ impl TrailerState {
     /// # Errors
     /// Flash read errors.
     pub fn read<F: ReadNorFlash>(flash: &mut F, layout: &TrailerLayout) -> Result<Self, F::Error> {
+        Self::read_with(layout, |off, buf| flash.read(off, buf))
+    }
+
+    /// [`Self::read`] through any read function.
+    pub(crate) fn read_with<Er>(
+        layout: &TrailerLayout,
+        mut read: impl FnMut(u32, &mut [u8]) -> Result<(), Er>,
+    ) -> Result<Self, Er> {
         let mut tail = [0u8; MAX_INFO];
         let n = (layout.info_size() as usize).min(MAX_INFO);
-        flash.read(layout.slot_size - n as u32, &mut tail[..n])?;
+        read(layout.slot_size - n as u32, &mut tail[..n])?;
         Ok(Self::decode(layout, &tail[..n]))
     }
 
