@@ -447,9 +447,9 @@ impl FlashMap {
         )
     }
 
-    /// Offset within `slot` of the first erase sector that holds trailer bytes. Our bootloader
-    /// never swaps those sectors, so an image must end before this offset (see
-    /// [`Self::max_image_size`]).
+    /// Offset within `slot` of the first erase sector (swap unit, in swap mode) that holds
+    /// trailer bytes: where [`crate::boot`] starts erasing a trailer, and where the agent's
+    /// download journal starts ([`Self::download_max_image_size`]).
     #[must_use]
     pub const fn trailer_sector_off(&self, slot: &Area) -> u32 {
         let t = self.trailer_for(slot);
@@ -460,11 +460,69 @@ impl FlashMap {
         align_down(t.status_off(), unit)
     }
 
-    /// The largest image (header + payload + TLVs) the bootloader installs: the space before
-    /// the first trailer sector of either slot (MCUboot's swap-move rule; imgtool's own limit,
-    /// slot size minus trailer, can be a few sectors larger).
+    /// The largest image (header + payload + TLVs) MCUboot installs from these slots
+    /// (`bootutil_max_image_size`), which is what [`crate::boot`] accepts:
+    ///
+    /// - swap using scratch (`app_max_size`): the trailer offset `S − trailer_size`, less
+    ///   padding when the part of the trailer in its first sector is smaller than the scratch
+    ///   area's own trailer (`3·W + 4·A + align_up(16, A)`), so that sector's image bytes and
+    ///   the scratch trailer fit in the scratch area together. The sector is the larger of the
+    ///   two slots' (their common boundary, [`Self::swap_unit`]).
+    /// - overwrite-only: the offset of `swap_info`, `S − align_up(16, A) − 3·A` (`S − 40` for
+    ///   `A = 8`), of the smaller slot.
+    ///
+    /// PSoC 6 external-flash swap map (`S` = 0x1c0000, `M` = 3584, `W` = 8): 0x1aafd0.
     #[must_use]
     pub const fn max_image_size(&self) -> u32 {
+        match self.mode {
+            UpgradeMode::Swap => {
+                let t = self.trailer_for(&self.primary);
+                let status_off = t.status_off();
+                let unit = self.swap_unit();
+                let first_sector_end = align_down(status_off, unit) + unit;
+                let in_first_sector = first_sector_end - status_off;
+                let scratch_trailer = self.scratch_trailer().trailer_size();
+                status_off.saturating_sub(scratch_trailer.saturating_sub(in_first_sector))
+            }
+            UpgradeMode::Overwrite => {
+                let p = self.trailer_for(&self.primary).swap_info_off();
+                let s = self.trailer_for(&self.secondary).swap_info_off();
+                if p < s {
+                    p
+                } else {
+                    s
+                }
+            }
+        }
+    }
+
+    /// The trailer MCUboot keeps at the end of the scratch area while the swap unit holding
+    /// the slots' trailer is swapped: status records for one unit (`M = 1`) plus the fields.
+    #[must_use]
+    pub const fn scratch_trailer(&self) -> TrailerLayout {
+        let size = match self.scratch {
+            Some(a) => a.size,
+            None => 0,
+        };
+        TrailerLayout::new(
+            size,
+            self.trailer_write_size(),
+            1,
+            match self.scratch {
+                Some(a) => a.erase_value,
+                None => 0xff,
+            },
+            false,
+        )
+    }
+
+    /// The largest image the OTA agent downloads: the space before the first trailer sector
+    /// of either slot ([`Self::trailer_sector_off`]). The agent keeps its download journal in
+    /// the secondary's trailer sectors; an image that reaches into them (up to
+    /// [`Self::max_image_size`], which the bootloader installs) has to be written by other
+    /// means.
+    #[must_use]
+    pub const fn download_max_image_size(&self) -> u32 {
         let p = self.trailer_sector_off(&self.primary);
         let s = self.trailer_sector_off(&self.secondary);
         if p < s {

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{app, holds, matrix, public_key, sim_map, SIM_MAPS};
+use common::{app, holds, image_of, matrix, public_key, sim_map, SIM_MAPS};
 use firmware::boot::{app as bootapp, BootError};
-use firmware::flashmap::UpgradeMode;
+use firmware::flashmap::{infineon, UpgradeMode};
 use firmware::image::trailer::SwapType;
 use firmware::sim::SimDevice;
 
@@ -193,4 +193,43 @@ fn torn_primary_header_does_not_trigger_downgrade_prevention() {
         let (ty, v) = boot(&mut dev);
         assert_eq!((ty, v.minor), (SwapType::Test, 1), "{name}");
     }
+}
+
+/// MCUboot's image-size limit on Infineon's PSoC 6 external-flash swap map is 0x1aafd0 (the
+/// trailer's offset; spec §3): the BENCHMARKS image (a slot-filling PSoC 6 image of 1,739,174
+/// bytes) and an image of exactly the limit install, revert when not confirmed, and install
+/// permanently; one byte more is refused, as MCUboot refuses it. Before, the limit was the
+/// first 256 KiB sector holding trailer bytes, 0x180000, and both were refused.
+#[test]
+fn slot_filling_images_install_on_the_psoc6_external_flash_map() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/flashmap/psoc62_2m_ext_swap_single.json");
+    let mut map = infineon::load(&path, None).unwrap();
+    // Infineon starts the secondary 0x200 into the external flash; our bootloader erases whole
+    // sectors, so the slot moves to the sector start. Sizes, sectors and trailer are the map's.
+    map.secondary.address = 0x1800_0000;
+    map.validate_for_boot().unwrap();
+    assert_eq!(map.max_image_size(), 0x1a_afd0);
+    let old = app(1, 0, 100_000);
+    for total in [1_739_174, 0x1a_afd0] {
+        let new = image_of(1, total);
+        let mut dev = common::device_with(map, &old);
+        stage(&mut dev, &new, false);
+        let (ty, v) = boot(&mut dev);
+        assert_eq!((ty, v.minor), (SwapType::Test, 1), "{total} bytes");
+        assert!(holds(dev.primary.data(), &new), "{total} bytes installed");
+        assert_eq!(boot(&mut dev).0, SwapType::Revert, "{total} bytes");
+        assert!(holds(dev.primary.data(), &old), "{total} bytes: reverted");
+        assert!(holds(dev.secondary.data(), &new), "{total} bytes: kept");
+        let mut dev = common::device_with(map, &old);
+        stage(&mut dev, &new, true);
+        assert_eq!(boot(&mut dev).0, SwapType::Perm, "{total} bytes");
+        assert_eq!(boot(&mut dev), (SwapType::None, v), "{total} bytes stay");
+        assert!(holds(dev.primary.data(), &new));
+    }
+    let too_big = image_of(1, 0x1a_afd1);
+    let mut dev = common::device_with(map, &old);
+    stage(&mut dev, &too_big, true);
+    assert_eq!(boot(&mut dev).0, SwapType::None);
+    assert!(holds(dev.primary.data(), &old));
 }

@@ -232,3 +232,32 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The DER signature decoder (the `ecdsa` crate's) takes what imgtool writes, with or
+    /// without `--pad-sig` zeros after it, and nothing else: no other trailing byte, no
+    /// truncation.
+    #[test]
+    fn der_signatures_decode_with_pad_sig_zeros_and_nothing_else(
+        digest in any::<[u8; 32]>(),
+        pad in 0usize..4,
+        junk in 1u8..=255,
+    ) {
+        use firmware::image::verify::signature_from_der;
+        let key = SigningKey::from_slice(&[9; 32]).unwrap();
+        let sig: Signature = key.sign_prehash(&digest).unwrap();
+        let der = sig.to_der();
+        let der = der.as_bytes();
+        let mut padded = der.to_vec();
+        padded.resize(der.len() + pad, 0);
+        prop_assert_eq!(signature_from_der(&padded), Some(sig));
+        let pk = PublicKey::from_verifying_key(*key.verifying_key());
+        prop_assert!(pk.verify_digest(&digest, &padded));
+        padded.push(junk);
+        prop_assert_eq!(signature_from_der(&padded), None);
+        prop_assert_eq!(signature_from_der(&der[..der.len() - 1]), None);
+        prop_assert_eq!(signature_from_der(&[]), None);
+    }
+}

@@ -9,7 +9,7 @@
 mod common;
 
 use common::publisher::{agent_config, run, End, Publisher};
-use common::{app, holds, public_key};
+use common::{app, holds, image_of, public_key};
 use firmware::agent::journal::Journal;
 use firmware::agent::{Agent, BootReport};
 use firmware::boot::app as bootapp;
@@ -143,9 +143,12 @@ fn stage(dev: &mut SimDevice, img: &[u8], permanent: bool) {
     bootapp::set_pending(&mut dev.secondary, &layout, permanent).unwrap();
 }
 
+/// An old and a new image.
+type Images = (Vec<u8>, Vec<u8>);
+
 /// The old and new images: ~1.6 KiB and ~2.3 KiB (several swap units on the small maps);
 /// `OTA_POWERCUT_LARGE=1` makes the new one ~5 KiB (slower: about twice the cut points).
-fn old_new() -> (Vec<u8>, Vec<u8>) {
+fn old_new() -> Images {
     let large = std::env::var("OTA_POWERCUT_LARGE").is_ok_and(|v| v == "1");
     (app(1, 0, 1500), app(1, 1, if large { 5000 } else { 2100 }))
 }
@@ -154,35 +157,35 @@ fn boot_action(dev: &mut SimDevice) -> Result<(), String> {
     boot(dev).map(|_| ())
 }
 
-fn power_cut_during_swap_boots_new_image(name: &str, map: FlashMap) -> u64 {
-    let (old, new) = old_new();
-    let mut start = common::device_with(map, &old);
-    stage(&mut start, &new, false);
+fn power_cut_during_swap_boots_new_image(name: &str, map: FlashMap, images: &Images) -> u64 {
+    let (old, new) = images;
+    let mut start = common::device_with(map, old);
+    stage(&mut start, new, false);
     // A test image gets one boot: a cut at the very end (the `copy_done` write) may leave
     // `copy_done` set before the image ever ran, and the next boot reverts, as MCUboot would.
     let check = |dev: &mut SimDevice, cut: &Cut| {
         let what = &cut.what;
-        if !holds(dev.primary.data(), &new) {
+        if !holds(dev.primary.data(), new) {
             assert!(cut.at_end, "{what}: primary must hold the new image");
             assert!(
-                holds(dev.primary.data(), &old),
+                holds(dev.primary.data(), old),
                 "{what}: old image after revert"
             );
-            assert!(holds(dev.secondary.data(), &new), "{what}: new image kept");
+            assert!(holds(dev.secondary.data(), new), "{what}: new image kept");
         }
     };
     sweep(&format!("{name}/swap"), &start, &boot_action, &check)
 }
 
-fn power_cut_during_revert_boots_old_image(name: &str, map: FlashMap) -> u64 {
-    let (old, new) = old_new();
-    let mut start = common::device_with(map, &old);
-    stage(&mut start, &new, false);
+fn power_cut_during_revert_boots_old_image(name: &str, map: FlashMap, images: &Images) -> u64 {
+    let (old, new) = images;
+    let mut start = common::device_with(map, old);
+    stage(&mut start, new, false);
     boot(&mut start).unwrap();
     let check = |dev: &mut SimDevice, cut: &Cut| {
         let what = &cut.what;
         assert!(
-            holds(dev.primary.data(), &old),
+            holds(dev.primary.data(), old),
             "{what}: primary must hold the old image"
         );
         assert_eq!(assert_stable(dev, what).minor, 0);
@@ -190,10 +193,10 @@ fn power_cut_during_revert_boots_old_image(name: &str, map: FlashMap) -> u64 {
     sweep(&format!("{name}/revert"), &start, &boot_action, &check)
 }
 
-fn power_cut_during_confirm_boots_old_or_new(name: &str, map: FlashMap) -> u64 {
-    let (old, new) = old_new();
-    let mut start = common::device_with(map, &old);
-    stage(&mut start, &new, false);
+fn power_cut_during_confirm_boots_old_or_new(name: &str, map: FlashMap, images: &Images) -> u64 {
+    let (old, new) = images;
+    let mut start = common::device_with(map, old);
+    stage(&mut start, new, false);
     boot(&mut start).unwrap();
     let confirm = |dev: &mut SimDevice| {
         let layout = dev.primary_layout();
@@ -203,7 +206,7 @@ fn power_cut_during_confirm_boots_old_or_new(name: &str, map: FlashMap) -> u64 {
     let check = |dev: &mut SimDevice, cut: &Cut| {
         let what = &cut.what;
         let v = assert_stable(dev, what);
-        let img = if v.minor == 1 { &new } else { &old };
+        let img = if v.minor == 1 { new } else { old };
         assert!(holds(dev.primary.data(), img), "{what}");
         if map.mode == UpgradeMode::Overwrite {
             assert_eq!(v.minor, 1, "{what}: overwrite never reverts");
@@ -214,7 +217,7 @@ fn power_cut_during_confirm_boots_old_or_new(name: &str, map: FlashMap) -> u64 {
 
 /// Whether the test images fit the map (large images skip the maps with wide trailers).
 fn fits(name: &str, map: &FlashMap) -> bool {
-    let ok = old_new().1.len() as u32 <= map.max_image_size();
+    let ok = old_new().1.len() as u32 <= map.download_max_image_size();
     if !ok {
         println!("{name}: image larger than the slot allows, skipped");
     }
@@ -297,12 +300,56 @@ fn power_cut_sweep_swap_revert_confirm() {
         if !fits(&name, &map) {
             continue;
         }
-        assert!(power_cut_during_swap_boots_new_image(&name, map) > 0);
-        if map.mode == UpgradeMode::Swap {
-            assert!(power_cut_during_revert_boots_old_image(&name, map) > 0);
+        swap_revert_confirm(&name, map, &old_new());
+    }
+}
+
+fn swap_revert_confirm(name: &str, map: FlashMap, images: &Images) {
+    assert!(power_cut_during_swap_boots_new_image(name, map, images) > 0);
+    if map.mode == UpgradeMode::Swap {
+        assert!(power_cut_during_revert_boots_old_image(name, map, images) > 0);
+    } else {
+        println!("{name}/revert: 0 cut points (overwrite-only has no revert)");
+    }
+    assert!(power_cut_during_confirm_boots_old_or_new(name, map, images) > 0);
+}
+
+/// A map whose swap unit holding the trailer also holds image bytes: 16 KiB slots, the
+/// primary in 512-byte rows, the secondary and scratch in 4 KiB sectors (the trailer,
+/// 32·3·8 + 48 = 816 bytes, starts at 0x3cd0 in the unit at 0x3000).
+fn trailer_unit_map(erased: u8, scratch_units: u32, overwrite: bool) -> FlashMap {
+    use firmware::flashmap::{Area, Device};
+    let ext = |address, size| Area::new(address, size, 0x1000, erased, 8, Device::External);
+    FlashMap {
+        bootloader: Area::new(0x1000_0000, 0x1_0000, 0x200, 0x00, 8, Device::Internal),
+        primary: Area::new(0x1001_0000, 0x4000, 0x200, erased, 8, Device::Internal),
+        secondary: ext(0x1800_0000, 0x4000),
+        scratch: Some(ext(0x1801_0000, scratch_units * 0x1000)),
+        status: None,
+        mode: if overwrite {
+            UpgradeMode::Overwrite
         } else {
-            println!("{name}/revert: 0 cut points (overwrite-only has no revert)");
-        }
-        assert!(power_cut_during_confirm_boots_old_or_new(&name, map) > 0);
+            UpgradeMode::Swap
+        },
+        internal_base: 0x1000_0000,
+    }
+}
+
+/// Images as large as MCUboot allows reach into the swap unit that holds the trailer: the
+/// bootloader swaps that unit's image bytes through the scratch area (with the status in the
+/// scratch area's trailer) and reverts and confirms them, whatever the power does.
+#[test]
+fn power_cut_sweep_slot_filling_images() {
+    println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
+    for (erased, scratch_units, overwrite) in [(0xff, 1, false), (0x00, 2, false), (0xff, 1, true)]
+    {
+        let map = trailer_unit_map(erased, scratch_units, overwrite);
+        map.validate_for_boot().unwrap();
+        let max = map.max_image_size();
+        assert!(max > map.download_max_image_size());
+        let name = format!("trailer-unit-{erased:#x}-scratch{scratch_units}-overwrite{overwrite}");
+        // Old image also reaching into the trailer unit, new one filling the slot.
+        let images = (image_of(0, max - 0x300), image_of(1, max));
+        swap_revert_confirm(&name, map, &images);
     }
 }

@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 use common::publisher::{agent_config, outbound, run, End, Publisher};
 use common::{app, public_key, sim_map};
 use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
-use firmware::boot::swap_type::SlotState;
 use firmware::image::trailer::MagicState;
+use firmware::image::trailer::TrailerState;
 use firmware::protocol::AppVersion;
 use firmware::sim::SimDevice;
 use proptest::prelude::*;
@@ -88,7 +88,7 @@ impl World {
         let img = &self.publ.image;
         let st = agent.status();
         let layout = self.dev.secondary_layout();
-        let sec = SlotState::read(&mut self.dev.secondary, &layout).unwrap();
+        let sec = TrailerState::read(&mut self.dev.secondary, &layout).unwrap();
         if st.phase == Phase::ReadyToReboot || sec.magic == MagicState::Good {
             prop_assert!(
                 self.dev.secondary.data()[..img.len()] == img[..],

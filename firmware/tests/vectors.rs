@@ -7,8 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use firmware::boot::swap_type::SlotState;
 use firmware::flashmap::{infineon, Area, Device, FlashMap, UpgradeMode};
+use firmware::image::trailer::TrailerState;
 use firmware::image::trailer::{FlagState, MagicState, SwapType};
 use firmware::image::verify::PublicKey;
 use firmware::sim::SimDevice;
@@ -67,7 +67,7 @@ fn imgtool_pad_image_on_infineon_internal_map_swaps_and_reverts() {
     assert_eq!(v06.len() as u32, map.secondary.size);
     let mut dev = run(map, &v05, &v06, SwapType::Test);
     let layout = dev.primary_layout();
-    let st = SlotState::read(&mut dev.primary, &layout).unwrap();
+    let st = TrailerState::read(&mut dev.primary, &layout).unwrap();
     assert_eq!(
         (st.magic, st.image_ok, st.copy_done),
         (MagicState::Good, FlagState::Unset, FlagState::Set)

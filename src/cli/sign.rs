@@ -190,9 +190,8 @@ impl SignArgs {
         if let Some(d) = derived.as_ref() {
             if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {
                 log::warn!(
-                    "the image ({:#x} bytes) reaches into the flash sectors that hold the trailer \
-                     (from {:#x}): MCUboot's upstream swap (otactl's simulated bootloader) will not \
-                     install it; Infineon's MCUBootApp with its swap-status partition does",
+                    "the image ({:#x} bytes) is larger than MCUboot installs from this flash map \
+                     ({:#x} bytes): it will refuse it",
                     img.bytes.len(),
                     d.bootloader_max_image
                 );

@@ -154,18 +154,15 @@ pub fn read_trailer(file: &[u8], image_end: usize, erased_val: Option<u8>) -> Op
     if len < 4 * max_align + layout.magic_area_size() {
         return None;
     }
+    // The states come from the one trailer decoder; the raw bytes are shown beside them.
+    let st = trailer::TrailerState::decode(&layout, file);
     let byte = |off: u32| file[off as usize];
-    let ok = byte(layout.image_ok_off());
-    let cd = byte(layout.copy_done_off());
-    let si = byte(layout.swap_info_off());
-    let (st, num) = trailer::decode_swap_info(si, erased);
-    let so = layout.swap_size_off() as usize;
     Some(TrailerInfo {
         layout,
-        magic: layout.magic_state(&last),
-        image_ok: (ok, layout.flag_state(ok)),
-        copy_done: (cd, layout.flag_state(cd)),
-        swap_info: (si, st, num),
-        swap_size: u32::from_le_bytes(file[so..so + 4].try_into().ok()?),
+        magic: st.magic,
+        image_ok: (byte(layout.image_ok_off()), st.image_ok),
+        copy_done: (byte(layout.copy_done_off()), st.copy_done),
+        swap_info: (byte(layout.swap_info_off()), st.swap_info.0, st.swap_info.1),
+        swap_size: st.swap_size,
     })
 }

@@ -44,8 +44,8 @@ pub struct FlashmapOptions {
     pub overwrite_only: bool,
     /// `-x` default: the primary slot's address.
     pub hex_addr: u32,
-    /// The largest image the otactl bootloader installs with this map (it never swaps the
-    /// sectors holding the trailer), for a warning.
+    /// The largest image MCUboot (and otactl's simulated bootloader) installs with this map
+    /// (`FlashMap::max_image_size`), for a warning.
     pub bootloader_max_image: u32,
 }
 

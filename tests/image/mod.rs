@@ -10,6 +10,7 @@ use crate::util::{data_dir, flashmap_dir, otactl, run, tool, vectors_dir};
 
 mod cli;
 mod props;
+mod trailer;
 
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";

@@ -5,8 +5,8 @@ use embedded_storage::nor_flash::NorFlash;
 use super::{Agent, AgentError, BootReport, Download, Out, Res, State};
 use crate::boot::app;
 use crate::boot::image_io::FlashImage;
-use crate::boot::swap_type::SlotState;
 use crate::flashmap::UpgradeMode;
+use crate::image::trailer::TrailerState;
 use crate::image::trailer::{FlagState, MagicState, SwapType};
 use crate::image::verify::{validate, VerifyError};
 use crate::image::{align_down, align_up, ImageError};
@@ -101,7 +101,7 @@ impl Agent<'_> {
         written: u32,
     ) -> Res<Option<u32>, F::Error> {
         let written = align_down(written, self.write_size());
-        let limit = self.cfg.map.max_image_size();
+        let limit = self.cfg.map.download_max_image_size();
         let end = written.saturating_add(MAX_WRITE).min(limit);
         let erased = self.cfg.map.secondary.erase_value;
         let mut buf = [0u8; 64];
@@ -217,7 +217,7 @@ impl Agent<'_> {
             return Ok(Ok(Out::Nothing));
         }
         if d.total.is_none() {
-            if h.total_size > self.cfg.map.max_image_size() || h.total_size < 32 {
+            if h.total_size > self.cfg.map.download_max_image_size() || h.total_size < 32 {
                 return self.fail(now, ErrorCode::ImageTooLarge, flash).map(Ok);
             }
             d.total = Some(h.total_size);
@@ -325,7 +325,7 @@ impl Agent<'_> {
         flash: &mut F,
         total: u32,
     ) -> Res<Result<Out, ()>, F::Error> {
-        let limit = self.cfg.map.max_image_size();
+        let limit = self.cfg.map.download_max_image_size();
         let verdict = match validate(&mut FlashImage::new(flash, limit), limit, self.cfg.keys) {
             Ok(img) if img.end != total => Err(ErrorCode::ImageFormat),
             Ok(img)
@@ -344,7 +344,7 @@ impl Agent<'_> {
             return self.fail(now, code, flash).map(Ok);
         }
         let layout = self.cfg.map.trailer_for(&self.cfg.map.secondary);
-        if !SlotState::fields_erased(flash, &layout).map_err(AgentError::Flash)? {
+        if !TrailerState::fields_erased(flash, &layout).map_err(AgentError::Flash)? {
             // Debris of an interrupted "set pending": start the trailer afresh.
             let version = match self.state {
                 State::Download(d) => d.version,
@@ -391,7 +391,7 @@ impl Agent<'_> {
             // Overwrite never reverts, but the bootloader leaves the new image with a magic
             // and no `image_ok`: confirming it marks the install as reported.
             UpgradeMode::Overwrite => {
-                let st = SlotState::read(primary, &pl).map_err(AgentError::Flash)?;
+                let st = TrailerState::read(primary, &pl).map_err(AgentError::Flash)?;
                 st.magic == MagicState::Good && st.image_ok == FlagState::Unset
             }
         };
@@ -400,7 +400,7 @@ impl Agent<'_> {
             return Ok(BootReport::AwaitingConfirm);
         }
         let sl = self.cfg.map.trailer_for(&self.cfg.map.secondary);
-        let sec = SlotState::read(secondary, &sl).map_err(AgentError::Flash)?;
+        let sec = TrailerState::read(secondary, &sl).map_err(AgentError::Flash)?;
         let (resume, _) = self.journal.read(secondary).map_err(AgentError::Flash)?;
         if let Some(r) = resume.filter(|r| r.total > 0 && r.written >= r.total) {
             // A finished download whose "set pending" never completed (or left a trailer the
@@ -427,7 +427,7 @@ impl Agent<'_> {
             self.discard(secondary)?;
             return Ok(BootReport::Normal);
         }
-        let prim = SlotState::read(primary, &pl).map_err(AgentError::Flash)?;
+        let prim = TrailerState::read(primary, &pl).map_err(AgentError::Flash)?;
         if prim.swap_info.0 == SwapType::Revert && self.secondary_is_newer(secondary)? {
             return Ok(BootReport::Reverted);
         }

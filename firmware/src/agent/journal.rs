@@ -1,9 +1,11 @@
 //! Download progress persisted in the secondary slot, so a reset resumes where it stopped.
 //!
-//! The journal lives in the secondary slot's trailer sectors, which an image never occupies
-//! (`[FlashMap::max_image_size], S − (4·A + align_up(16, A)))`; the last bytes stay free for
-//! MCUboot's `swap_size`, `swap_info`, `copy_done`, `image_ok` and magic). The bootloader erases
-//! those sectors when it installs the image, which also clears the journal.
+//! The journal lives in the secondary slot's trailer sectors, which an image the agent
+//! downloads never occupies: `[`[`FlashMap::download_max_image_size`]`, S − (4·A + align_up(16, A)))`;
+//! the last bytes stay free for MCUboot's `swap_size`, `swap_info`, `copy_done`, `image_ok`
+//! and magic. (The bootloader installs images up to MCUboot's larger limit, which reach into
+//! these sectors; the agent refuses to download those.) The bootloader erases those sectors
+//! when it installs the image, which also clears the journal.
 //!
 //! Records are `R = align_up(16, W)` bytes, appended, never rewritten:
 //!
@@ -23,7 +25,7 @@
 //! recorded *before* the sector is erased. Without room for that record the download starts
 //! over (and says so: `Status::resumed_from` is `None`).
 //!
-//! [`FlashMap::max_image_size`]: crate::flashmap::FlashMap::max_image_size
+//! [`FlashMap::download_max_image_size`]: crate::flashmap::FlashMap::download_max_image_size
 
 use embedded_storage::nor_flash::NorFlash;
 
@@ -70,7 +72,7 @@ impl Journal {
         let slot = map.secondary;
         let layout = map.trailer_for(&slot);
         let record = crate::image::align_up(16, layout.write_align);
-        let start = map.max_image_size();
+        let start = map.download_max_image_size();
         let reserved = 4 * layout.max_align + layout.magic_area_size();
         let end = align_down(slot.size - reserved, record);
         Self {

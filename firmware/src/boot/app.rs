@@ -4,9 +4,9 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use super::swap_type::SlotState;
 use super::BootError;
 use crate::flashmap::AreaKind;
+use crate::image::trailer::TrailerState;
 use crate::image::trailer::{encode_swap_info, FlagState, MagicState, SwapType, TrailerLayout};
 
 fn flash_err<E>(area: AreaKind) -> impl FnOnce(E) -> BootError<E> {
@@ -52,7 +52,7 @@ pub fn set_pending<F: NorFlash>(
     permanent: bool,
 ) -> Result<(), BootError<F::Error>> {
     let area = AreaKind::Secondary;
-    let st = SlotState::read(secondary, layout).map_err(flash_err(area))?;
+    let st = TrailerState::read(secondary, layout).map_err(flash_err(area))?;
     match st.magic {
         MagicState::Good => return Ok(()),
         MagicState::Bad => return Err(BootError::Corrupted(area)),
@@ -90,7 +90,7 @@ pub fn set_confirmed<F: NorFlash>(
     layout: &TrailerLayout,
 ) -> Result<(), BootError<F::Error>> {
     let area = AreaKind::Primary;
-    let st = SlotState::read(primary, layout).map_err(flash_err(area))?;
+    let st = TrailerState::read(primary, layout).map_err(flash_err(area))?;
     if st.magic == MagicState::Good && st.image_ok == FlagState::Unset {
         write_flag(primary, layout, layout.image_ok_off(), 1, area)?;
     }
@@ -106,7 +106,7 @@ pub fn needs_confirmation<F: NorFlash>(
     primary: &mut F,
     layout: &TrailerLayout,
 ) -> Result<bool, F::Error> {
-    let st = SlotState::read(primary, layout)?;
+    let st = TrailerState::read(primary, layout)?;
     Ok(st.magic == MagicState::Good
         && st.image_ok == FlagState::Unset
         && st.copy_done == FlagState::Set)

@@ -22,25 +22,34 @@
 //! # Swap using scratch, step by step
 //!
 //! The image region `[0, swap_size)` is cut into *units* (the larger erase sector of the two
-//! slots) and processed from the highest unit down. An image must end before the first sector
-//! holding trailer bytes ([`crate::flashmap::FlashMap::max_image_size`]), so trailer sectors are
-//! never swapped and the status always lives in the primary trailer.
+//! slots) and processed from the highest unit down. An image may be as large as MCUboot
+//! allows ([`crate::flashmap::FlashMap::max_image_size`]), so its last unit may also hold the
+//! slots' trailers (the *trailer unit*, at `T` = [`crate::flashmap::FlashMap::trailer_sector_off`]).
+//! Trailer bytes are never swapped: only the unit's image bytes move, and while that unit is
+//! swapped its status lives in the scratch area's own trailer (one unit's records plus the
+//! fields), as in MCUboot.
 //!
 //! | step | flash work | then |
 //! | --- | --- | --- |
-//! | init (`Revert` only) | if the secondary trailer is not `Good`+`image_ok`: erase its trailer sectors, write `image_ok`, `swap_info` = `Revert`, `magic` | an interrupted revert is found again by the table (row 2, `Perm`, read as `Revert` thanks to `swap_info`; MCUboot `fixup_revert`) |
-//! | init | erase primary trailer sectors; write `swap_info`, `image_ok` (if the secondary's was set), `swap_size`, `magic` last | |
+//! | init (`Revert` only, image below `T`) | if the secondary trailer is not `Good`+`image_ok`: erase its trailer sectors, write `image_ok`, `swap_info` = `Revert`, `magic` | an interrupted revert is found again by the table (row 2, `Perm`, read as `Revert` thanks to `swap_info`; MCUboot `fixup_revert`) |
+//! | init (image below `T`) | erase primary trailer sectors; write `swap_info`, `image_ok` (if the secondary's was set, or `Revert`), `swap_size`, `magic` last | |
+//! | init (image reaching `T`) | erase the scratch area; write the same fields into its trailer, `magic` last; the primary trailer stays as it is | |
 //! | unit `j`, state 1 | erase scratch; copy secondary unit → scratch | record `j*3+0` |
 //! | unit `j`, state 2 | (`j == 0`: erase the secondary's trailer sectors); erase secondary unit; copy primary unit → secondary | record `j*3+1` |
 //! | unit `j`, state 3 | erase primary unit; copy scratch → primary unit | record `j*3+2` |
-//! | end | `Perm`/`Revert`: `image_ok` = 1; then `copy_done` = 1 | |
+//! | trailer unit, state 1 | copy its secondary image bytes → scratch | scratch record 0 |
+//! | trailer unit, state 2 | erase the secondary's trailer sectors; copy the primary's image bytes → secondary | scratch record 1 |
+//! | trailer unit, state 3 | erase the primary's trailer sectors; copy scratch → primary; write records 0 and 1, the fields and the magic into the primary trailer | record 2 (primary) |
+//! | end | erase the scratch trailer if it is not erased; `Perm`/`Revert`: `image_ok` = 1; then `copy_done` = 1 | |
 //!
-//! On boot, if the primary magic is `Good`, `copy_done` unset and the secondary magic *not*
-//! `Good`, the leading written status records say how far the swap got: some → resume at the
-//! next step (each step is idempotent: it starts with an erase), all → do the end writes.
-//! Otherwise (no records, or the secondary trailer still intact, which also covers a primary
-//! trailer whose erase was interrupted) the table decides again from scratch; no slot data
-//! has changed at that point. A `Test` image then sits in
+//! On boot, the swap in progress is read from the primary trailer once it holds the trailer
+//! unit's records (or for an image below `T`), else from the scratch trailer (magic `Good`,
+//! `copy_done` unset, at least one record), else nothing is in progress (MCUboot's
+//! `swap_status_source`). With some records written and the secondary magic *not* `Good`,
+//! it resumes at the next step (each step is idempotent: it starts with an erase, or follows
+//! one) and then does the end writes. Otherwise (no records, or the secondary trailer still
+//! intact, which also covers a primary trailer whose erase was interrupted) the table decides
+//! again from scratch; no slot data has changed at that point. A `Test` image then sits in
 //! the primary with `copy_done` set and `image_ok` unset: unless the application confirms it,
 //! the next boot matches row 3 of the table and swaps back (`Revert`).
 //!
@@ -59,10 +68,10 @@ pub mod swap_type;
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::flashmap::{Area, AreaKind, FlashMap, FlashMapError, UpgradeMode};
-use crate::image::trailer::{SwapType, TrailerLayout};
+use crate::image::align_down;
+use crate::image::trailer::{SwapType, TrailerLayout, TrailerState};
 use crate::image::verify::{validate, PublicKey, VerifiedImage, VerifyError};
 pub use image_io::FlashImage;
-pub use swap_type::SlotState;
 
 /// Bootloader settings.
 #[derive(Clone, Copy, Debug)]
@@ -188,21 +197,22 @@ where
         })
     }
 
-    /// The trailer state of a slot.
+    /// The trailer state of a slot (or of the scratch area's trailer).
     ///
     /// # Errors
     /// Flash read errors.
-    pub fn slot_state(&mut self, slot: AreaKind) -> Res<SlotState, E> {
+    pub fn slot_state(&mut self, slot: AreaKind) -> Res<TrailerState, E> {
         let layout = self.layout(slot);
-        let r = match slot {
-            AreaKind::Secondary => SlotState::read(self.secondary, &layout),
-            _ => SlotState::read(self.primary, &layout),
-        };
-        r.map_err(|error| BootError::Flash { area: slot, error })
+        TrailerState::read_with(&layout, |off, buf| self.read(slot, off, buf))
     }
 
+    /// The trailer layout of a slot; for the scratch area, its one-unit trailer
+    /// ([`FlashMap::scratch_trailer`]).
     pub(crate) fn layout(&self, slot: AreaKind) -> TrailerLayout {
-        self.cfg.map.trailer_for(&self.area(slot))
+        match slot {
+            AreaKind::Scratch => self.cfg.map.scratch_trailer(),
+            _ => self.cfg.map.trailer_for(&self.area(slot)),
+        }
     }
 
     pub(crate) fn area(&self, kind: AreaKind) -> Area {
@@ -307,10 +317,13 @@ where
         r.map_err(|error| BootError::Flash { area, error })
     }
 
-    /// Erases the sectors of `slot` that hold trailer bytes.
+    /// Erases the sectors of `slot` (or of the scratch area) that hold trailer bytes.
     pub(crate) fn scramble_trailer(&mut self, slot: AreaKind) -> Res<(), E> {
         let area = self.area(slot);
-        let from = self.cfg.map.trailer_sector_off(&area);
+        let from = match slot {
+            AreaKind::Scratch => align_down(self.layout(slot).status_off(), area.erase_size),
+            _ => self.cfg.map.trailer_sector_off(&area),
+        };
         self.erase(slot, from, area.size)
     }
 
@@ -355,3 +368,6 @@ where
 
 /// Copy buffer size (a multiple of every supported write size).
 const COPY_BUF: usize = 512;
+
+/// The largest trailer info area: `4·A + align_up(16, A)` for `A = 32`.
+pub(crate) const MAX_INFO: usize = 4 * 32 + 32;

@@ -11,6 +11,8 @@
 //! | 6 | erase the secondary's trailer sectors | done: the secondary never triggers again |
 //!
 //! There is no status and no revert: a `Test` request installs permanently, as in MCUboot.
+//! The image may end right before `swap_info` (MCUboot's limit), in a sector it shares with
+//! the trailer: step 2 erases that sector and step 4 writes the magic after the copy.
 
 use embedded_storage::nor_flash::NorFlash;
 

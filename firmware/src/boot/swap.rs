@@ -1,4 +1,5 @@
-//! Swap using scratch, with status records in the primary trailer (see the module docs of
+//! Swap using scratch, with status records in the primary trailer, or in the scratch area's
+//! trailer while the unit holding the slots' trailers is swapped (see the module docs of
 //! [`super`] for the step table).
 //!
 //! # Status records (on flash, primary slot)
@@ -31,15 +32,18 @@
 use embedded_storage::nor_flash::NorFlash;
 
 use super::{image_io::image_end, swap_type, BootError, BootLoader, Res};
-use crate::flashmap::AreaKind::{Primary, Scratch, Secondary};
+use crate::flashmap::AreaKind::{self, Primary, Scratch, Secondary};
 use crate::image::align_up;
 use crate::image::trailer::{encode_swap_info, FlagState, MagicState, SwapType};
 
-/// A swap recorded in the primary trailer.
+/// A swap recorded in a trailer (the primary's, or the scratch area's while the trailer unit
+/// is swapped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Progress {
     swap_type: SwapType,
     swap_size: u32,
+    /// `image_ok` to write into the primary trailer.
+    image_ok: bool,
     /// Leading status records written.
     done: u32,
 }
@@ -61,7 +65,7 @@ where
             if p.done > 0 && sec_magic != MagicState::Good {
                 fw_info!("resuming {:?} swap at record {}", p.swap_type, p.done);
                 self.run_units(p)?;
-                self.finish(p.swap_type)?;
+                self.finish(p)?;
                 return Ok((p.swap_type, true));
             }
         }
@@ -78,33 +82,55 @@ where
         }
         let p = self.start(ty, sec.image_ok == FlagState::Set)?;
         self.run_units(p)?;
-        self.finish(ty)?;
+        self.finish(p)?;
         Ok((ty, false))
     }
 
-    /// Reads the swap recorded in the primary trailer, if its magic is good and `copy_done`
-    /// unset (MCUboot's `swap_status_source` → primary).
+    /// Whether a swap of `swap_size` bytes reaches into the unit holding the trailer (its
+    /// status then starts in the scratch area's trailer).
+    fn uses_scratch(&self, swap_size: u32) -> bool {
+        swap_size > self.cfg.map.trailer_sector_off(&self.cfg.map.primary)
+    }
+
+    /// The swap in progress: the primary's record once it holds the trailer unit's records,
+    /// else the scratch area's, else the primary's (MCUboot's `swap_status_source`).
     fn progress(&mut self) -> Res<Option<Progress>, E> {
-        let st = self.slot_state(Primary)?;
+        let prim = self.recorded(Primary)?;
+        if let Some(p) = prim {
+            if !self.uses_scratch(p.swap_size) || p.done >= 3 {
+                return Ok(prim);
+            }
+        }
+        match self.recorded(Scratch)? {
+            Some(p) if p.done > 0 => Ok(Some(p)),
+            _ => Ok(prim.filter(|p| !self.uses_scratch(p.swap_size))),
+        }
+    }
+
+    /// The swap recorded in the trailer of `area` if its magic is good and `copy_done` unset.
+    fn recorded(&mut self, area: AreaKind) -> Res<Option<Progress>, E> {
+        let st = self.slot_state(area)?;
         if st.magic != MagicState::Good || st.copy_done != FlagState::Unset {
             return Ok(None);
         }
-        let layout = self.layout(Primary);
-        let mut sz = [0u8; 4];
-        self.read(Primary, layout.swap_size_off(), &mut sz)?;
-        let swap_size = u32::from_le_bytes(sz);
-        let swap_type = st.swap_info.0;
-        let units = self.units(swap_size);
+        let (swap_type, swap_size) = (st.swap_info.0, st.swap_size);
         if swap_type == SwapType::None || swap_size > self.cfg.map.max_image_size() {
             return Ok(None);
         }
+        // The scratch area holds the records of one unit, and only while it is swapped.
+        let max = match area {
+            Scratch if !self.uses_scratch(swap_size) => return Ok(None),
+            Scratch => 2,
+            _ => self.units(swap_size) * 3,
+        };
         let mut done = 0;
-        while done < units * 3 && self.record_written(done)? {
+        while done < max && self.record_written(area, done)? {
             done += 1;
         }
         Ok(Some(Progress {
             swap_type,
             swap_size,
+            image_ok: st.image_ok == FlagState::Set,
             done,
         }))
     }
@@ -113,35 +139,33 @@ where
         swap_size.div_ceil(self.cfg.map.swap_unit())
     }
 
-    fn record_off(&self, k: u32) -> u32 {
-        let layout = self.layout(Primary);
+    fn record_off(&self, area: AreaKind, k: u32) -> u32 {
+        let layout = self.layout(area);
         layout.status_off() + k * layout.write_align
     }
 
     /// A record counts as written if any of its bytes is not erased.
-    fn record_written(&mut self, k: u32) -> Res<bool, E> {
-        let layout = self.layout(Primary);
+    fn record_written(&mut self, area: AreaKind, k: u32) -> Res<bool, E> {
+        let layout = self.layout(area);
         let mut rec = [0u8; 32];
         let w = layout.write_align as usize;
-        self.read(Primary, self.record_off(k), &mut rec[..w])?;
+        self.read(area, self.record_off(area, k), &mut rec[..w])?;
         Ok(rec[..w].iter().any(|b| *b != layout.erased_val))
     }
 
-    fn write_record(&mut self, k: u32) -> Res<(), E> {
-        let layout = self.layout(Primary);
+    fn write_record(&mut self, area: AreaKind, k: u32) -> Res<(), E> {
+        let layout = self.layout(area);
         let mut rec = [layout.erased_val; 32];
         rec[0] = (k % 3) as u8 + 1;
         let w = layout.write_align as usize;
-        self.write(Primary, self.record_off(k), &rec[..w])
+        self.write(area, self.record_off(area, k), &rec[..w])
     }
 
-    /// Initialises the primary trailer for a new swap (magic last).
+    /// Initialises the trailer that records a new swap: the primary's (after erasing its
+    /// trailer sectors) or, when the image reaches into the trailer unit, the scratch area's
+    /// (after erasing the scratch area; the primary trailer stays as it is until that unit
+    /// is swapped, so an interrupted revert is still found by the table).
     fn start(&mut self, ty: SwapType, sec_image_ok: bool) -> Res<Progress, E> {
-        let mut image_ok = sec_image_ok;
-        if ty == SwapType::Revert {
-            self.fixup_revert()?;
-            image_ok = true;
-        }
         let limit = self.cfg.map.max_image_size();
         let p_end = image_end(self.primary, limit).map_err(|error| BootError::Flash {
             area: Primary,
@@ -151,26 +175,40 @@ where
             area: Secondary,
             error,
         })?;
-        let swap_size = p_end.unwrap_or(0).max(s_end.unwrap_or(0));
-        self.scramble_trailer(Primary)?;
-        let layout = self.layout(Primary);
-        self.write_flag(Primary, layout.swap_info_off(), encode_swap_info(ty, 0))?;
-        if image_ok {
-            self.write_flag(Primary, layout.image_ok_off(), 1)?;
+        let p = Progress {
+            swap_type: ty,
+            swap_size: p_end.unwrap_or(0).max(s_end.unwrap_or(0)),
+            image_ok: sec_image_ok || ty == SwapType::Revert,
+            done: 0,
+        };
+        if self.uses_scratch(p.swap_size) {
+            let size = self.area(Scratch).size;
+            self.erase(Scratch, 0, size)?;
+            self.write_status_trailer(Scratch, p)?;
+        } else {
+            if ty == SwapType::Revert {
+                self.fixup_revert()?;
+            }
+            self.scramble_trailer(Primary)?;
+            self.write_status_trailer(Primary, p)?;
+        }
+        Ok(p)
+    }
+
+    /// Writes `swap_info`, `image_ok` (if set), `swap_size` and, last, the magic into the
+    /// (erased) trailer of `area`.
+    fn write_status_trailer(&mut self, area: AreaKind, p: Progress) -> Res<(), E> {
+        let layout = self.layout(area);
+        let info = encode_swap_info(p.swap_type, 0);
+        self.write_flag(area, layout.swap_info_off(), info)?;
+        if p.image_ok {
+            self.write_flag(area, layout.image_ok_off(), 1)?;
         }
         let mut rec = [layout.erased_val; 32];
-        rec[..4].copy_from_slice(&swap_size.to_le_bytes());
-        self.write(
-            Primary,
-            layout.swap_size_off(),
-            &rec[..layout.max_align as usize],
-        )?;
-        self.write_magic(Primary)?;
-        Ok(Progress {
-            swap_type: ty,
-            swap_size,
-            done: 0,
-        })
+        rec[..4].copy_from_slice(&p.swap_size.to_le_bytes());
+        let a = layout.max_align as usize;
+        self.write(area, layout.swap_size_off(), &rec[..a])?;
+        self.write_magic(area)
     }
 
     /// Before a revert rewrites the primary trailer, make the secondary (the old image) say
@@ -194,11 +232,16 @@ where
         let units = self.units(p.swap_size);
         let unit = self.cfg.map.swap_unit();
         let w = self.layout(Primary).write_align;
+        let in_scratch = self.uses_scratch(p.swap_size);
         for k in p.done..units * 3 {
             let j = k / 3;
             let idx = units - 1 - j;
             let off = idx * unit;
             let len = align_up(p.swap_size.min(off + unit) - off, w);
+            if j == 0 && in_scratch {
+                self.trailer_unit_step(k, off, len, p)?;
+                continue;
+            }
             match k % 3 {
                 0 => {
                     self.erase(Scratch, 0, unit)?;
@@ -216,15 +259,47 @@ where
                     self.copy(Scratch, 0, Primary, off, len)?;
                 }
             }
-            self.write_record(k)?;
+            self.write_record(Primary, k)?;
         }
         Ok(())
     }
 
-    /// End-of-swap writes: `image_ok` for `Perm`/`Revert`, then `copy_done`.
-    fn finish(&mut self, ty: SwapType) -> Res<(), E> {
+    /// Step `k` (0..3) of the unit at `off` that holds the slots' trailers, with the status in
+    /// the scratch area's trailer: the unit's image bytes (`len`) move through the scratch
+    /// area, the trailer bytes are not swapped. The last step rebuilds the primary trailer
+    /// (records 0 and 1, the fields, the magic last) before its own record.
+    fn trailer_unit_step(&mut self, k: u32, off: u32, len: u32, p: Progress) -> Res<(), E> {
+        match k {
+            // The scratch area was erased when its trailer was written (`start`).
+            0 => {
+                self.copy(Secondary, off, Scratch, 0, len)?;
+                self.write_record(Scratch, 0)
+            }
+            1 => {
+                self.scramble_trailer(Secondary)?;
+                self.copy(Primary, off, Secondary, off, len)?;
+                self.write_record(Scratch, 1)
+            }
+            _ => {
+                self.scramble_trailer(Primary)?;
+                self.copy(Scratch, 0, Primary, off, len)?;
+                self.write_record(Primary, 0)?;
+                self.write_record(Primary, 1)?;
+                self.write_status_trailer(Primary, p)?;
+                self.write_record(Primary, 2)
+            }
+        }
+    }
+
+    /// End-of-swap writes: clear a scratch trailer left by the trailer unit, then `image_ok`
+    /// for `Perm`/`Revert`, then `copy_done` (after which no trailer records a swap).
+    fn finish(&mut self, p: Progress) -> Res<(), E> {
+        if self.uses_scratch(p.swap_size) && self.slot_state(Scratch)?.magic != MagicState::Unset {
+            self.scramble_trailer(Scratch)?;
+        }
         let st = self.slot_state(Primary)?;
         let layout = self.layout(Primary);
+        let ty = p.swap_type;
         if matches!(ty, SwapType::Perm | SwapType::Revert) && st.image_ok == FlagState::Unset {
             self.write_flag(Primary, layout.image_ok_off(), 1)?;
         }

@@ -15,72 +15,30 @@
 
 use embedded_storage::nor_flash::ReadNorFlash;
 
-use crate::image::trailer::{decode_swap_info, FlagState, MagicState, SwapType, TrailerLayout};
+use crate::image::trailer::{FlagState, MagicState, SwapType, TrailerLayout, TrailerState};
 
-/// The decoded trailer of one slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlotState {
-    /// The 16-byte magic.
-    pub magic: MagicState,
-    /// `image_ok`.
-    pub image_ok: FlagState,
-    /// `copy_done`.
-    pub copy_done: FlagState,
-    /// `swap_info`: swap type and image number.
-    pub swap_info: (SwapType, u8),
-}
+use super::MAX_INFO;
 
-impl SlotState {
-    /// A slot with an erased trailer.
-    pub const ERASED: Self = Self {
-        magic: MagicState::Unset,
-        image_ok: FlagState::Unset,
-        copy_done: FlagState::Unset,
-        swap_info: (SwapType::None, 0),
-    };
-
-    /// Reads the trailer of a slot. Each flag is read as its whole `A`-byte record: erased
-    /// only if every byte is erased, set if its first byte is `0x01`, bad otherwise (a write
-    /// cut by power loss can leave the first byte erased and the padding not, and such a
-    /// record can no longer be written). Likewise the magic is unset only if its whole
-    /// `align_up(16, A)` area is erased.
+/// Reading a slot's trailer from flash. The decoding is [`TrailerState::decode`], the one
+/// trailer decoder (shared with the agent and `otactl info`).
+impl TrailerState {
+    /// Reads and decodes the trailer of a slot: the last [`TrailerLayout::info_size`] bytes.
     ///
     /// # Errors
     /// Flash read errors.
     pub fn read<F: ReadNorFlash>(flash: &mut F, layout: &TrailerLayout) -> Result<Self, F::Error> {
-        let e = layout.erased_val;
-        let mut rec = [0u8; 32];
-        let m = layout.magic_area_size() as usize;
-        flash.read(layout.slot_size - m as u32, &mut rec[..m])?;
-        let mut magic16 = [0u8; 16];
-        magic16.copy_from_slice(&rec[m - 16..m]);
-        let magic = match layout.magic_state(&magic16) {
-            MagicState::Unset if rec[..m].iter().any(|b| *b != e) => MagicState::Bad,
-            s => s,
-        };
-        let a = (layout.max_align as usize).min(32);
-        let mut flag = |off: u32| -> Result<(FlagState, u8), F::Error> {
-            flash.read(off, &mut rec[..a])?;
-            let st = match layout.flag_state(rec[0]) {
-                FlagState::Unset if rec[1..a].iter().any(|b| *b != e) => FlagState::Bad,
-                s => s,
-            };
-            Ok((st, rec[0]))
-        };
-        let (image_ok, _) = flag(layout.image_ok_off())?;
-        let (copy_done, _) = flag(layout.copy_done_off())?;
-        let (info_state, info) = flag(layout.swap_info_off())?;
-        let swap_info = if info_state == FlagState::Bad && info == e {
-            (SwapType::None, 0)
-        } else {
-            decode_swap_info(info, e)
-        };
-        Ok(Self {
-            magic,
-            image_ok,
-            copy_done,
-            swap_info,
-        })
+        Self::read_with(layout, |off, buf| flash.read(off, buf))
+    }
+
+    /// [`Self::read`] through any read function.
+    pub(crate) fn read_with<Er>(
+        layout: &TrailerLayout,
+        mut read: impl FnMut(u32, &mut [u8]) -> Result<(), Er>,
+    ) -> Result<Self, Er> {
+        let mut tail = [0u8; MAX_INFO];
+        let n = (layout.info_size() as usize).min(MAX_INFO);
+        read(layout.slot_size - n as u32, &mut tail[..n])?;
+        Ok(Self::decode(layout, &tail[..n]))
     }
 
     /// Whether every trailer field (`swap_size` … magic) is erased, so `set_pending` can
@@ -110,7 +68,7 @@ impl SlotState {
 /// Applies the decision table. `swap_offset` enables row 0 (only MCUboot's swap-offset mode
 /// has it; our bootloader uses scratch or overwrite and passes `false`).
 #[must_use]
-pub fn decide(primary: &SlotState, secondary: &SlotState, swap_offset: bool) -> SwapType {
+pub fn decide(primary: &TrailerState, secondary: &TrailerState, swap_offset: bool) -> SwapType {
     use FlagState::{Set, Unset};
     use MagicState::Good;
     let sec = (secondary.magic, secondary.image_ok, secondary.copy_done);
@@ -132,12 +90,12 @@ mod tests {
     use FlagState::{Bad, Set, Unset};
     use MagicState::{Good, Unset as MUnset};
 
-    fn st(magic: MagicState, image_ok: FlagState, copy_done: FlagState) -> SlotState {
-        SlotState {
+    fn st(magic: MagicState, image_ok: FlagState, copy_done: FlagState) -> TrailerState {
+        TrailerState {
             magic,
             image_ok,
             copy_done,
-            swap_info: (SwapType::None, 0),
+            ..TrailerState::ERASED
         }
     }
 
@@ -185,7 +143,7 @@ mod tests {
     fn row3_primary_tested_not_confirmed_is_revert() {
         let p = st(Good, Unset, Set);
         for s in [
-            SlotState::ERASED,
+            TrailerState::ERASED,
             st(MagicState::Bad, Unset, Unset),
             st(Good, Bad, Unset),
         ] {
@@ -196,7 +154,7 @@ mod tests {
     #[test]
     fn otherwise_none() {
         for p in [
-            SlotState::ERASED,
+            TrailerState::ERASED,
             st(Good, Set, Set),
             st(Good, Unset, Unset),
             st(Good, Bad, Set),
@@ -204,7 +162,7 @@ mod tests {
             st(MagicState::Bad, Unset, Set),
         ] {
             for s in [
-                SlotState::ERASED,
+                TrailerState::ERASED,
                 st(Good, Bad, Unset),
                 st(MagicState::Bad, Set, Unset),
             ] {

@@ -23,8 +23,34 @@ fn const_map_validates() {
     assert_eq!(MAP.validate_for_boot(), Ok(()));
     assert_eq!(MAP.max_img_sectors(), 32);
     assert_eq!(MAP.primary_offset(), 0x18000);
-    // trailer = 32*3*8 + 48 = 816 → starts at 0x2000-816 = 0x1cd0 → row 0x1c00.
-    assert_eq!(MAP.max_image_size(), 0x1c00);
+    // trailer = 32*3*8 + 48 = 816 → starts at 0x2000-816 = 0x1cd0 (MCUboot's limit: 304
+    // trailer bytes in its first row leave room for the 72-byte scratch trailer); the agent's
+    // download journal starts at that row, 0x1c00.
+    assert_eq!(MAP.max_image_size(), 0x1cd0);
+    assert_eq!(MAP.download_max_image_size(), 0x1c00);
+}
+
+#[test]
+fn max_image_size_is_mcuboots_for_swap_and_overwrite() {
+    // 41 rows: M = 41, trailer = 41*24 + 48 = 1032, starting at 0x4df8, 8 bytes before the
+    // end of its first row. The scratch trailer (3*8 + 48 = 72 bytes) needs 64 more: MCUboot's
+    // `app_max_size_adjust_to_trailer` pads the limit down to 0x4df8 - 64.
+    let mut m = MAP;
+    m.primary.size = 41 * ROW;
+    m.secondary = int(0x1002_0000, 41 * ROW);
+    m.scratch = Some(int(0x1003_0000, 0x400));
+    assert_eq!(m.validate_for_boot(), Ok(()));
+    assert_eq!(m.trailer_for(&m.primary).status_off(), 0x4df8);
+    assert_eq!(m.scratch_trailer().trailer_size(), 72);
+    assert_eq!(m.max_image_size(), 0x4df8 - 64);
+    // Overwrite-only: `boot_swap_info_off` of the smaller slot, S - 16 - 3*8.
+    m.mode = UpgradeMode::Overwrite;
+    m.secondary.size = 40 * ROW;
+    assert_eq!(m.max_image_size(), 40 * ROW - 40);
+    for a in [&mut m.primary, &mut m.secondary] {
+        a.write_size = 32; // A = 32: S - 32 - 3*32
+    }
+    assert_eq!(m.max_image_size(), 40 * ROW - 128);
 }
 
 #[test]

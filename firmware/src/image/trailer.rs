@@ -18,7 +18,13 @@
 //! `M*3*W + 4*A + align_up(16, A)` in swap modes and `2*A + align_up(16, A)` with
 //! `--overwrite-only`.
 //!
-//! Flags decode as MCUboot does: `E` → unset, `0x01` → set, anything else → bad.
+//! [`TrailerState::decode`] is the only trailer decoder: the bootloader, the agent and
+//! `otactl info` all read trailers through it. It reads what MCUboot's `boot_read_swap_state`
+//! reads, byte for byte: the 16 magic bytes at `S - 16`, and *one byte* of each flag record.
+//! A flag byte equal to `E` is unset, exactly `0x01` is set, anything else is bad; the record's
+//! padding bytes are never looked at (so a record with a written first byte and dirty padding
+//! decodes as its first byte says). `swap_info` is erased → no swap; a swap type above 4 → no
+//! swap, image 0.
 
 use super::align_up;
 
@@ -198,6 +204,13 @@ impl TrailerLayout {
         self.swap_info_off().saturating_sub(self.max_align)
     }
 
+    /// Bytes from `swap_size` to the end of the slot (`4·A + align_up(16, A)`): everything
+    /// [`TrailerState::decode`] reads.
+    #[must_use]
+    pub const fn info_size(&self) -> u32 {
+        self.slot_size - self.swap_size_off()
+    }
+
     /// Offset of the first swap status record.
     #[must_use]
     pub const fn status_off(&self) -> u32 {
@@ -255,15 +268,73 @@ pub fn magic_for(max_align: u32) -> [u8; 16] {
     m
 }
 
-/// Decodes a `swap_info` byte: `(swap type, image number)`; erased or unknown → `None`/0.
+/// Decodes a `swap_info` byte: `(swap type, image number)`. As MCUboot: erased, or a swap
+/// type above `Revert` (4) → `None`, image 0; otherwise the low nibble is the type (0 and 1
+/// both mean no swap) and the high nibble the image number.
 #[must_use]
 pub fn decode_swap_info(byte: u8, erased_val: u8) -> (SwapType, u8) {
-    if byte == erased_val {
+    let ty = byte & 0x0f;
+    if byte == erased_val || ty > SwapType::Revert.to_u8() {
         return (SwapType::None, 0);
     }
-    match SwapType::from_u8(byte & 0x0f) {
-        Some(t @ (SwapType::Test | SwapType::Perm | SwapType::Revert)) => (t, byte >> 4),
-        _ => (SwapType::None, 0),
+    let st = SwapType::from_u8(ty).unwrap_or(SwapType::None);
+    (st, byte >> 4)
+}
+
+/// The trailer of one slot as MCUboot reads it (`boot_read_swap_state` plus `swap_size`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrailerState {
+    /// The 16-byte magic.
+    pub magic: MagicState,
+    /// `image_ok` (its first byte).
+    pub image_ok: FlagState,
+    /// `copy_done` (its first byte).
+    pub copy_done: FlagState,
+    /// `swap_info`: swap type and image number.
+    pub swap_info: (SwapType, u8),
+    /// `swap_size` (u32 little-endian; meaningful only while a swap is recorded).
+    pub swap_size: u32,
+}
+
+impl TrailerState {
+    /// A slot with an erased trailer.
+    pub const ERASED: Self = Self {
+        magic: MagicState::Unset,
+        image_ok: FlagState::Unset,
+        copy_done: FlagState::Unset,
+        swap_info: (SwapType::None, 0),
+        swap_size: u32::MAX,
+    };
+
+    /// Decodes the trailer from `tail`, the last bytes of a slot laid out as `layout` (at
+    /// least [`TrailerLayout::info_size`] of them, e.g. the whole slot or a padded image
+    /// file). Bytes that `tail` is too short to hold read as erased, so any input decodes.
+    #[must_use]
+    pub fn decode(layout: &TrailerLayout, tail: &[u8]) -> Self {
+        let e = layout.erased_val;
+        let byte = |off: u32| -> u8 {
+            let back = layout.slot_size.saturating_sub(off) as usize;
+            tail.len()
+                .checked_sub(back)
+                .and_then(|i| tail.get(i))
+                .copied()
+                .unwrap_or(e)
+        };
+        let mut magic = [e; 16];
+        for (i, m) in (0u32..).zip(magic.iter_mut()) {
+            *m = byte(layout.magic_off() + i);
+        }
+        let mut size = [e; 4];
+        for (i, b) in (0u32..).zip(size.iter_mut()) {
+            *b = byte(layout.swap_size_off() + i);
+        }
+        Self {
+            magic: layout.magic_state(&magic),
+            image_ok: layout.flag_state(byte(layout.image_ok_off())),
+            copy_done: layout.flag_state(byte(layout.copy_done_off())),
+            swap_info: decode_swap_info(byte(layout.swap_info_off()), e),
+            swap_size: u32::from_le_bytes(size),
+        }
     }
 }
 
@@ -326,5 +397,31 @@ mod tests {
             }
         }
         assert_eq!(decode_swap_info(0xff, 0xff), (SwapType::None, 0));
+        assert_eq!(decode_swap_info(0x35, 0xff), (SwapType::None, 0));
+        assert_eq!(decode_swap_info(0x31, 0xff), (SwapType::None, 3));
+    }
+
+    #[test]
+    fn decode_reads_one_byte_per_flag_and_ignores_padding() {
+        for e in [0xff_u8, 0x00] {
+            let t = TrailerLayout::new(0x1000, 8, 4, e, false);
+            let mut slot = vec![e; 0x1000];
+            assert_eq!(TrailerState::decode(&t, &slot).magic, MagicState::Unset);
+            slot[0x1000 - 16..].copy_from_slice(&t.magic());
+            // image_ok: first byte set, padding dirty; copy_done: first byte erased, padding dirty.
+            slot[t.image_ok_off() as usize] = FLAG_SET;
+            slot[t.image_ok_off() as usize + 3] = 0x5a;
+            slot[t.copy_done_off() as usize + 1] = 0x5a;
+            slot[t.swap_info_off() as usize] = encode_swap_info(SwapType::Perm, 0);
+            let st = TrailerState::decode(&t, &slot);
+            assert_eq!(st.magic, MagicState::Good);
+            assert_eq!(st.image_ok, FlagState::Set);
+            assert_eq!(st.copy_done, FlagState::Unset);
+            assert_eq!(st.swap_info, (SwapType::Perm, 0));
+            // Only the tail is needed; a short tail reads as erased.
+            let tail = &slot[0x1000 - t.info_size() as usize..];
+            assert_eq!(TrailerState::decode(&t, tail), st);
+            assert_eq!(TrailerState::decode(&t, &[]).image_ok, FlagState::Unset);
+        }
     }
 }

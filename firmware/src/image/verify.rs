@@ -108,44 +108,16 @@ impl PublicKey {
     }
 }
 
-/// Reads one DER INTEGER at `pos`; returns its value left-padded to 32 bytes and the next position.
-fn der_integer(der: &[u8], pos: usize) -> Option<([u8; 32], usize)> {
-    if *der.get(pos)? != 0x02 {
-        return None;
-    }
-    let len = usize::from(*der.get(pos + 1)?);
-    let mut v = der.get(pos + 2..pos + 2 + len)?;
-    if len == 0 || len > 33 {
-        return None;
-    }
-    if v.len() == 33 {
-        if v[0] != 0 {
-            return None;
-        }
-        v = &v[1..];
-    }
-    let mut out = [0u8; 32];
-    out[32 - v.len()..].copy_from_slice(v);
-    Some((out, pos + 2 + len))
-}
-
-/// Decodes a DER `SEQUENCE { INTEGER r, INTEGER s }`; trailing zero bytes (imgtool `--pad-sig`)
-/// are tolerated as MCUboot's tinycrypt path does.
+/// Decodes a DER `SEQUENCE { INTEGER r, INTEGER s }` (the `ecdsa` crate's decoder); zero bytes
+/// after the sequence (imgtool `--pad-sig`) are tolerated as MCUboot's tinycrypt path does.
 #[must_use]
 pub fn signature_from_der(der: &[u8]) -> Option<Signature> {
-    if *der.first()? != 0x30 {
+    // A P-256 signature's sequence length is in short form (at most 70 content bytes).
+    let end = 2 + usize::from(*der.get(1).filter(|len| **len < 0x80)?);
+    if der.get(end..)?.iter().any(|b| *b != 0) {
         return None;
     }
-    let seq_len = usize::from(*der.get(1)?);
-    if seq_len >= 0x80 || der.len() < 2 + seq_len || der[2 + seq_len..].iter().any(|b| *b != 0) {
-        return None;
-    }
-    let (r, next) = der_integer(der, 2)?;
-    let (s, end) = der_integer(der, next)?;
-    if end != 2 + seq_len {
-        return None;
-    }
-    Signature::from_scalars(r, s).ok()
+    Signature::from_der(&der[..end]).ok()
 }
 
 /// Random-access reads of an image, from a byte slice or from a flash slot.

@@ -10,7 +10,9 @@
 //! - [`PowerRail`]: shared by all flashes of one device. It counts flash-modifying operations
 //!   and, with [`PowerRail::cut_after`], lets exactly N more writes/erases complete and then
 //!   interrupts the next one partway, leaving the rest of it in a seeded-random state (ekv's
-//!   contract) and failing every later operation with [`SimFlashError::PowerLoss`] until
+//!   contract: a cut erase leaves any value; a cut write only moves the bits it was
+//!   programming, never one the other way, as NOR programming cannot) and failing every later
+//!   operation with [`SimFlashError::PowerLoss`] until
 //!   [`PowerRail::restore`].
 //! - [`SimDevice`]: primary, secondary and scratch [`SimFlash`]es for a [`FlashMap`], plus the
 //!   calls a board loop makes on each boot.
@@ -312,9 +314,16 @@ impl SimFlash {
         Ok((start, end))
     }
 
-    /// Leaves `[from, to)` damaged after a cut: a random-length prefix gets `good(i)`, the rest
-    /// a random mix of the old value, `good(i)` and noise.
-    fn damage(&mut self, from: usize, to: usize, seed: u64, good: impl Fn(usize) -> u8) {
+    /// Leaves `[from, to)` damaged after a cut: a random-length prefix gets `good(i)`; in the
+    /// rest, each byte keeps a random part of the change `good(i)` would make (`partial`).
+    fn damage(
+        &mut self,
+        from: usize,
+        to: usize,
+        seed: u64,
+        good: impl Fn(usize) -> u8,
+        partial: impl Fn(u8, u8, u8) -> u8,
+    ) {
         let len = (to - from) as u64;
         let done = if len == 0 {
             0
@@ -329,13 +338,24 @@ impl SimFlash {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let r = x;
-            self.data[i] = match r % 3 {
-                0 => self.data[i],
-                1 => good(i),
-                _ => (r >> 8) as u8,
-            };
+            self.data[i] = partial(self.data[i], good(i), x as u8);
         }
+    }
+}
+
+/// A cut program operation: each bit the write would change (away from the erased value)
+/// either changed or not. NOR programming only clears bits (erased 0xff) — or, on flash that
+/// erases to 0x00, only sets them — so no other bit can move.
+const fn torn_program(old: u8, target: u8, random: u8) -> u8 {
+    old ^ ((old ^ target) & random)
+}
+
+/// A cut erase: the cells are in an undefined state (old value, erased, or noise).
+const fn torn_erase(old: u8, erased: u8, random: u8) -> u8 {
+    match random % 3 {
+        0 => old,
+        1 => erased,
+        _ => random.rotate_left(3) ^ old,
     }
 }
 
@@ -377,7 +397,7 @@ impl NorFlash for SimFlash {
         let ev = self.area.erase_value;
         match verdict {
             Verdict::Run => self.data[s..e].fill(ev),
-            Verdict::Cut(seed) => self.damage(s, e, seed, |_| ev),
+            Verdict::Cut(seed) => self.damage(s, e, seed, |_| ev, torn_erase),
         }
         self.persist(s, e)?;
         match verdict {
@@ -403,7 +423,7 @@ impl NorFlash for SimFlash {
         self.stats.bytes_written += bytes.len() as u64;
         match verdict {
             Verdict::Run => self.data[s..e].copy_from_slice(bytes),
-            Verdict::Cut(seed) => self.damage(s, e, seed, |i| bytes[i - s]),
+            Verdict::Cut(seed) => self.damage(s, e, seed, |i| bytes[i - s], torn_program),
         }
         self.persist(s, e)?;
         match verdict {
@@ -470,6 +490,28 @@ mod tests {
         assert_eq!(a, run(7));
         assert_eq!(a[..512], [0x11; 512]);
         assert!(a[1024..].iter().all(|b| *b == 0xff));
+    }
+
+    #[test]
+    fn a_cut_write_only_moves_bits_away_from_the_erased_value() {
+        for ev in [0xff_u8, 0x00] {
+            for seed in 0..64 {
+                let rail = PowerRail::new(seed);
+                let mut f = SimFlash::new(area(ev), rail.clone());
+                let data: Vec<u8> = (0..512_u32).map(|i| (i * 37 + seed as u32) as u8).collect();
+                rail.cut_after(0);
+                assert_eq!(f.write(0, &data), Err(SimFlashError::PowerLoss));
+                for (got, want) in f.data()[..512].iter().zip(&data) {
+                    // Only bits the write changes may differ from erased, each to its target.
+                    let changed = got ^ ev;
+                    assert_eq!(
+                        changed & !(want ^ ev),
+                        0,
+                        "seed {seed} ev {ev:#x}: {got:#x} for {want:#x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

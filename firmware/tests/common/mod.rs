@@ -63,6 +63,20 @@ pub fn image(key: &SigningKey, version: Version, len: usize, seed: u8) -> Vec<u8
     img
 }
 
+/// An image of exactly `total` bytes (header, payload and TLVs). The DER signature is 70 to
+/// 72 bytes, so payload lengths and contents are tried until one fits.
+pub fn image_of(minor: u8, total: u32) -> Vec<u8> {
+    let total = total as usize;
+    let key = signing_key(0);
+    let version = Version::new(1, minor, 0);
+    let overhead = image(&key, version, 0, 0).len();
+    (0..=u8::MAX)
+        .flat_map(|seed| (total - overhead - 2..total - overhead + 2).map(move |len| (seed, len)))
+        .map(|(seed, len)| image(&key, version, len, seed))
+        .find(|img| img.len() == total)
+        .unwrap_or_else(|| panic!("no payload gives {total} bytes"))
+}
+
 /// Test image v`major.minor.0` of ~`len` payload bytes, signed with key 0.
 pub fn app(major: u8, minor: u8, len: usize) -> Vec<u8> {
     image(

@@ -66,6 +66,18 @@ fn psoc62_2m_ext_swap_matches_the_spec() {
     assert_eq!(m.status.unwrap().size, 0x6c00);
     assert_eq!(m.scratch.unwrap().address, 0x1844_0000);
     assert_eq!(m.trailer_for(&m.primary).trailer_size(), 0x15030);
+    // MCUboot's limit (spec §3 worked numbers): the trailer starts at 0x1aafd0, inside the
+    // external flash's last 256 KiB sector, and the whole trailer is in that sector.
+    assert_eq!(m.max_image_size(), 0x1a_afd0);
+    assert_eq!(m.download_max_image_size(), 0x18_0000);
+    assert_eq!(
+        infineon("psoc62_2m_ext_overwrite_single.json").max_image_size(),
+        0x1c_0000 - 40
+    );
+    assert_eq!(
+        infineon("psoc62_2m_int_swap_single.json").max_image_size(),
+        0xe_6000 - 0xacb0
+    );
 }
 
 #[test]
