@@ -100,7 +100,9 @@ async fn fleet(
     let t0 = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let mut d = DeviceConfig::new(port, fixture::BOARD, (1, 0, 0), 10_000 + i);
+            // Each session's three connections use tick, tick+1, tick+2 as client id suffixes:
+            // spaced so no two devices share a client id (the broker would drop one of them).
+            let mut d = DeviceConfig::new(port, fixture::BOARD, (1, 0, 0), 10_000 + i * 3);
             d.serial = format!("FLEET-{i:05}");
             // The example's data timeout (CY_OTA_DATA_CHECK_TIME_SECS): devices queue for a slot.
             d.data_timeout = Duration::from_secs(300);
