@@ -125,6 +125,7 @@ impl Driver {
         }
         let many = conns.len() > 1;
         let mut fatal = None;
+        let mut saving = false;
         tokio::pin!(shutdown);
         'run: loop {
             let now = Instant::now().into_std();
@@ -140,9 +141,12 @@ impl Driver {
             while let Some(e) = core.poll_event() {
                 (events)(e);
             }
-            if let Some((tx, _)) = &writer {
+            // One snapshot at a time: while the writer saves, changes accumulate in the core
+            // and the next snapshot covers them all (a large state is not copied per change).
+            if let (Some((tx, _)), false) = (&writer, saving) {
                 if let Some(snapshot) = core.take_save() {
                     tx.send_replace(Some(snapshot));
+                    saving = true;
                 }
             }
             let wake = core.poll_timeout().map_or_else(
@@ -164,6 +168,7 @@ impl Driver {
                 () = &mut shutdown => break 'run,
                 r = next => r,
                 Some(n) = saved_rx.recv() => {
+                    saving = false;
                     core.handle(Instant::now().into_std(), Input::Saved(n));
                     continue;
                 }
