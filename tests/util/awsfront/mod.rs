@@ -16,16 +16,21 @@
 //! SUBSCRIBE option, rewritten to QoS 1). Everything is bounded (packet size, queues, records);
 //! the front and every connection stop when [`AwsFront`] is dropped.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
+
+mod checks;
+mod packet;
+use checks::{on_connect, on_publish, on_subscribe, on_unsubscribe, Windows};
+use packet::{parse_publish, read_packet, Cursor, ReadEnd};
 
 /// What happens to a PUBLISH over the rate or throughput limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,173 +397,6 @@ fn push_violation(s: &mut ConnStats, v: Violation) {
     }
 }
 
-/// One MQTT packet as read: the whole packet and where its variable header starts.
-struct Packet {
-    bytes: Vec<u8>,
-    body: usize,
-}
-
-impl Packet {
-    fn kind(&self) -> u8 {
-        self.bytes[0] >> 4
-    }
-    fn flags(&self) -> u8 {
-        self.bytes[0] & 0x0f
-    }
-    fn body(&self) -> &[u8] {
-        &self.bytes[self.body..]
-    }
-}
-
-/// Why reading stopped.
-enum ReadEnd {
-    /// The peer closed (or the socket failed).
-    Closed,
-    /// A packet longer than allowed (its remaining length).
-    TooLarge(usize),
-    /// A broken fixed header.
-    Malformed,
-}
-
-/// Reads one packet of at most `max` remaining bytes.
-async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Packet, ReadEnd> {
-    let first = r.read_u8().await.map_err(|_| ReadEnd::Closed)?;
-    let mut bytes = vec![first];
-    let mut len = 0usize;
-    for i in 0..4 {
-        let b = r.read_u8().await.map_err(|_| ReadEnd::Closed)?;
-        bytes.push(b);
-        len |= usize::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            break;
-        }
-        if i == 3 {
-            return Err(ReadEnd::Malformed);
-        }
-    }
-    if len > max {
-        return Err(ReadEnd::TooLarge(len));
-    }
-    let body = bytes.len();
-    bytes.resize(body + len, 0);
-    r.read_exact(&mut bytes[body..])
-        .await
-        .map_err(|_| ReadEnd::Closed)?;
-    Ok(Packet { bytes, body })
-}
-
-/// A cursor over a packet's variable header and payload.
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Violation> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
-        let end = end.ok_or(Violation::Malformed("packet shorter than its fields"))?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, Violation> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, Violation> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn string(&mut self) -> Result<&'a [u8], Violation> {
-        let n = self.u16()?;
-        self.take(usize::from(n))
-    }
-    /// Skips MQTT 5 properties (a variable byte integer length, then that many bytes).
-    fn skip_properties(&mut self) -> Result<(), Violation> {
-        let mut len = 0usize;
-        for i in 0..4 {
-            let b = self.u8()?;
-            len |= usize::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                self.take(len)?;
-                return Ok(());
-            }
-        }
-        Err(Violation::Malformed("properties length"))
-    }
-    fn rest(&self) -> usize {
-        self.data.len() - self.pos
-    }
-}
-
-/// The fields of a PUBLISH the front needs.
-struct Publish {
-    qos: u8,
-    topic_len: usize,
-    slashes: usize,
-    packet_id: Option<u16>,
-    payload_len: usize,
-}
-
-fn parse_publish(p: &Packet, protocol: u8) -> Result<Publish, Violation> {
-    let qos = (p.flags() >> 1) & 3;
-    if qos == 3 {
-        return Err(Violation::Malformed("PUBLISH with QoS 3"));
-    }
-    let mut c = Cursor::new(p.body());
-    let topic = c.string()?;
-    let packet_id = if qos > 0 { Some(c.u16()?) } else { None };
-    if protocol == 5 {
-        c.skip_properties()?;
-    }
-    Ok(Publish {
-        qos,
-        topic_len: topic.len(),
-        slashes: topic.iter().filter(|&&b| b == b'/').count(),
-        packet_id,
-        payload_len: c.rest(),
-    })
-}
-
-fn check_topic(limits: &Limits, len: usize, slashes: usize) -> Result<(), Violation> {
-    if len > limits.max_topic_bytes {
-        return Err(Violation::TopicTooLong(len));
-    }
-    if slashes > limits.max_topic_slashes {
-        return Err(Violation::TooManySlashes(slashes));
-    }
-    Ok(())
-}
-
-/// The sliding 1 s windows of one connection's client → broker PUBLISHes.
-#[derive(Default)]
-struct Windows {
-    sent: VecDeque<Instant>,
-    forwarded: VecDeque<(Instant, usize)>,
-    forwarded_bytes: usize,
-}
-
-impl Windows {
-    const SPAN: Duration = Duration::from_secs(1);
-    /// Most sent-PUBLISH timestamps kept (a flood beyond this only saturates the count).
-    const CAP: usize = 1 << 20;
-
-    fn prune(&mut self, now: Instant) {
-        while self.sent.front().is_some_and(|&t| now - t >= Self::SPAN) {
-            self.sent.pop_front();
-        }
-        while let Some(&(t, n)) = self.forwarded.front() {
-            if now - t < Self::SPAN {
-                break;
-            }
-            self.forwarded.pop_front();
-            self.forwarded_bytes -= n;
-        }
-    }
-}
-
 /// Client → broker: checks every packet, forwards what passes.
 async fn upstream(
     cr: tokio::net::tcp::OwnedReadHalf,
@@ -597,149 +435,6 @@ async fn upstream(
             return Ok(());
         }
     }
-}
-
-fn on_connect(p: &Packet, conn: &Conn) -> Result<(), Violation> {
-    let mut c = Cursor::new(p.body());
-    c.string()?; // "MQTT"
-    let level = c.u8()?;
-    c.take(3)?; // connect flags, keep alive
-    if level == 5 {
-        c.skip_properties()?;
-    }
-    let id = String::from_utf8_lossy(c.string()?).into_owned();
-    *conn.protocol.lock().unwrap() = level;
-    let too_long = id.len() > conn.limits.max_client_id;
-    let len = id.len();
-    conn.shared.update(conn.idx, |s| {
-        s.client_id = id;
-        s.protocol = level;
-    });
-    if too_long {
-        return Err(Violation::ClientIdTooLong(len));
-    }
-    Ok(())
-}
-
-/// Whether to forward the PUBLISH; `Err` closes the connection.
-async fn on_publish(
-    p: &Packet,
-    conn: &Conn,
-    windows: &mut Windows,
-    to_client: &mpsc::Sender<Vec<u8>>,
-) -> Result<bool, Violation> {
-    let protocol = *conn.protocol.lock().unwrap();
-    let publish = parse_publish(p, protocol)?;
-    let limits = &conn.limits;
-    let now = Instant::now();
-    windows.prune(now);
-    if windows.sent.len() < Windows::CAP {
-        windows.sent.push_back(now);
-    }
-    let sent = windows.sent.len();
-    conn.shared.update(conn.idx, |s| {
-        s.publishes += 1;
-        s.max_publish_per_sec = s.max_publish_per_sec.max(sent);
-        s.publish_span = Some((s.publish_span.map_or(now, |(first, _)| first), now));
-    });
-    if publish.qos == 2 {
-        return Err(Violation::Qos2Publish);
-    }
-    // MQTT 5 may send an empty topic with a topic alias: nothing to check then.
-    check_topic(limits, publish.topic_len, publish.slashes)?;
-    if publish.payload_len > limits.max_payload {
-        return Err(Violation::PayloadTooLarge(publish.payload_len));
-    }
-    let size = p.bytes.len();
-    let over = if windows.forwarded.len() >= limits.publish_per_sec {
-        Some(Violation::PublishRate)
-    } else if windows.forwarded_bytes + size > limits.bytes_per_sec {
-        Some(Violation::Throughput)
-    } else {
-        None
-    };
-    if let Some(v) = over {
-        conn.shared.update(conn.idx, |s| {
-            s.throttled += 1;
-            push_violation(s, v.clone());
-        });
-        if conn.mode == Throttle::Disconnect {
-            return Err(v);
-        }
-        if let (5, Some(id)) = (protocol, publish.packet_id) {
-            let [hi, lo] = id.to_be_bytes();
-            // PUBACK, remaining length 3: packet id, reason 0x97 "Quota exceeded".
-            let _ = to_client.send(vec![0x40, 3, hi, lo, 0x97]).await;
-        }
-        return Ok(false);
-    }
-    windows.forwarded.push_back((now, size));
-    windows.forwarded_bytes += size;
-    let (count, bytes) = (windows.forwarded.len(), windows.forwarded_bytes);
-    conn.shared.update(conn.idx, |s| {
-        s.forwarded += 1;
-        s.max_forwarded_per_sec = s.max_forwarded_per_sec.max(count);
-        s.max_bytes_per_sec = s.max_bytes_per_sec.max(bytes);
-    });
-    Ok(true)
-}
-
-fn on_subscribe(
-    p: &mut Packet,
-    conn: &Conn,
-    subscriptions: &mut HashSet<Vec<u8>>,
-) -> Result<(), Violation> {
-    let protocol = *conn.protocol.lock().unwrap();
-    let body = p.body;
-    let mut qos2_at = Vec::new();
-    let mut filters = Vec::new();
-    {
-        let mut c = Cursor::new(p.body());
-        c.u16()?;
-        if protocol == 5 {
-            c.skip_properties()?;
-        }
-        while c.rest() > 0 {
-            let f = c.string()?;
-            let slashes = f.iter().filter(|&&b| b == b'/').count();
-            check_topic(&conn.limits, f.len(), slashes)?;
-            filters.push(f.to_vec());
-            if c.u8()? & 3 == 2 {
-                qos2_at.push(c.pos - 1);
-            }
-        }
-    }
-    if filters.len() > conn.limits.max_filters_per_subscribe {
-        return Err(Violation::TooManyFilters(filters.len()));
-    }
-    subscriptions.extend(filters);
-    if subscriptions.len() > conn.limits.max_subscriptions {
-        return Err(Violation::TooManySubscriptions);
-    }
-    for at in &qos2_at {
-        p.bytes[body + at] = (p.bytes[body + at] & !3) | 1;
-    }
-    if !qos2_at.is_empty() {
-        conn.shared
-            .update(conn.idx, |s| push_violation(s, Violation::Qos2Subscribe));
-    }
-    Ok(())
-}
-
-fn on_unsubscribe(
-    p: &Packet,
-    conn: &Conn,
-    subscriptions: &mut HashSet<Vec<u8>>,
-) -> Result<(), Violation> {
-    let mut c = Cursor::new(p.body());
-    c.u16()?;
-    if *conn.protocol.lock().unwrap() == 5 {
-        c.skip_properties()?;
-    }
-    while c.rest() > 0 {
-        subscriptions.remove(c.string()?);
-    }
-    Ok(())
 }
 
 /// Broker → client: holds QoS 1 PUBLISHes while the client's in-flight window is full. Once the
