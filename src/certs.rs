@@ -443,5 +443,44 @@ pub fn write_devices(
     Ok(written)
 }
 
+/// A new private key and a PKCS#10 certificate signing request (subject CN `name`), both PEM,
+/// for a CA that signs requests: AWS IoT Core's create-certificate-from-csr issues the device
+/// certificate without the key ever leaving this machine.
+///
+/// # Errors
+/// A bad name (see [`check_device_name`]), key generation or signing failure.
+pub fn csr(name: &str, key_type: KeyType) -> Result<(String, String)> {
+    check_device_name(name)?;
+    let key = key_type.generate()?;
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    p.distinguished_name = dn;
+    let req = p
+        .serialize_request(&key)
+        .context("signing the certificate request")?;
+    let pem = req.pem().context("encoding the certificate request")?;
+    Ok((key.serialize_pem(), pem))
+}
+
+/// `certs csr`: `NAME.key` (mode 0600) and `NAME.csr` in `out` (see [`csr`]). Checks both files
+/// before writing either.
+///
+/// # Errors
+/// A bad name, existing files without `force`, generation or I/O errors.
+pub fn write_csr(out: &Path, name: &str, key_type: KeyType, force: bool) -> Result<Vec<PathBuf>> {
+    let ow = Overwrite::from_force(force);
+    let key_path = out.join(format!("{name}.key"));
+    let csr_path = out.join(format!("{name}.csr"));
+    check_device_name(name)?;
+    fsutil::check_overwrite(&key_path, ow)?;
+    fsutil::check_overwrite(&csr_path, ow)?;
+    let (key, req) = csr(name, key_type)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    fsutil::write_atomic(&key_path, key.as_bytes(), Mode::Private, ow)?;
+    fsutil::write_atomic(&csr_path, req.as_bytes(), Mode::Public, ow)?;
+    Ok(vec![csr_path, key_path])
+}
+
 #[cfg(test)]
 mod tests;

@@ -15,11 +15,13 @@
 //! | [`sign`] | ECDSA P-256 keys: generate, load (PKCS#8/SEC1 PEM), getpub encodings, signing |
 //! | [`image`] | assembling a signed MCUboot image (imgtool `sign`), Intel HEX in/out, flashmap-derived options |
 //! | [`certs`] | TLS material (CA, broker, publisher, device certificates), mosquitto config, C headers |
+//! | [`aws`] | AWS IoT Core: its broker limits, least-privilege policy documents |
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
 //! | [`publish`] | the update server |
 //! | [`demo`] | `otactl demo`: builds the device application, runs broker, publisher and a simulated board |
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod certs;
 pub mod config;
 pub mod demo;

@@ -1,5 +1,6 @@
 //! otactl integration tests: one binary (see Cargo.toml `[[test]]`).
 
+mod aws;
 mod certs;
 mod cli;
 mod e2e;

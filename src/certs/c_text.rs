@@ -125,6 +125,10 @@ pub const SERIAL_MAX: usize = 31;
 /// The `SerialNumber` every board built from the example's templates sends (spec §2.1).
 pub const TEMPLATE_SERIAL: &str = DeviceIdentity::APP.serial_number;
 
+/// The subject CN AWS IoT Core gives every device certificate it issues (create-keys-and-certificate
+/// and create-certificate-from-csr alike): the same on every board.
+pub const AWS_CERTIFICATE_CN: &str = "AWS IoT Certificate";
+
 /// Why a name cannot be a device's `SerialNumber`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -159,10 +163,17 @@ pub enum SerialError {
          it cannot identify a device"
     )]
     Template,
+    /// The CN of every AWS IoT Core certificate.
+    #[error(
+        "{AWS_CERTIFICATE_CN:?} is the CN AWS IoT Core gives every certificate it issues; it cannot \
+         identify a device"
+    )]
+    AwsCertificate,
 }
 
 /// Checks that `serial` can stand in the device's request templates as `SerialNumber`: 1 to
-/// [`SERIAL_MAX`] bytes, no `"`, `\`, `%` or control characters, not [`TEMPLATE_SERIAL`].
+/// [`SERIAL_MAX`] bytes, no `"`, `\`, `%` or control characters, not [`TEMPLATE_SERIAL`] or
+/// [`AWS_CERTIFICATE_CN`].
 ///
 /// # Errors
 /// The first rule `serial` breaks.
@@ -193,6 +204,9 @@ pub fn check_serial(serial: &str) -> Result<(), SerialError> {
     }
     if serial == TEMPLATE_SERIAL {
         return Err(SerialError::Template);
+    }
+    if serial == AWS_CERTIFICATE_CN {
+        return Err(SerialError::AwsCertificate);
     }
     Ok(())
 }
@@ -402,6 +416,10 @@ mod tests {
         assert!(bad("a\nb").contains("U+000A"));
         assert!(bad("a\u{85}b").contains("U+0085"));
         assert_eq!(check_serial(TEMPLATE_SERIAL), Err(SerialError::Template));
+        assert_eq!(
+            check_serial(AWS_CERTIFICATE_CN),
+            Err(SerialError::AwsCertificate)
+        );
     }
 
     /// The templates, with the conversions done the way the agent's `snprintf` does them, are

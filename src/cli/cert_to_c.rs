@@ -18,11 +18,14 @@ use super::Ctx;
 /// client key, in that order, and the header also overrides the OTA agent's request templates
 /// (CY_OTA_SUBSCRIBE_UPDATES_AVAIL, CY_OTA_DOWNLOAD_REQUEST, CY_OTA_DOWNLOAD_DIRECT_REQUEST) so
 /// the board sends its own SerialNumber instead of the example's ABC213450001: the client
-/// certificate's CN (NAME of `otactl certs device NAME`), or --serial. The header's comment says
-/// where to include it (configs/cy_ota_config.h). Examples:
+/// certificate's CN (NAME of `otactl certs device NAME`), or --serial. Certificates issued by
+/// AWS IoT Core all have the CN "AWS IoT Certificate": give those boards --serial. The header's
+/// comment says where to include it (configs/cy_ota_config.h). Examples:
 ///
 ///   otactl cert-to-c certs/ca.crt
 ///   otactl cert-to-c --header ota_device.h certs/ca.crt certs/dev1.crt certs/dev1.key
+///   otactl cert-to-c --header ota_device.h --serial board-0001 AmazonRootCA1.pem \
+///       board-0001.crt board-0001.key
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct Cmd {

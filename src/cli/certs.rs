@@ -1,4 +1,4 @@
-//! `otactl certs gen` and `otactl certs device`.
+//! `otactl certs gen`, `otactl certs device` and `otactl certs csr`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use super::Ctx;
 pub enum Cmd {
     Gen(GenCmd),
     Device(DeviceCmd),
+    Csr(CsrCmd),
 }
 
 /// Make a CA, the broker's and the publisher's certificates, mosquitto.conf and acl.
@@ -90,11 +91,39 @@ pub struct DeviceCmd {
     force: bool,
 }
 
+/// Make a device key and a certificate signing request (CSR) for a CA that signs requests.
+///
+/// Writes NAME.key (PKCS#8 PEM, mode 0600) and NAME.csr (PKCS#10 PEM, subject CN NAME) into
+/// --out. For AWS IoT Core: `aws iot create-certificate-from-csr` issues the device certificate
+/// from NAME.csr, so the private key never leaves this machine (AWS sets the certificate's own
+/// subject; its CN is "AWS IoT Certificate"). Nothing is replaced without --force. Example:
+///
+///   otactl certs csr board-0001 --out certs/
+///   aws iot create-certificate-from-csr --certificate-signing-request file://certs/board-0001.csr \
+///       --set-as-active --query certificatePem --output text > certs/board-0001.crt
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct CsrCmd {
+    /// Device identity (letters, digits, '.', '_', '-'): file names and the request's CN.
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Key algorithm: ecdsa-p256 (default) or rsa2048.
+    #[arg(long, value_name = "TYPE", value_parser = ["ecdsa-p256", "rsa2048"])]
+    key_type: Option<String>,
+    /// Replace an existing key and request.
+    #[arg(long)]
+    force: bool,
+}
+
 impl Cmd {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         match self {
             Self::Gen(c) => c.run(ctx),
             Self::Device(c) => c.run(ctx),
+            Self::Csr(c) => c.run(ctx),
         }
     }
 }
@@ -168,6 +197,19 @@ fn conf_path(out: &Path) -> PathBuf {
     std::fs::canonicalize(out)
         .unwrap_or_else(|_| out.to_path_buf())
         .join("mosquitto.conf")
+}
+
+impl CsrCmd {
+    fn run(self, ctx: &Ctx) -> Result<()> {
+        let files = certs::write_csr(
+            &out_dir(self.out),
+            &self.name,
+            key_type(self.key_type.as_deref())?,
+            self.force,
+        )?;
+        report(ctx, &files);
+        Ok(())
+    }
 }
 
 impl DeviceCmd {

@@ -37,6 +37,7 @@ pub(crate) fn exit_on_stdout_error(e: &std::io::Error) -> ! {
     std::process::exit(2);
 }
 
+mod aws;
 mod cert_to_c;
 mod certs;
 mod completions;
@@ -140,6 +141,9 @@ pub enum Command {
     Init(init::Cmd),
     #[command(about = "Print a shell completion script")]
     Completions(completions::Cmd),
+    /// AWS IoT Core: least-privilege policies for devices and the publisher.
+    #[command(subcommand)]
+    Aws(aws::Cmd),
 }
 
 /// What every command gets besides its own options.
@@ -416,6 +420,7 @@ pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
         Command::Demo(c) => c.run(&ctx),
         Command::Init(c) => c.run(&ctx),
         Command::Completions(c) => c.run(&ctx),
+        Command::Aws(c) => c.run(&ctx),
     }
 }
 
