@@ -212,15 +212,12 @@ pub fn transport(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<Transport>
     if url.port == 443 {
         // AWS IoT Core serves MQTT with X.509 client certificates on 443 only to clients that
         // ask for this ALPN protocol.
-        config.alpn_protocols = vec![AWS_ALPN.to_vec()];
+        config.alpn_protocols = vec![crate::aws::ALPN_MQTT_443.as_bytes().to_vec()];
     }
     Ok(Some(Transport::tls_with_config(TlsConfiguration::Rustls(
         Arc::new(config),
     ))))
 }
-
-/// The ALPN protocol name AWS IoT Core needs for MQTT over TLS with client certificates on 443.
-pub const AWS_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
 /// MQTT 3.1.1 options for `url` (rumqttc defaults otherwise). For TLS, the broker's certificate
 /// is checked for the host (an IP address against its IP SANs), or for

@@ -186,7 +186,7 @@ fn port_443_asks_for_the_aws_alpn_protocol() {
     };
     assert_eq!(
         alpn("mqtts://a1-ats.iot.eu-west-1.amazonaws.com:443"),
-        vec![AWS_ALPN.to_vec()]
+        vec![crate::aws::ALPN_MQTT_443.as_bytes().to_vec()]
     );
     assert!(alpn("mqtts://a1-ats.iot.eu-west-1.amazonaws.com:8883").is_empty());
 }

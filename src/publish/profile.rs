@@ -18,6 +18,8 @@
 
 use std::fmt;
 
+use crate::aws;
+
 /// Bytes per second a push is paced to once its burst is spent: what a Wi-Fi MCU writing
 /// external flash sustains (PSoC 6 + CYW43439 writing QSPI NOR is in the hundreds of KiB/s).
 pub const DEFAULT_DEVICE_RATE: u32 = 256 * 1024;
@@ -48,18 +50,18 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// AWS IoT Core's published message-broker limits.
+    /// AWS IoT Core's published message-broker limits ([`crate::aws`]).
     pub const AWS: Self = Self {
         name: "aws",
-        publish_rate: Some(100),
-        bytes_rate: Some(512 * 1024),
-        max_payload: 128 * 1024,
+        publish_rate: Some(aws::PUBLISH_PER_SECOND),
+        bytes_rate: Some(aws::BYTES_PER_SECOND),
+        max_payload: aws::MAX_PAYLOAD,
         inflight: 64,
         queue_depth: 100,
-        max_topic_len: 256,
-        max_topic_levels: Some(8),
+        max_topic_len: aws::MAX_TOPIC_BYTES,
+        max_topic_levels: Some(aws::MAX_TOPIC_SLASHES + 1),
         device_rate: DEFAULT_DEVICE_RATE,
-        max_client_id: 128,
+        max_client_id: aws::MAX_CLIENT_ID_BYTES,
     };
     /// mosquitto 2.0 with Debian's defaults (`max_queued_messages 1000`).
     pub const MOSQUITTO: Self = Self {
