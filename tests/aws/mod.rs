@@ -3,6 +3,7 @@
 //! certificate flows (`certs csr`, `cert-to-c` with AWS-shaped files) checked with openssl.
 
 mod certs;
+mod fleet;
 mod front;
 mod policy;
 mod readme;

@@ -4,7 +4,7 @@
 mod attacks;
 mod cli;
 pub(crate) mod device;
-mod fixture;
+pub(crate) mod fixture;
 mod fleet;
 mod infineon;
 mod pacing;
@@ -19,7 +19,7 @@ use otactl::publish::Event;
 
 use crate::util::Mosquitto;
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -27,7 +27,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn updated(o: &Outcome, image: &[u8], what: &str) {
+pub(crate) fn updated(o: &Outcome, image: &[u8], what: &str) {
     match o {
         Outcome::Updated {
             image: got,
