@@ -474,7 +474,9 @@ impl Core {
         let size = self
             .replies
             .front()
-            .map_or(protocol::CHUNK_SIZE, |r| r.payload.len()) as f64;
+            .map_or(protocol::CHUNK_SIZE + protocol::CHUNK_HEADER_SIZE, |r| {
+                r.payload.len()
+            }) as f64;
         let l = &mut self.links[c];
         if !l.connected || l.outstanding >= self.cfg.limits.window {
             return None;
@@ -527,7 +529,9 @@ impl Core {
 
     fn link_wake(&self, c: usize) -> Option<Instant> {
         let l = &self.links[c];
-        if !l.connected {
+        // A full window needs no timer (acknowledgements wake the loop): a time in the past
+        // here would spin the driver until one arrives.
+        if !l.connected || l.outstanding >= self.cfg.limits.window {
             return None;
         }
         let pushes = self.next_push_wake(c);
@@ -536,7 +540,7 @@ impl Core {
         }
         let mut gate = l.paused_until;
         gate = gate.max(l.publishes.as_ref().map(|b| b.when(1.0)));
-        let cost = protocol::CHUNK_SIZE as f64;
+        let cost = (protocol::CHUNK_SIZE + protocol::CHUNK_HEADER_SIZE) as f64;
         gate = gate.max(l.bytes.as_ref().map(|b| b.when(cost)));
         if self.replies.is_empty() {
             gate.max(pushes)

@@ -791,3 +791,22 @@ fn pushes_spread_over_connections_and_stay_pinned() {
     let on = |c: usize| by_topic.values().filter(|s| s.contains(&c)).count();
     assert_eq!((on(0), on(1)), (2, 2), "spread evenly");
 }
+
+#[test]
+fn a_full_window_waits_for_acknowledgements_without_a_timer() {
+    let limits = Limits {
+        window: 2,
+        ..Limits::default()
+    };
+    let mut h = H::new(1, limits);
+    h.ask(MessageKind::RequestUpdate, "SN1", OLD, 1);
+    let a = h.core.poll_transmit(h.now).unwrap();
+    let _b = h.core.poll_transmit(h.now).unwrap();
+    assert!(h.core.poll_transmit(h.now).is_none(), "window full");
+    assert!(
+        h.core.poll_timeout().is_none_or(|t| t > h.now),
+        "no timer due now: it would fire at once and spin"
+    );
+    h.core.handle(h.now, Input::Acked(a.tag));
+    assert!(h.core.poll_transmit(h.now).is_some());
+}
