@@ -39,8 +39,9 @@ pub struct Cmd {
 /// The options of `otactl sign` (boxed: there are many).
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// Private key to sign with (ECDSA P-256, PKCS#8 or SEC1 PEM). Without it (and without
-    /// --fix-sig) the image carries only its SHA256 hash.
+    /// Private key to sign with (PEM: ECDSA P-256 or P-384, Ed25519, RSA-2048/3072). The key
+    /// picks the hash and signature TLVs as imgtool does (SHA384 for P-384). Without it (and
+    /// without --fix-sig) the image carries only its SHA256 hash.
     #[arg(short, long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Image version: MAJOR[.MINOR[.REVISION[+BUILD]]], e.g. 1.2.3+4.
@@ -316,7 +317,7 @@ fn fixed_signer(
     let signature = base64::engine::general_purpose::STANDARD
         .decode(&text)
         .with_context(|| format!("{} is not base64", sig.display()))?;
-    let public_key = otactl::sign::load_key(pubkey)?.public_key();
+    let public_key = Box::new(otactl::sign::load_key(pubkey)?.public_key());
     Ok(Signer::Fixed {
         signature,
         public_key,

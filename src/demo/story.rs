@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use crate::sign::SigningKey;
 use anyhow::{bail, Context, Result};
 use firmware::image::verify::PublicKey;
 use firmware::image::Version;
-use p256::ecdsa::SigningKey;
 
 use super::board::{Board, BoardSpec};
 use super::build::AppSpec;
@@ -80,8 +80,8 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
     });
     // Read the map first: a wrong path fails now, not after minutes of building.
     let fm = FlashmapOptions::read(&flashmap, None)?;
-    let key = crate::sign::generate();
-    let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
+    let key = crate::sign::generate(firmware::image::KeyType::EcdsaP256);
+    let pubkey = key.public_key();
     let key_path = dir.join("signing-key.pem");
     let pubkey_pem = dir.join("signing-key.pub.pem");
     write_atomic(
