@@ -31,7 +31,7 @@ mod options;
 mod output;
 
 pub use check::{read_image_file, read_trailer, verify_image, TrailerInfo};
-pub use flashmap::FlashmapOptions;
+pub use flashmap::{FlashmapOptions, Recipe};
 pub use options::{
     parse_custom_tlv, parse_dependencies, parse_int, CustomTlv, Dependency, PublicKeyFormat,
     SecurityCounter,
@@ -221,6 +221,9 @@ pub struct SignOptions {
     pub custom_tlvs: Vec<CustomTlv>,
     /// `--public-key-format`.
     pub public_key_format: PublicKeyFormat,
+    /// The header's `_pad1` (offset 28) holds the erased value, as cysecuretools writes it
+    /// (imgtool writes 0).
+    pub header_pad_erased: bool,
 }
 
 impl SignOptions {
@@ -247,6 +250,7 @@ impl SignOptions {
             dependencies: Vec::new(),
             custom_tlvs: Vec::new(),
             public_key_format: PublicKeyFormat::Hash,
+            header_pad_erased: false,
         }
     }
 
@@ -389,6 +393,9 @@ pub fn build(
         version: opts.version,
     };
     bytes[..IMAGE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
+    if opts.header_pad_erased {
+        bytes[IMAGE_HEADER_SIZE - 4..IMAGE_HEADER_SIZE].fill(opts.erased_val);
+    }
     bytes.extend_from_slice(&prot_area);
     let digest = signer.hash_alg().digest(&bytes);
 

@@ -79,7 +79,7 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
             .join("board-host_swap.json")
     });
     // Read the map first: a wrong path fails now, not after minutes of building.
-    let fm = FlashmapOptions::read(&flashmap, None)?;
+    let fm = FlashmapOptions::read(&flashmap, None, None)?;
     let key = crate::sign::generate(firmware::image::KeyType::EcdsaP256);
     let pubkey = key.public_key();
     let key_path = dir.join("signing-key.pem");
@@ -154,6 +154,7 @@ fn sign(
     opts.erased_val = fm.erased_val;
     opts.load_addr = fm.load_addr;
     opts.overwrite_only = fm.overwrite_only;
+    opts.header_pad_erased = fm.recipe.header_pad_erased();
     let payload = Payload::read(exe)?;
     let signed = crate::image::build(&opts, payload, &Signer::Key(key))
         .with_context(|| format!("signing {}", exe.display()))?;

@@ -11,6 +11,7 @@ use crate::util::{data_dir, flashmap_dir, otactl, run, tool, vectors_dir};
 mod cli;
 mod keytypes;
 mod props;
+mod xmc7000;
 
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";
