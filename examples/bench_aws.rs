@@ -10,7 +10,6 @@ mod awsfront;
 #[path = "../tests/publish/device.rs"]
 mod device;
 #[path = "../tests/publish/fixture.rs"]
-#[allow(dead_code)]
 mod fixture;
 
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //!   → [--pad-header: H erased bytes in front]  header (32 bytes) written over the first 32
 //!   → payload
 //!   → protected TLVs (0x6908): SEC_CNT, DEPENDENCY…, custom TLVs      ┐ hashed (SHA-256)
-//!   → unprotected TLVs (0x6907): SHA256, KEYHASH|PUBKEY, ECDSA_SIG     ┘ and signed
+//!   → unprotected TLVs (0x6907): SHA256|SHA384, KEYHASH|PUBKEY, sig    ┘ and signed
 //!   → [--pad: erased fill up to the slot size, trailer magic, image_ok with --confirm]
 //! ```
 //!
@@ -18,9 +18,11 @@ use std::path::Path;
 
 use firmware::image::tlv::{self, TlvKind, TlvWriter, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
 use firmware::image::{
-    ImageFlags, ImageHeader, PublicKey, TrailerLayout, Version, IMAGE_HEADER_SIZE,
+    HashAlg, ImageFlags, ImageHash, ImageHeader, PublicKey, TrailerLayout, Version,
+    IMAGE_HEADER_SIZE,
 };
-use p256::ecdsa::SigningKey;
+
+use crate::sign::SigningKey;
 
 mod check;
 mod flashmap;
@@ -31,7 +33,7 @@ mod output;
 pub use check::{
     image_bytes, not_an_image, read_image_file, read_trailer, verify_image, TrailerInfo,
 };
-pub use flashmap::FlashmapOptions;
+pub use flashmap::{FlashmapOptions, Recipe};
 pub use options::{
     parse_custom_tlv, parse_dependencies, parse_int, CustomTlv, Dependency, PublicKeyFormat,
     SecurityCounter,
@@ -221,6 +223,9 @@ pub struct SignOptions {
     pub custom_tlvs: Vec<CustomTlv>,
     /// `--public-key-format`.
     pub public_key_format: PublicKeyFormat,
+    /// The header's `_pad1` (offset 28) holds the erased value, as cysecuretools writes it
+    /// (imgtool writes 0).
+    pub header_pad_erased: bool,
 }
 
 impl SignOptions {
@@ -247,6 +252,7 @@ impl SignOptions {
             dependencies: Vec::new(),
             custom_tlvs: Vec::new(),
             public_key_format: PublicKeyFormat::Hash,
+            header_pad_erased: false,
         }
     }
 
@@ -317,14 +323,14 @@ impl SignOptions {
 pub enum Signer<'a> {
     /// No key: header, payload and SHA256 TLV only.
     Unsigned,
-    /// Sign with this private key (RFC 6979 ECDSA P-256).
+    /// Sign with this private key (any [`firmware::image::KeyType`]).
     Key(&'a SigningKey),
     /// `--fix-sig` / `--fix-sig-pubkey`: a signature made elsewhere, with its public key.
     Fixed {
         /// DER signature.
         signature: Vec<u8>,
-        /// The key it was made with.
-        public_key: PublicKey,
+        /// The key it was made with (boxed: an RSA key is 400 bytes).
+        public_key: Box<PublicKey>,
     },
 }
 
@@ -337,9 +343,9 @@ pub struct SignedImage {
     pub base_addr: Option<u32>,
     /// The header that was written.
     pub header: ImageHeader,
-    /// SHA-256 of the hashed region (the SHA256 TLV).
-    pub digest: [u8; 32],
-    /// The DER signature, if signed.
+    /// The digest of the hashed region (the SHA256 or SHA384 TLV).
+    pub digest: ImageHash,
+    /// The signature TLV's value, if signed.
     pub signature: Option<Vec<u8>>,
     /// Trailer geometry.
     pub trailer: TrailerLayout,
@@ -389,17 +395,20 @@ pub fn build(
         version: opts.version,
     };
     bytes[..IMAGE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
+    if opts.header_pad_erased {
+        bytes[IMAGE_HEADER_SIZE - 4..IMAGE_HEADER_SIZE].fill(opts.erased_val);
+    }
     bytes.extend_from_slice(&prot_area);
-    let digest = crate::sign::sha256(&bytes);
+    let digest = signer.hash_alg().digest(&bytes);
 
-    let mut unprot: Vec<(TlvKind, Vec<u8>)> = vec![(TlvKind::SHA256, digest.to_vec())];
+    let mut unprot: Vec<(TlvKind, Vec<u8>)> = vec![(digest.alg().tlv(), digest.to_vec())];
     let signature = sign(signer, &digest)?;
     if let Some((sig, public)) = &signature {
         unprot.push(match opts.public_key_format {
-            PublicKeyFormat::Hash => (TlvKind::KEYHASH, public.key_hash().to_vec()),
-            PublicKeyFormat::Full => (TlvKind::PUBKEY, public.to_spki_der().to_vec()),
+            PublicKeyFormat::Hash => (TlvKind::KEYHASH, public.keyhash_tlv().to_vec()),
+            PublicKeyFormat::Full => (TlvKind::PUBKEY, public.public_bytes().to_vec()),
         });
-        unprot.push((TlvKind::ECDSA_SIG, sig.clone()));
+        unprot.push((public.key_type().sig_tlv(), sig.clone()));
     }
     let unprot_area = encode_area(TLV_INFO_MAGIC, &unprot)?;
     bytes.extend_from_slice(&unprot_area);
@@ -476,26 +485,35 @@ fn encode_area(magic: u16, entries: &[(TlvKind, Vec<u8>)]) -> Result<Vec<u8>, Im
     Ok(buf)
 }
 
+impl Signer<'_> {
+    /// The image hash: the key's (SHA-384 for P-384), SHA-256 for unsigned images.
+    #[must_use]
+    pub fn hash_alg(&self) -> HashAlg {
+        match self {
+            Self::Unsigned => HashAlg::Sha256,
+            Self::Key(k) => k.hash_alg(),
+            Self::Fixed { public_key, .. } => public_key.key_type().hash_alg(),
+        }
+    }
+}
+
 fn sign(
     signer: &Signer<'_>,
-    digest: &[u8; 32],
+    digest: &ImageHash,
 ) -> Result<Option<(Vec<u8>, PublicKey)>, ImageBuildError> {
     Ok(match signer {
         Signer::Unsigned => None,
-        Signer::Key(k) => Some((
-            crate::sign::sign_digest(k, digest),
-            PublicKey::from_verifying_key(*k.verifying_key()),
-        )),
+        Signer::Key(k) => Some((k.sign(digest), k.public_key())),
         Signer::Fixed {
             signature,
             public_key,
         } => {
-            if !public_key.verify_digest(digest, signature) {
+            if !public_key.verify(digest, signature) {
                 return Err(ImageBuildError::FixedSignatureInvalid {
                     digest: hex_string(digest),
                 });
             }
-            Some((signature.clone(), *public_key))
+            Some((signature.clone(), **public_key))
         }
     })
 }

@@ -12,7 +12,7 @@
 //! | --- | --- |
 //! | [`fsutil`] | atomic file writes, private-key files (0600), refuse-to-overwrite |
 //! | [`config`] | `otactl.toml` |
-//! | [`sign`] | ECDSA P-256 keys: generate, load (PKCS#8/SEC1 PEM), getpub encodings, signing |
+//! | [`sign`] | signing keys (ECDSA P-256/P-384, Ed25519, RSA-2048/3072): generate, load (PEM), getpub encodings, signing |
 //! | [`image`] | assembling a signed MCUboot image (imgtool `sign`), Intel HEX in/out, flashmap-derived options |
 //! | [`certs`] | TLS material (CA, broker, publisher, device certificates), mosquitto config, C headers |
 //! | [`aws`] | AWS IoT Core: its broker limits, least-privilege policy documents |
@@ -30,6 +30,8 @@ pub mod image;
 pub mod mqtt;
 pub mod publish;
 pub mod sign;
+
+pub use firmware::image::KeyType;
 
 /// A "no" answer: verification failed, a device rejected the update. The CLI exits with 1 for it
 /// (2 for every other error).

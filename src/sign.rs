@@ -1,19 +1,27 @@
-//! ECDSA P-256 signing keys: generate, load (PKCS#8 or SEC1 PEM, public-key PEM), export the
-//! public half in imgtool's `getpub` / `getpubhash` encodings, and sign an image digest.
+//! Signing keys of every type MCUboot verifies (ECDSA P-256/P-384, Ed25519, RSA-2048/3072):
+//! generate, load (PEM, as imgtool reads them), export the public half in imgtool's `getpub` /
+//! `getpubhash` encodings, and sign an image digest.
 //!
 //! Private keys exist only in this module; the device side (`firmware::image`) sees public keys.
-//! Signatures are deterministic (RFC 6979): the same key and image give the same bytes, which
-//! MCUboot accepts exactly like imgtool's randomised ones.
+//! What each type signs, and with which TLV, is in [`firmware::image::key`]. ECDSA and Ed25519
+//! signatures are deterministic (RFC 6979, RFC 8032): the same key and image give the same bytes,
+//! which MCUboot accepts exactly like imgtool's randomised ECDSA ones. RSA-PSS signatures carry a
+//! random salt, as imgtool's do.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use firmware::image::PublicKey;
+use firmware::image::{HashAlg, ImageHash, KeyType, PublicKey};
 use p256::ecdsa::signature::hazmat::PrehashSigner;
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::der::Decode;
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
+use p256::pkcs8::LineEnding;
+use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use zeroize_shim::Zeroizing;
+
+mod encode;
+mod load;
+
+pub use encode::{encode_public, encode_public_hash, public_key_pem, HashEncoding, PubEncoding};
+pub use load::{load_key, load_signing_key, parse_key_pem};
 
 /// Why a key could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +35,7 @@ pub enum SignError {
         source: std::io::Error,
     },
     /// The file is not PEM.
-    #[error("{path} is not a key file: expected PEM (PRIVATE KEY, EC PRIVATE KEY or PUBLIC KEY), or a public key as `getpub` writes it (raw DER, C or Rust array)")]
+    #[error("{path} is not a key file: expected PEM (PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY or PUBLIC KEY), or a public key as `getpub` writes it (raw DER, C or Rust array)")]
     NotPem {
         /// The key file.
         path: PathBuf,
@@ -38,11 +46,9 @@ pub enum SignError {
         /// The key file.
         path: PathBuf,
     },
-    /// A key of another algorithm or curve.
-    #[error(
-        "{path} is {what}, not an ECDSA P-256 key (MCUboot's ECDSA_SIG TLV here is P-256 only)"
-    )]
-    NotP256 {
+    /// A key of an algorithm, curve or size MCUboot does not sign with.
+    #[error("{path} is {what}, not a signing key MCUboot verifies (ECDSA P-256 or P-384, Ed25519, RSA-2048 or RSA-3072)")]
+    Unsupported {
         /// The key file.
         path: PathBuf,
         /// What was found instead.
@@ -64,13 +70,115 @@ pub enum SignError {
     },
 }
 
+/// A private signing key of one of MCUboot's types.
+#[derive(Clone)]
+pub enum SigningKey {
+    /// ECDSA P-256 (SHA-256 images, `ECDSA_SIG`).
+    P256(p256::ecdsa::SigningKey),
+    /// ECDSA P-384 (SHA-384 images, `ECDSA_SIG`).
+    P384(p384::ecdsa::SigningKey),
+    /// Ed25519 (SHA-256 images, `ED25519`).
+    Ed25519(ed25519_dalek::SigningKey),
+    /// RSA-2048 or RSA-3072 (SHA-256 images, PSS, `RSA2048_PSS` / `RSA3072_PSS`).
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.key_type().display_name())
+    }
+}
+
+impl From<p256::ecdsa::SigningKey> for SigningKey {
+    fn from(k: p256::ecdsa::SigningKey) -> Self {
+        Self::P256(k)
+    }
+}
+
+impl SigningKey {
+    /// The key's type.
+    #[must_use]
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            Self::P256(_) => KeyType::EcdsaP256,
+            Self::P384(_) => KeyType::EcdsaP384,
+            Self::Ed25519(_) => KeyType::Ed25519,
+            Self::Rsa(k) => {
+                use rsa::traits::PublicKeyParts;
+                if k.size() == 256 {
+                    KeyType::Rsa2048
+                } else {
+                    KeyType::Rsa3072
+                }
+            }
+        }
+    }
+
+    /// The public half.
+    #[must_use]
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            Self::P256(k) => PublicKey::from_verifying_key(*k.verifying_key()),
+            Self::P384(k) => PublicKey::from_p384(*k.verifying_key()),
+            Self::Ed25519(k) => PublicKey::from_ed25519(k.verifying_key()),
+            Self::Rsa(k) => {
+                use rsa::pkcs1::EncodeRsaPublicKey;
+                let der = k
+                    .to_public_key()
+                    .to_pkcs1_der()
+                    .expect("an RSA public key always encodes");
+                PublicKey::from_pkcs1_der(der.as_bytes())
+                    .expect("loaded RSA keys are 2048 or 3072 bits")
+            }
+        }
+    }
+
+    /// The hash algorithm of images signed with this key.
+    #[must_use]
+    pub fn hash_alg(&self) -> HashAlg {
+        self.key_type().hash_alg()
+    }
+
+    /// Signs an image digest as imgtool does for this key type; returns the signature TLV's
+    /// value (DER for ECDSA, 64 bytes for Ed25519, the modulus size for RSA).
+    ///
+    /// # Panics
+    /// If `hash` is not of [`Self::hash_alg`] (a programming error: the image builder hashes
+    /// with the key's algorithm).
+    #[must_use]
+    pub fn sign(&self, hash: &ImageHash) -> Vec<u8> {
+        assert_eq!(hash.alg(), self.hash_alg(), "digest algorithm of the key");
+        match self {
+            Self::P256(k) => {
+                let sig: p256::ecdsa::Signature = k
+                    .sign_prehash(hash)
+                    .expect("a 32-byte prehash is always accepted for P-256");
+                sig.to_der().as_bytes().to_vec()
+            }
+            Self::P384(k) => {
+                let sig: p384::ecdsa::Signature = k
+                    .sign_prehash(hash)
+                    .expect("a 48-byte prehash is always accepted for P-384");
+                sig.to_der().as_bytes().to_vec()
+            }
+            Self::Ed25519(k) => {
+                use ed25519_dalek::Signer;
+                k.sign(hash).to_bytes().to_vec()
+            }
+            Self::Rsa(k) => k
+                .sign_with_rng(&mut OsRng, rsa::Pss::new_with_salt::<Sha256>(32), hash)
+                .expect("PSS signing of a 32-byte digest with a 2048/3072-bit key"),
+        }
+    }
+}
+
 /// A key file's content: a key pair or only the public half.
 #[derive(Clone, Debug)]
 pub enum KeyFile {
-    /// A private key (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`).
+    /// A private key.
     Private(SigningKey),
-    /// A `PUBLIC KEY` (SubjectPublicKeyInfo).
-    Public(VerifyingKey),
+    /// A public key.
+    Public(PublicKey),
 }
 
 impl KeyFile {
@@ -78,262 +186,54 @@ impl KeyFile {
     #[must_use]
     pub fn public_key(&self) -> PublicKey {
         match self {
-            Self::Private(k) => PublicKey::from_verifying_key(*k.verifying_key()),
-            Self::Public(k) => PublicKey::from_verifying_key(*k),
+            Self::Private(k) => k.public_key(),
+            Self::Public(k) => *k,
         }
     }
 }
 
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-
-fn describe_oid(oid: &str) -> String {
-    match oid {
-        "1.2.840.113549.1.1.1" => "an RSA key".into(),
-        "1.3.101.112" => "an Ed25519 key".into(),
-        "1.3.101.110" => "an X25519 key".into(),
-        "1.3.132.0.34" => "an ECDSA P-384 key".into(),
-        "1.3.132.0.35" => "an ECDSA P-521 key".into(),
-        "1.3.132.0.10" => "an ECDSA secp256k1 key".into(),
-        other => format!("a key of algorithm/curve {other}"),
-    }
-}
-
-/// Reads a key file: PKCS#8 or SEC1 private key, or a public key (all PEM).
+/// A new random key of `kind` (OS random generator).
 ///
-/// # Errors
-/// [`SignError`] naming the file: unreadable, not PEM, encrypted, not P-256, malformed.
-pub fn load_key(path: &Path) -> Result<KeyFile, SignError> {
-    let text = std::fs::read(path).map_err(|source| SignError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let text = Zeroizing::new(text);
-    parse_key_pem(&text, path)
-}
-
-/// Reads a private key (for signing).
-///
-/// # Errors
-/// As [`load_key`], plus [`SignError::PublicOnly`].
-pub fn load_signing_key(path: &Path) -> Result<SigningKey, SignError> {
-    match load_key(path)? {
-        KeyFile::Private(k) => Ok(k),
-        KeyFile::Public(_) => Err(SignError::PublicOnly { path: path.into() }),
-    }
-}
-
-/// Parses PEM key text; `path` only names the source in errors.
-///
-/// # Errors
-/// See [`load_key`].
-pub fn parse_key_pem(pem: &[u8], path: &Path) -> Result<KeyFile, SignError> {
-    let invalid = |reason: String| SignError::Invalid {
-        path: path.into(),
-        reason,
-    };
-    let not_p256 = |what: String| SignError::NotP256 {
-        path: path.into(),
-        what,
-    };
-    let Ok((label, der)) = p256::pkcs8::der::pem::decode_vec(pem) else {
-        return public_key_bytes(pem)
-            .map(|k| KeyFile::Public(*k.verifying_key()))
-            .ok_or_else(|| SignError::NotPem { path: path.into() });
-    };
-    let der = Zeroizing::new(der);
-    match label {
-        "PRIVATE KEY" => {
-            let info =
-                p256::pkcs8::PrivateKeyInfo::from_der(&der).map_err(|e| invalid(e.to_string()))?;
-            check_algorithm(&info.algorithm).map_err(not_p256)?;
-            SigningKey::from_pkcs8_der(&der)
-                .map(KeyFile::Private)
-                .map_err(|e| invalid(e.to_string()))
-        }
-        "EC PRIVATE KEY" => {
-            // ECPrivateKey ::= SEQUENCE { version, privateKey, [0] namedCurve OPTIONAL, … }
-            if contains(&der, &P384_CURVE_DER) {
-                return Err(not_p256("an ECDSA P-384 key".into()));
-            }
-            p256::SecretKey::from_sec1_der(&der)
-                .map(|k| KeyFile::Private(SigningKey::from(k)))
-                .map_err(|e| {
-                    if contains(&der, &P256_CURVE_DER) {
-                        invalid(e.to_string())
-                    } else {
-                        not_p256("an EC key on another curve".into())
-                    }
-                })
-        }
-        "PUBLIC KEY" => {
-            let spki = p256::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(&der)
-                .map_err(|e| invalid(e.to_string()))?;
-            let alg = p256::pkcs8::AlgorithmIdentifierRef {
-                oid: spki.algorithm.oid,
-                parameters: spki.algorithm.parameters,
-            };
-            check_algorithm(&alg).map_err(not_p256)?;
-            VerifyingKey::from_public_key_der(&der)
-                .map(KeyFile::Public)
-                .map_err(|e| invalid(e.to_string()))
-        }
-        "ENCRYPTED PRIVATE KEY" => Err(SignError::Encrypted { path: path.into() }),
-        "RSA PRIVATE KEY" | "RSA PUBLIC KEY" => Err(not_p256("an RSA key".into())),
-        other => Err(invalid(format!("unexpected PEM label \"{other}\""))),
-    }
-}
-
-/// A public key as `imgtool getpub` writes it without PEM: the 91 raw DER bytes (`-e raw`) or a
-/// C/Rust array of them (`-e lang-c`, Infineon's `cypress-test-ec-p256.pub`).
-fn public_key_bytes(data: &[u8]) -> Option<PublicKey> {
-    if data.len() == firmware::image::verify::P256_SPKI_LEN {
-        return PublicKey::from_spki_der(data).ok();
-    }
-    let text = std::str::from_utf8(data).ok()?;
-    let start = text.find(['{', '['])?;
-    let bytes: Vec<u8> = text[start..]
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter_map(|t| t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")))
-        .map(|h| u8::from_str_radix(h, 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    PublicKey::from_spki_der(&bytes).ok()
-}
-
-/// DER of the P-256 named-curve OID (1.2.840.10045.3.1.7).
-const P256_CURVE_DER: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-/// DER of the P-384 named-curve OID (1.3.132.0.34).
-const P384_CURVE_DER: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn check_algorithm(alg: &p256::pkcs8::AlgorithmIdentifierRef<'_>) -> Result<(), String> {
-    let oid = alg.oid.to_string();
-    if oid != OID_EC_PUBLIC_KEY {
-        return Err(describe_oid(&oid));
-    }
-    let curve = alg
-        .parameters
-        .and_then(|p| p.decode_as::<p256::pkcs8::ObjectIdentifier>().ok())
-        .map(|o| o.to_string())
-        .unwrap_or_default();
-    if curve != OID_P256 {
-        return Err(describe_oid(&curve));
-    }
-    Ok(())
-}
-
-/// A new random P-256 key (OS random generator).
+/// # Panics
+/// Never in practice: RSA key generation fails only if the OS random generator does.
 #[must_use]
-pub fn generate() -> SigningKey {
-    SigningKey::random(&mut rand_core::OsRng)
+pub fn generate(kind: KeyType) -> SigningKey {
+    match kind {
+        KeyType::EcdsaP256 => SigningKey::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
+        KeyType::EcdsaP384 => SigningKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
+        KeyType::Ed25519 => SigningKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng)),
+        KeyType::Rsa2048 | KeyType::Rsa3072 => {
+            let bits = if kind == KeyType::Rsa2048 { 2048 } else { 3072 };
+            let k = rsa::RsaPrivateKey::new(&mut OsRng, bits).expect("RSA key generation");
+            SigningKey::Rsa(Box::new(k))
+        }
+    }
 }
 
-/// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `imgtool keygen` writes it.
+/// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `imgtool keygen` writes it (for
+/// Ed25519 the version-1 form without the public key, as OpenSSL writes it).
 ///
 /// # Errors
 /// Encoding failures (not expected for a valid key).
 pub fn private_key_pem(key: &SigningKey) -> anyhow::Result<Zeroizing<String>> {
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
+    use p256::pkcs8::EncodePrivateKey;
+    let pem = match key {
+        SigningKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
+        SigningKey::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
+        SigningKey::Ed25519(k) => {
+            let kp = ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            };
+            kp.to_pkcs8_pem(LineEnding::LF)
+        }
+        SigningKey::Rsa(k) => rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&**k, LineEnding::LF),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
     Ok(Zeroizing::new(pem.to_string()))
 }
 
-/// Signs a SHA-256 image digest; returns the DER `SEQUENCE { r, s }` (70–72 bytes).
-#[must_use]
-pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> Vec<u8> {
-    let sig: Signature = key
-        .sign_prehash(digest)
-        .expect("a 32-byte prehash is always accepted for P-256");
-    sig.to_der().as_bytes().to_vec()
-}
-
-/// `imgtool getpub -e …` encodings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PubEncoding {
-    /// SubjectPublicKeyInfo PEM.
-    Pem,
-    /// The 91 DER bytes.
-    Raw,
-    /// A C array `ecdsa_pub_key[]` plus `ecdsa_pub_key_len`.
-    LangC,
-    /// A Rust `static ECDSA_PUB_KEY: &[u8]`.
-    LangRust,
-}
-
-/// `imgtool getpubhash -e …` encodings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashEncoding {
-    /// A C array `ecdsa_pub_key_hash[]` plus its length.
-    LangC,
-    /// The 32 raw bytes.
-    Raw,
-}
-
-const AUTOGEN: &str = "/* Autogenerated by imgtool.py, do not edit. */\n";
-
-/// Formats bytes as imgtool does: 8 per line, 4-space indent, `0x..,` separated by spaces.
-fn byte_lines(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 6 + 16);
-    for (i, b) in bytes.iter().enumerate() {
-        s.push_str(if i % 8 == 0 { "\n    " } else { " " });
-        s.push_str(&format!("0x{b:02x},"));
-    }
-    s.push('\n');
-    s
-}
-
-/// The public key in one of `getpub`'s encodings, byte-identical to imgtool 2.5.0.
-/// `name_suffix` is appended to the C/Rust identifiers (`--name-suffix`).
-#[must_use]
-pub fn encode_public(key: &PublicKey, encoding: PubEncoding, name_suffix: &str) -> Vec<u8> {
-    let der = key.to_spki_der();
-    match encoding {
-        PubEncoding::Raw => der.to_vec(),
-        PubEncoding::Pem => public_key_pem(key).into_bytes(),
-        PubEncoding::LangC => format!(
-            "{AUTOGEN}const unsigned char ecdsa_pub_key{name_suffix}[] = {{{}}};\nconst unsigned int ecdsa_pub_key{name_suffix}_len = {};\n",
-            byte_lines(&der),
-            der.len()
-        )
-        .into_bytes(),
-        PubEncoding::LangRust => format!(
-            "{AUTOGEN}static ECDSA_PUB_KEY{}: &[u8] = &[{}];\n",
-            name_suffix.to_ascii_uppercase(),
-            byte_lines(&der)
-        )
-        .into_bytes(),
-    }
-}
-
-/// SubjectPublicKeyInfo PEM (64-character lines, LF), as `imgtool getpub -e pem`.
-#[must_use]
-pub fn public_key_pem(key: &PublicKey) -> String {
-    let der = key.to_spki_der();
-    p256::pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &der)
-        .expect("91 bytes always encode")
-}
-
-/// The key hash in one of `getpubhash`'s encodings, byte-identical to imgtool 2.5.0.
-#[must_use]
-pub fn encode_public_hash(key: &PublicKey, encoding: HashEncoding, name_suffix: &str) -> Vec<u8> {
-    let hash = key.key_hash();
-    match encoding {
-        HashEncoding::Raw => hash.to_vec(),
-        HashEncoding::LangC => format!(
-            "{AUTOGEN}const unsigned char ecdsa_pub_key_hash{name_suffix}[] = {{{}}};\nconst unsigned int ecdsa_pub_key_hash{name_suffix}_len = {};\n",
-            byte_lines(&hash),
-            hash.len()
-        )
-        .into_bytes(),
-    }
-}
-
-/// SHA-256 of arbitrary bytes (the image digest helper the assembler uses).
+/// SHA-256 of arbitrary bytes.
 #[must_use]
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -346,28 +246,35 @@ mod zeroize_shim {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
-    fn generated_key_round_trips_through_pkcs8_pem() {
-        let k = generate();
-        let pem = private_key_pem(&k).unwrap();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-        let back = parse_key_pem(pem.as_bytes(), Path::new("k.pem")).unwrap();
-        assert_eq!(
-            back.public_key(),
-            PublicKey::from_verifying_key(*k.verifying_key())
-        );
+    fn every_type_round_trips_through_pkcs8_pem_and_signs_verifiably() {
+        for kind in KeyType::ALL {
+            let k = generate(kind);
+            assert_eq!(k.key_type(), kind);
+            let pem = private_key_pem(&k).unwrap();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{kind:?}");
+            let back = parse_key_pem(pem.as_bytes(), Path::new("k.pem")).unwrap();
+            assert_eq!(back.public_key(), k.public_key(), "{kind:?}");
+            let d = k.hash_alg().digest(b"image");
+            let sig = k.sign(&d);
+            assert!(k.public_key().verify(&d, &sig), "{kind:?}");
+            let other = k.hash_alg().digest(b"imagE");
+            assert!(!k.public_key().verify(&other, &sig), "{kind:?}");
+        }
     }
 
     #[test]
     fn sec1_pem_loads() {
-        let k = generate();
+        let k = p256::ecdsa::SigningKey::random(&mut OsRng);
         let sec1 = p256::SecretKey::from(k.clone())
             .to_sec1_pem(LineEnding::LF)
             .unwrap();
         let back = parse_key_pem(sec1.as_bytes(), Path::new("k.pem")).unwrap();
-        assert!(matches!(back, KeyFile::Private(_)));
+        assert!(matches!(back, KeyFile::Private(SigningKey::P256(_))));
         assert_eq!(
             back.public_key(),
             PublicKey::from_verifying_key(*k.verifying_key())
@@ -375,23 +282,23 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_deterministic_and_verify() {
-        let k = generate();
-        let d = sha256(b"image");
-        let a = sign_digest(&k, &d);
-        assert_eq!(a, sign_digest(&k, &d));
-        let pk = PublicKey::from_verifying_key(*k.verifying_key());
-        assert!(pk.verify_digest(&d, &a));
+    fn ecdsa_and_ed25519_signatures_are_deterministic() {
+        for kind in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Ed25519] {
+            let k = generate(kind);
+            let d = k.hash_alg().digest(b"image");
+            assert_eq!(k.sign(&d), k.sign(&d), "{kind:?}");
+        }
     }
 
     #[test]
     fn c_array_and_raw_public_keys_load() {
-        let k = generate();
-        let pk = PublicKey::from_verifying_key(*k.verifying_key());
-        for enc in [PubEncoding::LangC, PubEncoding::LangRust, PubEncoding::Raw] {
-            let text = encode_public(&pk, enc, "");
-            let back = parse_key_pem(&text, Path::new("k.pub")).unwrap();
-            assert_eq!(back.public_key(), pk, "{enc:?}");
+        for kind in [KeyType::EcdsaP256, KeyType::Ed25519, KeyType::Rsa2048] {
+            let pk = generate(kind).public_key();
+            for enc in [PubEncoding::LangC, PubEncoding::LangRust, PubEncoding::Raw] {
+                let text = encode_public(&pk, enc, "");
+                let back = parse_key_pem(&text, Path::new("k.pub")).unwrap();
+                assert_eq!(back.public_key(), pk, "{kind:?} {enc:?}");
+            }
         }
     }
 

@@ -13,11 +13,14 @@
 //! | `app` | (feature `host`) the device application: LED task + OTA task over rumqttc/rustls (`devapp`) |
 //! | `board` | (feature `host`) the simulated board: bootloader, watchdog, resets, transcript (`simboard`) |
 //!
-//! The core is `no_std` and allocation-free; build it with `--no-default-features`.
+//! The core is `no_std` and allocation-free; build it with `--no-default-features`. Only the
+//! `rsa` feature (RSA signature verification) needs a global allocator.
 //!
 //! ## Features
 //! - `std` (default): use the standard library.
 //! - `serde`: parse Infineon flash-map JSON and derive serde for shared types.
+//! - `p384`, `ed25519`, `rsa`: verify ECDSA P-384, Ed25519 and RSA-2048/3072 (PSS) signatures
+//!   besides ECDSA P-256 (MCUboot's `MCUBOOT_SIGN_*`); `sim` turns all three on.
 //! - `sim`: the simulated flash and board (host only).
 //! - `host`: the host device application (`simboard`), MQTT over rumqttc + rustls.
 //! - `log`: log through the `log` crate.

@@ -1,4 +1,5 @@
-//! `otactl keygen`, `getpub`, `getpubhash`: imgtool's key commands for ECDSA P-256.
+//! `otactl keygen`, `getpub`, `getpubhash`: imgtool's key commands for every signing key type
+//! (ECDSA P-256/P-384, Ed25519, RSA-2048/3072).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,25 +8,30 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use otactl::fsutil::{self, Mode, Overwrite};
 use otactl::sign::{self, HashEncoding, PubEncoding};
+use otactl::KeyType;
 
 use super::Ctx;
 
-/// Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
+/// Generate a signing key (PKCS#8 PEM, mode 0600), ECDSA P-256 unless --type says otherwise.
 ///
-/// Refuses to replace an existing file unless --force is given.
+/// Refuses to replace an existing file unless --force is given. The types are imgtool's:
+/// ecdsa-p256 (Infineon's builds), ecdsa-p384 (SHA-384 images), ed25519, rsa-2048, rsa-3072
+/// (RSA-PSS). The bootloader must be built for the same type.
 ///
 /// Example:
 ///
 ///   otactl keygen -k keys/signing.pem && otactl getpub -k keys/signing.pem
+///   otactl keygen -t ed25519 -k keys/ed25519.pem
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct KeygenCmd {
     /// Where to write the private key.
     #[arg(short, long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// Key type; only ecdsa-p256 (what MCUboot's Infineon builds verify) is supported.
-    #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = ["ecdsa-p256"])]
-    pub key_type: Option<String>,
+    /// Key type: ecdsa-p256 (default, what Infineon's builds verify), ecdsa-p384, ed25519,
+    /// rsa-2048 or rsa-3072.
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = parse_key_type)]
+    pub key_type: Option<KeyType>,
     /// Replace an existing key file.
     #[arg(long)]
     pub force: bool,
@@ -97,6 +103,16 @@ pub enum HashEnc {
     Raw,
 }
 
+fn parse_key_type(s: &str) -> Result<KeyType, String> {
+    KeyType::ALL
+        .into_iter()
+        .find(|k| k.imgtool_name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = KeyType::ALL.iter().map(|k| k.imgtool_name()).collect();
+            format!("{s:?} is not a key type; use one of {}", names.join(", "))
+        })
+}
+
 fn parse_suffix(s: &str) -> Result<String, String> {
     if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(s.to_string())
@@ -126,7 +142,8 @@ impl KeygenCmd {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let path = key_path(self.key)?;
         fsutil::check_overwrite(&path, Overwrite::from_force(self.force))?;
-        let key = sign::generate();
+        let kind = self.key_type.unwrap_or(KeyType::EcdsaP256);
+        let key = sign::generate(kind);
         let pem = sign::private_key_pem(&key)?;
         fsutil::write_atomic(
             &path,
@@ -135,7 +152,11 @@ impl KeygenCmd {
             Overwrite::from_force(self.force),
         )?;
         if !ctx.quiet {
-            eprintln!("wrote ECDSA P-256 key {} (mode 0600)", path.display());
+            eprintln!(
+                "wrote {} key {} (mode 0600)",
+                kind.display_name(),
+                path.display()
+            );
         }
         Ok(())
     }

@@ -104,7 +104,7 @@ pub struct GlobalArgs {
 /// `Cmd` struct. (A doc comment here would replace that text, examples included.)
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    #[command(about = "Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600)")]
+    #[command(about = "Generate a signing key: P-256, P-384, Ed25519, RSA (PKCS#8, 0600)")]
     Keygen(keys::KeygenCmd),
     #[command(about = "Print the public half of a signing key (pem, raw, lang-c, lang-rust)")]
     Getpub(keys::GetpubCmd),

@@ -8,7 +8,7 @@ use firmware::image::Version;
 use otactl::fsutil;
 use otactl::image::{
     self, parse_custom_tlv, parse_dependencies, parse_int, FileFormat, Payload, PublicKeyFormat,
-    SecurityCounter, SignOptions, Signer,
+    Recipe, SecurityCounter, SignOptions, Signer,
 };
 
 use super::Ctx;
@@ -25,6 +25,12 @@ use super::Ctx;
 ///     -S 0x1c0000 -k cypress-test-ec-p256.pem app.unsigned.hex app.hex
 ///
 ///   otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem app.unsigned.hex app.hex
+///
+/// Example (Infineon XMC7000: the map picks cysecuretools' recipe; -x for the update's address):
+///
+///   otactl sign --flashmap xmc7200_int_overwrite_single.json -v 1.1.0 -k key.pem app.bin app.hex
+///   otactl sign --flashmap xmc7200_int_overwrite_single.json -x 0x103f8000 -v 1.1.0 -k key.pem \
+///     app.bin app_upgrade.hex
 #[derive(Debug, Args)]
 #[command(
     disable_version_flag = true,
@@ -39,8 +45,9 @@ pub struct Cmd {
 /// The options of `otactl sign` (boxed: there are many).
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// Private key to sign with (ECDSA P-256, PKCS#8 or SEC1 PEM). Without it (and without
-    /// --fix-sig) the image carries only its SHA256 hash.
+    /// Private key to sign with (PEM: ECDSA P-256 or P-384, Ed25519, RSA-2048/3072). The key
+    /// picks the hash and signature TLVs as imgtool does (SHA384 for P-384). Without it (and
+    /// without --fix-sig) the image carries only its SHA256 hash.
     #[arg(short, long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Image version: MAJOR[.MINOR[.REVISION[+BUILD]]], e.g. 1.2.3+4.
@@ -125,7 +132,7 @@ pub struct SignArgs {
     #[arg(long)]
     pub non_bootable: bool,
     /// Derive the slot options from an Infineon flash map JSON, as Infineon's build does
-    /// (explicit flags win):
+    /// (explicit flags win). PSoC 6 maps follow its imgtool recipe:
     ///   -H 0x400 --pad-header  fixed (MCUBOOT_HEADER_SIZE)
     ///   -S                     primary slot size
     ///   -L                     primary slot offset in internal flash (sets RAM_LOAD)
@@ -135,8 +142,16 @@ pub struct SignArgs {
     ///   --overwrite-only       if the map's mode is overwrite (Infineon's PSoC 6 script
     ///                          leaves it off; that only makes its room check stricter)
     ///   -x                     primary slot address, for HEX output from a binary input
+    /// XMC7000 maps (xmc7100_*, xmc7200_*) follow its cysecuretools 5.0.0 recipe:
+    ///   -H 0x400 --pad-header -S <primary size> --align 8 -R 0xff --overwrite-only, no -L
+    ///   (flags 0), -x primary slot address, and the header's _pad1 = the erased value
     #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     pub flashmap: Option<PathBuf>,
+    /// Whose output to reproduce: imgtool, or cysecuretools (header _pad1 = the erased value;
+    /// with --flashmap, its XMC7000 options too). Default: the flash map's platform decides
+    /// (cysecuretools for XMC7000), imgtool without a map.
+    #[arg(long, value_name = "SIGNER", value_parser = Recipe::parse)]
+    pub recipe: Option<Recipe>,
     /// Platform of a PSoC 6 flash map whose file name does not start with its prefix
     /// (PSOC_062_2M, PSOC_062_1M, PSOC_062_512K).
     #[arg(long, value_name = "NAME", requires = "flashmap")]
@@ -168,8 +183,13 @@ impl SignArgs {
     fn run(self) -> Result<()> {
         let derived = match &self.flashmap {
             Some(p) => {
-                let d = image::FlashmapOptions::read(p, self.platform.as_deref())?;
-                log::debug!("{}: {}", p.display(), d.imgtool_args());
+                let d = image::FlashmapOptions::read(p, self.platform.as_deref(), self.recipe)?;
+                log::info!(
+                    "{}: {}: {}",
+                    p.display(),
+                    d.recipe.describe(),
+                    d.signer_args()
+                );
                 Some(d)
             }
             None => None,
@@ -276,6 +296,10 @@ impl SignArgs {
         o.confirm = self.confirm;
         o.test = self.test;
         o.overwrite_only = self.overwrite_only || d.is_some_and(|d| d.overwrite_only);
+        o.header_pad_erased = self
+            .recipe
+            .or(d.map(|d| d.recipe))
+            .is_some_and(Recipe::header_pad_erased);
         self.protected_tlvs(&mut o)?;
         o.public_key_format = match self.public_key_format {
             Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
@@ -315,7 +339,7 @@ fn fixed_signer(
     let signature = base64::engine::general_purpose::STANDARD
         .decode(&text)
         .with_context(|| format!("{} is not base64", sig.display()))?;
-    let public_key = otactl::sign::load_key(pubkey)?.public_key();
+    let public_key = Box::new(otactl::sign::load_key(pubkey)?.public_key());
     Ok(Signer::Fixed {
         signature,
         public_key,

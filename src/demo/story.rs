@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use crate::sign::SigningKey;
 use anyhow::{bail, Context, Result};
 use firmware::image::verify::PublicKey;
 use firmware::image::Version;
-use p256::ecdsa::SigningKey;
 
 use super::board::{Board, BoardSpec};
 use super::build::AppSpec;
@@ -79,9 +79,9 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
             .join("board-host_swap.json")
     });
     // Read the map first: a wrong path fails now, not after minutes of building.
-    let fm = FlashmapOptions::read(&flashmap, None)?;
-    let key = crate::sign::generate();
-    let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
+    let fm = FlashmapOptions::read(&flashmap, None, None)?;
+    let key = crate::sign::generate(firmware::image::KeyType::EcdsaP256);
+    let pubkey = key.public_key();
     let key_path = dir.join("signing-key.pem");
     let pubkey_pem = dir.join("signing-key.pub.pem");
     write_atomic(
@@ -154,6 +154,7 @@ fn sign(
     opts.erased_val = fm.erased_val;
     opts.load_addr = fm.load_addr;
     opts.overwrite_only = fm.overwrite_only;
+    opts.header_pad_erased = fm.recipe.header_pad_erased();
     let payload = Payload::read(exe)?;
     let signed = crate::image::build(&opts, payload, &Signer::Key(key))
         .with_context(|| format!("signing {}", exe.display()))?;

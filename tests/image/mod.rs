@@ -9,8 +9,10 @@ use sha2::{Digest, Sha256};
 use crate::util::{data_dir, flashmap_dir, otactl, run, tool, vectors_dir};
 
 mod cli;
+mod keytypes;
 mod props;
 mod trailer;
+mod xmc7000;
 
 const KEY: &str = "keys/cypress-test-ec-p256.pem";
 const PUB: &str = "keys/cypress-test-ec-p256.pub.pem";

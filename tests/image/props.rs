@@ -54,6 +54,7 @@ proptest! {
     ) {
         let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
         let pk = PublicKey::from_verifying_key(*key.verifying_key());
+        let key = otactl::sign::SigningKey::from(key);
         let input = Payload { data: payload.clone(), base_addr: Some(0x1000_0000) };
         let img = image::build(&opts, input, &Signer::Key(&key)).unwrap();
         let bin = img.to_bin();

@@ -39,17 +39,19 @@ pub fn required() -> bool {
         || std::env::var("OTA_REQUIRE_E2E").is_ok_and(|v| v == "1")
 }
 
-/// Finds `tool` on PATH (or in `$OTACTL_VENV/bin`); `None` means skip, unless [`required`], which panics.
+/// Finds `tool` on PATH, or in the Python venvs: `$OTACTL_VENV/bin` and `.venv/bin` (imgtool),
+/// `$OTACTL_CST_VENV/bin` and `.venv-cst/bin` (cysecuretools, which pins other versions of
+/// imgtool's dependencies); `None` means skip, unless [`required`], which panics.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(v) = std::env::var_os("OTACTL_VENV") {
-        dirs.push(PathBuf::from(v).join("bin"));
+    for var in ["OTACTL_VENV", "OTACTL_CST_VENV"] {
+        if let Some(v) = std::env::var_os(var) {
+            dirs.push(PathBuf::from(v).join("bin"));
+        }
     }
-    dirs.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(".venv")
-            .join("bin"),
-    );
+    for venv in [".venv", ".venv-cst"] {
+        dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin"));
+    }
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }

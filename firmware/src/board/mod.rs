@@ -56,16 +56,22 @@ pub struct BoardConfig {
     pub app_env: Vec<(String, String)>,
 }
 
-/// Loads a P-256 public key from a PEM file (`-----BEGIN PUBLIC KEY-----`).
+/// Loads a public key from a PEM file (`-----BEGIN PUBLIC KEY-----`): ECDSA P-256/P-384,
+/// Ed25519 or RSA-2048/3072.
 ///
 /// # Errors
-/// Unreadable file or not a P-256 public key.
+/// Unreadable file, not PEM, or not a supported public key.
 pub fn load_pubkey(path: &std::path::Path) -> Result<PublicKey, String> {
-    use p256::pkcs8::DecodePublicKey;
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    p256::ecdsa::VerifyingKey::from_public_key_pem(&pem)
-        .map(PublicKey::from_verifying_key)
-        .map_err(|e| format!("{}: not a P-256 public key PEM: {e}", path.display()))
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (label, der) = p256::pkcs8::der::pem::decode_vec(&pem)
+        .map_err(|e| format!("{}: not a PEM file: {e}", path.display()))?;
+    if label != "PUBLIC KEY" {
+        return Err(format!(
+            "{}: a {label} PEM, expected a PUBLIC KEY",
+            path.display()
+        ));
+    }
+    PublicKey::from_spki_der(&der).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn open(cfg: &BoardConfig, map: FlashMap) -> Result<SimDevice, String> {

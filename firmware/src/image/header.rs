@@ -12,9 +12,9 @@
 //! | 0x15 | 1 | `iv_minor` | |
 //! | 0x16 | 2 | `iv_revision` | |
 //! | 0x18 | 4 | `iv_build_num` | |
-//! | 0x1C | 4 | `_pad1` | 0 |
+//! | 0x1C | 4 | `_pad1` | 0 (imgtool); the erased value ×4 (cysecuretools, Infineon's XMC7000 signer) |
 //!
-//! All fields little-endian.
+//! All fields little-endian. MCUboot never reads `_pad1`, but it is hashed and signed.
 
 use super::ImageError;
 

@@ -17,20 +17,26 @@
 //! - [`header`]: the 32-byte [`ImageHeader`] and [`Version`].
 //! - [`tlv`]: TLV types, area headers and a total (never panicking) iterator.
 //! - [`trailer`]: [`TrailerLayout`] (offsets per write alignment), magic and flag decoding.
-//! - [`verify`]: [`PublicKey`], hashing and [`verify::validate`] over any [`ImageRead`].
+//! - [`hash`]: [`ImageHash`], the SHA-256 or SHA-384 digest an image carries.
+//! - [`key`]: [`PublicKey`] of every [`KeyType`] MCUboot signs with, and its signature TLV.
+//! - [`verify`]: hashing and [`verify::validate`] over any [`ImageRead`].
 //!
 //! Parsing is total: every function here returns an error for malformed input and never panics.
 
+pub mod hash;
 pub mod header;
+pub mod key;
 mod parsed;
 pub mod tlv;
 pub mod trailer;
 pub mod verify;
 
+pub use hash::{HashAlg, ImageHash};
 pub use header::{ImageFlags, ImageHeader, Version, VersionError, IMAGE_HEADER_SIZE, IMAGE_MAGIC};
+pub use key::{KeyType, PublicKey};
 pub use tlv::{Tlv, TlvArea, TlvIter, TlvKind, TlvWriter};
 pub use trailer::{FlagState, MagicState, SwapType, TrailerLayout};
-pub use verify::{ImageRead, ParsedImage, PublicKey, VerifiedImage, VerifyError};
+pub use verify::{ImageRead, ParsedImage, VerifiedImage, VerifyError};
 
 /// Why bytes could not be read as an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

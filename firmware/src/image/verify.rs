@@ -1,124 +1,33 @@
-//! Image validation: SHA-256 over the hashed region, key selection by KEYHASH (or PUBKEY), and
-//! ECDSA P-256 signature verification, with public keys only.
+//! Image validation: SHA-256 or SHA-384 over the hashed region, key selection by KEYHASH (or
+//! PUBKEY), and signature verification (ECDSA P-256/P-384, Ed25519, RSA-PSS; see [`PublicKey`]),
+//! with public keys only.
 //!
 //! This mirrors MCUboot's `bootutil_img_validate`:
 //!
 //! 1. hash bytes `[0, U)`: header (with padding), payload and the whole protected TLV area;
-//! 2. walk the unprotected TLVs: `SHA256` must be 32 bytes and equal the hash; `KEYHASH` selects
-//!    the key whose SubjectPublicKeyInfo hashes to it (`PUBKEY` selects the key equal to it);
-//!    the following `ECDSA_SIG` (DER `SEQUENCE { r, s }`) is verified with that key over the hash;
+//!    with the algorithm of the first hash TLV (`SHA256` or `SHA384`);
+//! 2. walk the unprotected TLVs: the hash TLV must have the digest's length and equal it;
+//!    `KEYHASH` selects the key whose bytes hash to it (`PUBKEY` selects the key equal to it);
+//!    the following signature TLV of that key's type (`ECDSA_SIG`, `ED25519`, `RSA2048_PSS`,
+//!    `RSA3072_PSS`) is verified with that key over the digest;
 //! 3. valid iff the hash matched and, when keys are given, one signature verified.
 //!
 //! [`validate`] reads through [`ImageRead`], so the bootloader runs it directly on flash with a
 //! 512-byte buffer and no heap; the host runs it on a byte slice.
 
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use p256::ecdsa::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
-
+use super::hash::{HashAlg, ImageHash, ImageHasher};
 use super::header::{ImageFlags, ImageHeader, IMAGE_HEADER_SIZE};
 use super::tlv::{TlvKind, TLV_HEADER_SIZE, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
 use super::ImageError;
 
-/// DER prefix of a P-256 SubjectPublicKeyInfo (followed by the 65-byte uncompressed point).
-pub const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
-/// Length of a P-256 SubjectPublicKeyInfo in DER.
-pub const P256_SPKI_LEN: usize = 91;
-/// Largest ECDSA P-256 DER signature we accept (72, plus `--pad-sig` slack).
-pub const MAX_SIG_LEN: usize = 80;
+pub use super::key::{
+    signature_from_der, KeyBytes, KeyError, KeyType, PublicKey, ED25519_SPKI_PREFIX, MAX_KEY_BYTES,
+    P256_SPKI_LEN, P256_SPKI_PREFIX, P384_SPKI_PREFIX,
+};
 
-/// An ECDSA P-256 public key as MCUboot knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PublicKey {
-    key: VerifyingKey,
-}
-
-/// Why key bytes were refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyError;
-
-impl core::fmt::Display for KeyError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("not an ECDSA P-256 public key")
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for KeyError {}
-
-impl PublicKey {
-    /// From the 91-byte DER SubjectPublicKeyInfo (`imgtool getpub -e raw`).
-    ///
-    /// # Errors
-    /// [`KeyError`] for anything but a valid P-256 point in that encoding.
-    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        if der.len() != P256_SPKI_LEN || der[..26] != P256_SPKI_PREFIX {
-            return Err(KeyError);
-        }
-        Self::from_sec1(&der[26..])
-    }
-
-    /// From a SEC1-encoded point (65-byte uncompressed or 33-byte compressed).
-    ///
-    /// # Errors
-    /// [`KeyError`] when the point is not on the curve.
-    pub fn from_sec1(bytes: &[u8]) -> Result<Self, KeyError> {
-        VerifyingKey::from_sec1_bytes(bytes)
-            .map(|key| Self { key })
-            .map_err(|_| KeyError)
-    }
-
-    /// Wraps a p256 verifying key.
-    #[must_use]
-    pub const fn from_verifying_key(key: VerifyingKey) -> Self {
-        Self { key }
-    }
-
-    /// The p256 verifying key.
-    #[must_use]
-    pub const fn verifying_key(&self) -> &VerifyingKey {
-        &self.key
-    }
-
-    /// The 91-byte DER SubjectPublicKeyInfo (what `PUBKEY` holds and `KEYHASH` hashes).
-    #[must_use]
-    pub fn to_spki_der(&self) -> [u8; P256_SPKI_LEN] {
-        let mut out = [0u8; P256_SPKI_LEN];
-        out[..26].copy_from_slice(&P256_SPKI_PREFIX);
-        out[26..].copy_from_slice(self.key.to_encoded_point(false).as_bytes());
-        out
-    }
-
-    /// `KEYHASH`: SHA-256 of [`Self::to_spki_der`].
-    #[must_use]
-    pub fn key_hash(&self) -> [u8; 32] {
-        Sha256::digest(self.to_spki_der()).into()
-    }
-
-    /// Verifies a DER ECDSA signature over a SHA-256 digest.
-    #[must_use]
-    pub fn verify_digest(&self, digest: &[u8; 32], der_sig: &[u8]) -> bool {
-        match signature_from_der(der_sig) {
-            Some(sig) => self.key.verify_prehash(digest, &sig).is_ok(),
-            None => false,
-        }
-    }
-}
-
-/// Decodes a DER `SEQUENCE { INTEGER r, INTEGER s }` (the `ecdsa` crate's decoder); zero bytes
-/// after the sequence (imgtool `--pad-sig`) are tolerated as MCUboot's tinycrypt path does.
-#[must_use]
-pub fn signature_from_der(der: &[u8]) -> Option<Signature> {
-    // A P-256 signature's sequence length is in short form (at most 70 content bytes).
-    let end = 2 + usize::from(*der.get(1).filter(|len| **len < 0x80)?);
-    if der.get(end..)?.iter().any(|b| *b != 0) {
-        return None;
-    }
-    Signature::from_der(&der[..end]).ok()
-}
+/// Largest signature TLV value read: an RSA-3072 signature (ECDSA DER signatures are at most
+/// 104 bytes, Ed25519 64).
+pub const MAX_SIG_LEN: usize = 384;
 
 /// Random-access reads of an image, from a byte slice or from a flash slot.
 pub trait ImageRead {
@@ -170,9 +79,9 @@ pub enum VerifyError<E> {
     },
     /// `IMAGE_F_NON_BOOTABLE`, encryption or compression flags that this validator does not support.
     UnsupportedFlags(u32),
-    /// No SHA256 TLV.
+    /// No SHA256 (or SHA384) TLV.
     NoHash,
-    /// The SHA256 TLV is not 32 bytes.
+    /// The hash TLV is not 32 (SHA256) or 48 (SHA384) bytes.
     BadHashLength(u16),
     /// The computed hash differs from the SHA256 TLV.
     HashMismatch,
@@ -196,12 +105,12 @@ impl<E: core::fmt::Debug> core::fmt::Display for VerifyError<E> {
                 )
             }
             Self::UnsupportedFlags(fl) => write!(f, "unsupported image flags {fl:#x}"),
-            Self::NoHash => f.write_str("no SHA256 TLV"),
-            Self::BadHashLength(l) => write!(f, "SHA256 TLV has length {l}, expected 32"),
+            Self::NoHash => f.write_str("no SHA256 or SHA384 TLV"),
+            Self::BadHashLength(l) => write!(f, "hash TLV has length {l}, expected 32 or 48"),
             Self::HashMismatch => {
                 f.write_str("hash mismatch: header, payload or protected TLVs were modified")
             }
-            Self::Unsigned => f.write_str("image is not signed (no ECDSA_SIG TLV)"),
+            Self::Unsigned => f.write_str("image is not signed (no signature TLV)"),
             Self::UnknownKey => {
                 f.write_str("image was signed with a different key (key hash does not match)")
             }
@@ -224,8 +133,8 @@ impl<E> From<ImageError> for VerifyError<E> {
 pub struct VerifiedImage {
     /// The header.
     pub header: ImageHeader,
-    /// SHA-256 of `[0, U)`.
-    pub hash: [u8; 32],
+    /// SHA-256 (or SHA-384) of `[0, U)`.
+    pub hash: ImageHash,
     /// Index into the key list of the key that verified the signature (`None` if no keys given).
     pub key_index: Option<usize>,
     /// The protected SEC_CNT value, if present.
@@ -268,12 +177,12 @@ fn read_info<R: ImageRead>(r: &mut R, off: u64, magic: u16) -> Result<u16, Verif
     Ok(tot)
 }
 
-/// Hashes `[0, len)` of `r`.
+/// Hashes `[0, len)` of `r` with `alg`.
 ///
 /// # Errors
 /// Storage read errors.
-pub fn hash_region<R: ImageRead>(r: &mut R, len: u32) -> Result<[u8; 32], R::Error> {
-    let mut hasher = Sha256::new();
+pub fn hash_region<R: ImageRead>(r: &mut R, len: u32, alg: HashAlg) -> Result<ImageHash, R::Error> {
+    let mut hasher = ImageHasher::new(alg);
     let mut buf = [0u8; 512];
     let mut off = 0u32;
     while off < len {
@@ -282,7 +191,7 @@ pub fn hash_region<R: ImageRead>(r: &mut R, len: u32) -> Result<[u8; 32], R::Err
         hasher.update(&buf[..n]);
         off += n as u32;
     }
-    Ok(hasher.finalize().into())
+    Ok(hasher.finalize())
 }
 
 /// Validates the image at the start of `r`, as MCUboot does before a swap or a boot.
@@ -300,7 +209,8 @@ pub fn validate<R: ImageRead>(
 ) -> Result<VerifiedImage, VerifyError<R::Error>> {
     let (header, u, end) = read_layout(r, limit)?;
     // From here on every offset is < end ≤ capacity ≤ u32::MAX.
-    let hash = hash_region(r, u).map_err(VerifyError::Read)?;
+    let alg = hash_alg(r, u, end)?;
+    let hash = hash_region(r, u, alg).map_err(VerifyError::Read)?;
     let security_counter = find_sec_cnt(r, &header)?;
     let key_index = check_unprotected(r, u, end, &hash, keys)?;
     Ok(VerifiedImage {
@@ -354,14 +264,35 @@ fn read_layout<R: ImageRead>(
     Ok((header, u as u32, end as u32))
 }
 
+/// The algorithm of the first hash TLV (`SHA256` or `SHA384`) among the unprotected TLVs.
+fn hash_alg<R: ImageRead>(r: &mut R, u: u32, end: u32) -> Result<HashAlg, VerifyError<R::Error>> {
+    let mut pos = u + TLV_HEADER_SIZE as u32;
+    while pos < end {
+        let (kind, len) = read_tlv_header(r, pos, end)?;
+        if let Some(alg) = HashAlg::from_tlv(kind) {
+            return Ok(alg);
+        }
+        pos += 4 + u32::from(len);
+    }
+    Err(VerifyError::NoHash)
+}
+
+/// Whether `kind` is one of the signature TLVs.
+const fn is_signature(kind: TlvKind) -> bool {
+    matches!(
+        kind,
+        TlvKind::ECDSA_SIG | TlvKind::ED25519 | TlvKind::RSA2048_PSS | TlvKind::RSA3072_PSS
+    )
+}
+
 /// Walks the unprotected TLVs `[u + 4, end)`: the hash must match; with `keys`, a
-/// KEYHASH/PUBKEY must select one of them and the following ECDSA_SIG must verify.
-/// Returns the index of the key that verified.
+/// KEYHASH/PUBKEY must select one of them and the following signature TLV of that key's type
+/// must verify. Returns the index of the key that verified.
 fn check_unprotected<R: ImageRead>(
     r: &mut R,
     u: u32,
     end: u32,
-    hash: &[u8; 32],
+    hash: &ImageHash,
     keys: &[PublicKey],
 ) -> Result<Option<usize>, VerifyError<R::Error>> {
     let mut hash_ok = false;
@@ -370,43 +301,39 @@ fn check_unprotected<R: ImageRead>(
     let mut sig_ok = false;
     let mut sig_seen = false;
     let mut pos = u + TLV_HEADER_SIZE as u32;
-    let mut val = [0u8; P256_SPKI_LEN];
+    let mut val = [0u8; MAX_KEY_BYTES];
     while pos < end {
         let (kind, len) = read_tlv_header(r, pos, end)?;
         let vpos = pos + 4;
         let l = usize::from(len);
-        match kind {
-            TlvKind::SHA256 => {
-                if len != 32 {
-                    return Err(VerifyError::BadHashLength(len));
-                }
-                r.read(vpos, &mut val[..32]).map_err(VerifyError::Read)?;
-                if val[..32] != hash[..] {
-                    return Err(VerifyError::HashMismatch);
-                }
-                hash_ok = true;
+        if kind == hash.alg().tlv() {
+            if l != hash.len() {
+                return Err(VerifyError::BadHashLength(len));
             }
-            TlvKind::KEYHASH if len == 32 => {
-                key_tlv_seen = true;
-                r.read(vpos, &mut val[..32]).map_err(VerifyError::Read)?;
-                key = keys.iter().position(|k| k.key_hash()[..] == val[..32]);
+            r.read(vpos, &mut val[..l]).map_err(VerifyError::Read)?;
+            if val[..l] != hash[..] {
+                return Err(VerifyError::HashMismatch);
             }
-            TlvKind::PUBKEY if l == P256_SPKI_LEN => {
-                key_tlv_seen = true;
-                r.read(vpos, &mut val).map_err(VerifyError::Read)?;
-                key = keys.iter().position(|k| k.to_spki_der() == val);
+            hash_ok = true;
+        } else if kind == TlvKind::KEYHASH && l == hash.len() {
+            key_tlv_seen = true;
+            r.read(vpos, &mut val[..l]).map_err(VerifyError::Read)?;
+            key = keys
+                .iter()
+                .position(|k| k.key_type().hash_alg() == hash.alg() && k.keyhash_tlv() == val[..l]);
+        } else if kind == TlvKind::PUBKEY && l <= MAX_KEY_BYTES {
+            key_tlv_seen = true;
+            r.read(vpos, &mut val[..l]).map_err(VerifyError::Read)?;
+            key = keys.iter().position(|k| *k.public_bytes() == val[..l]);
+        } else if is_signature(kind) {
+            sig_seen = true;
+            if !hash_ok {
+                return Err(VerifyError::NoHash);
             }
-            TlvKind::ECDSA_SIG => {
-                sig_seen = true;
-                if !hash_ok {
-                    return Err(VerifyError::NoHash);
-                }
-                if let Some(k) = key {
-                    verify_sig_tlv(r, vpos, l, &keys[k], hash)?;
-                    sig_ok = true;
-                }
+            if let Some(k) = key.filter(|k| keys[*k].key_type().sig_tlv() == kind) {
+                verify_sig_tlv(r, vpos, l, &keys[k], hash)?;
+                sig_ok = true;
             }
-            _ => {}
         }
         pos = vpos + u32::from(len);
     }
@@ -452,14 +379,14 @@ fn verify_sig_tlv<R: ImageRead>(
     vpos: u32,
     len: usize,
     key: &PublicKey,
-    hash: &[u8; 32],
+    hash: &ImageHash,
 ) -> Result<(), VerifyError<R::Error>> {
     if len > MAX_SIG_LEN {
         return Err(VerifyError::BadSignature);
     }
     let mut sig = [0u8; MAX_SIG_LEN];
     r.read(vpos, &mut sig[..len]).map_err(VerifyError::Read)?;
-    if key.verify_digest(hash, &sig[..len]) {
+    if key.verify(hash, &sig[..len]) {
         Ok(())
     } else {
         Err(VerifyError::BadSignature)

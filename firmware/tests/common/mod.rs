@@ -7,10 +7,10 @@ use firmware::flashmap::{infineon, FlashMap};
 use firmware::image::header::{ImageFlags, ImageHeader, Version};
 use firmware::image::tlv::{encode_entry_header, encode_info, TlvKind, TLV_INFO_MAGIC};
 use firmware::image::verify::PublicKey;
+use firmware::image::ImageHash;
 use firmware::sim::SimDevice;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey};
-use sha2::{Digest, Sha256};
 
 /// Header size of test images.
 pub const HDR: u16 = 0x80;
@@ -30,6 +30,23 @@ pub fn public_key(n: u8) -> PublicKey {
 /// A signed MCUboot image: header (0x80), `len` payload bytes derived from `seed`, then the
 /// unprotected TLVs SHA256, KEYHASH and ECDSA_SIG (as imgtool orders them).
 pub fn image(key: &SigningKey, version: Version, len: usize, seed: u8) -> Vec<u8> {
+    let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
+    image_signed(&pubkey, version, len, seed, |digest| {
+        let sig: Signature = key.sign_prehash(digest).expect("sign");
+        sig.to_der().as_bytes().to_vec()
+    })
+}
+
+/// A MCUboot image signed by `sign` for `pubkey`'s type, as imgtool builds it: header (0x80),
+/// payload from `seed`, then the hash TLV of the key's algorithm, KEYHASH and the key type's
+/// signature TLV.
+pub fn image_signed(
+    pubkey: &PublicKey,
+    version: Version,
+    len: usize,
+    seed: u8,
+    sign: impl Fn(&ImageHash) -> Vec<u8>,
+) -> Vec<u8> {
     let header = ImageHeader {
         load_addr: 0,
         hdr_size: HDR,
@@ -47,17 +64,17 @@ pub fn image(key: &SigningKey, version: Version, len: usize, seed: u8) -> Vec<u8
         x ^= x << 5;
         x as u8
     }));
-    let digest: [u8; 32] = Sha256::digest(&img).into();
-    let sig: Signature = key.sign_prehash(&digest).expect("sign");
-    let der = sig.to_der();
-    let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
+    let kind = pubkey.key_type();
+    let digest = kind.hash_alg().digest(&img);
+    let sig = sign(&digest);
+    let keyhash = pubkey.keyhash_tlv();
     let mut tlvs = Vec::new();
-    tlvs.extend(encode_entry_header(TlvKind::SHA256, 32));
-    tlvs.extend(digest);
-    tlvs.extend(encode_entry_header(TlvKind::KEYHASH, 32));
-    tlvs.extend(pubkey.key_hash());
-    tlvs.extend(encode_entry_header(TlvKind::ECDSA_SIG, der.len() as u16));
-    tlvs.extend(der.as_bytes());
+    tlvs.extend(encode_entry_header(digest.alg().tlv(), digest.len() as u16));
+    tlvs.extend_from_slice(&digest);
+    tlvs.extend(encode_entry_header(TlvKind::KEYHASH, keyhash.len() as u16));
+    tlvs.extend_from_slice(&keyhash);
+    tlvs.extend(encode_entry_header(kind.sig_tlv(), sig.len() as u16));
+    tlvs.extend(sig);
     img.extend(encode_info(TLV_INFO_MAGIC, (tlvs.len() + 4) as u16));
     img.extend(tlvs);
     img

@@ -104,7 +104,7 @@ pub fn check_url(s: &str) -> Result<(), String> {
 /// Creates the signing key with the library (`otactl keygen`'s code path): mode 0600, never
 /// over an existing file.
 pub fn generate_key(path: &Path) -> Result<()> {
-    let key = otactl::sign::generate();
+    let key = otactl::sign::generate(otactl::KeyType::EcdsaP256);
     let pem = otactl::sign::private_key_pem(&key)?;
     fsutil::write_atomic(path, pem.as_bytes(), Mode::Private, Overwrite::Refuse)
 }
