@@ -41,6 +41,9 @@ impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
         let path = self.image.context("--image is required")?;
         let board = self.board.context("--board is required")?;
+        if let Some(w) = super::board::check(&board).map_err(|e| anyhow::anyhow!("--board: {e}"))? {
+            log::warn!("{w}");
+        }
         let data = read_image_file(&path)?;
         let keys = match &self.key {
             Some(k) => vec![load_public_key(k)?],

@@ -37,6 +37,7 @@ pub(crate) fn exit_on_stdout_error(e: &std::io::Error) -> ! {
     std::process::exit(2);
 }
 
+mod board;
 mod cert_to_c;
 mod certs;
 mod completions;

@@ -6,6 +6,7 @@
 
 mod help;
 mod init;
+mod mistakes;
 mod precedence;
 mod real_board;
 
