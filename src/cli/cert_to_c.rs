@@ -19,12 +19,12 @@ use super::Ctx;
 /// (CY_OTA_SUBSCRIBE_UPDATES_AVAIL, CY_OTA_DOWNLOAD_REQUEST, CY_OTA_DOWNLOAD_DIRECT_REQUEST) so
 /// the board sends its own SerialNumber instead of the example's ABC213450001: the client
 /// certificate's CN (NAME of `otactl certs device NAME`), or --serial. The header's comment says
-/// where to include it (configs/cy_ota_config.h). Examples:
-///
-///   otactl cert-to-c certs/ca.crt
-///   otactl cert-to-c --header ota_device.h certs/ca.crt certs/dev1.crt certs/dev1.key
+/// where to include it (configs/cy_ota_config.h).
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl cert-to-c certs/ca.crt\n  otactl cert-to-c --header ota_device.h certs/ca.crt certs/dev1.crt certs/dev1.key"
+)]
 pub struct Cmd {
     /// PEM files (with --header: CA certificate, client certificate, client key).
     #[arg(value_name = "FILE", required = true)]

@@ -12,9 +12,7 @@ use super::Ctx;
 
 /// Print the job document for a signed image, with the example's fields and spelling.
 ///
-/// Version comes from the image's MCUboot header. Example:
-///
-///   otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem
+/// Version comes from the image's MCUboot header.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem"

@@ -13,12 +13,11 @@ use super::Ctx;
 /// Generate an ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
 ///
 /// Refuses to replace an existing file unless --force is given.
-///
-/// Example:
-///
-///   otactl keygen -k keys/signing.pem && otactl getpub -k keys/signing.pem
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl keygen -k keys/signing.pem && otactl getpub -k keys/signing.pem"
+)]
 pub struct KeygenCmd {
     /// Where to write the private key.
     #[arg(short, long, value_name = "FILE")]
@@ -33,11 +32,12 @@ pub struct KeygenCmd {
 
 /// Print the public half of a signing key (pem, raw, lang-c, lang-rust).
 ///
-/// Output is byte-identical to `imgtool getpub`. Example:
-///
-///   otactl getpub -k keys/signing.pem -e lang-c > signing_pub_key.c
+/// Output is byte-identical to `imgtool getpub`.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl getpub -k keys/signing.pem -e lang-c > signing_pub_key.c"
+)]
 pub struct GetpubCmd {
     /// Key file: private (PKCS#8/SEC1 PEM) or public (PEM).
     #[arg(short, long, value_name = "FILE")]
@@ -55,11 +55,12 @@ pub struct GetpubCmd {
 
 /// Print the SHA-256 of the public key (the image's KEYHASH).
 ///
-/// Output is byte-identical to `imgtool getpubhash`. Example:
-///
-///   otactl getpubhash -k keys/signing.pem -e raw | xxd -p
+/// Output is byte-identical to `imgtool getpubhash`.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl getpubhash -k keys/signing.pem -e raw | xxd -p"
+)]
 pub struct GetpubhashCmd {
     /// Key file: private (PKCS#8/SEC1 PEM) or public (PEM).
     #[arg(short, long, value_name = "FILE")]

@@ -22,14 +22,9 @@ use super::Ctx;
 /// Answers "Update Availability" with a job document when the image is newer than the device's
 /// version (else "No Update Available"), streams the image for "Request Update", broadcasts it
 /// for "Send Direct Update", serves "Request Data Chunk", and keeps results and blocked versions
-/// in the state file. Example:
-///
-///   otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \
-///       --image app.signed.bin --key signing.pem
+/// in the state file.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 --image app.signed.bin --key signing.pem\n  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json\n  otactl publish --broker mqtts://127.0.0.1:8884 --tls-server-name mosquitto_server --ca mosquitto_ca.crt --cert mosquitto_client.crt --client-key mosquitto_client.key --board APP_CY8CPROTO_062S2_43439 --image app.signed.hex --key signing.pem"
-)]
+#[command(after_help = EXAMPLES)]
 pub struct Cmd {
     /// Broker URL: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883).
     #[arg(long)]
@@ -148,6 +143,18 @@ pub struct Cmd {
     #[arg(long)]
     json: bool,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \\
+    --image app.signed.bin --key signing.pem
+  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt \\
+    --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin \\
+    --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json
+  # Infineon's generate_ssl_cert.sh certificates (they name mosquitto_server, not the address)
+  otactl publish --broker mqtts://127.0.0.1:8884 --tls-server-name mosquitto_server \\
+    --ca mosquitto_ca.crt --cert mosquitto_client.crt --client-key mosquitto_client.key \\
+    --board APP_CY8CPROTO_062S2_43439 --image app.signed.hex --key signing.pem";
 
 impl Cmd {
     fn images(&self) -> Result<Vec<(String, PathBuf)>> {

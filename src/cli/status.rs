@@ -13,9 +13,7 @@ use super::Ctx;
 /// `--unblock` lets a blocked version be offered again. It needs the state file to itself: while
 /// a publisher runs on it, stop the publisher first (or restart it with `--unblock`). Devices
 /// marked "unidentified" share the example's template serial (or a serial seen from two devices
-/// at once): they are never blocked automatically. Example:
-///
-///   otactl status --state otactl-state.json --unblock APP_CY8CPROTO_062S2_43439/ABC213450001
+/// at once): they are never blocked automatically.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  otactl status --state otactl-state.json\n  otactl status --unblock APP_CY8CPROTO_062S2_43439/ABC213450001"

@@ -240,3 +240,201 @@ fn debug_text_is_recognised() {
         "--board CY8CPROTO-062S2-43439: use APP_CY8CPROTO_062S2_43439 (MyUniqueTopic)",
     );
 }
+
+/// A bad value in otactl.toml or an `OTACTL_*` variable is reported as coming from there (not
+/// as a flag nobody typed), and a flag still overrides it.
+#[test]
+fn a_value_nobody_typed_is_named_by_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_image(d);
+    let sign = [
+        "sign",
+        "-k",
+        "k.pem",
+        "-H",
+        "0x400",
+        "--pad-header",
+        "-v",
+        "1.0.0",
+    ];
+    let sign = |c: &mut std::process::Command| {
+        c.args(sign).args(["-S", "0x10000", "app.bin", "out.bin"]);
+    };
+    std::fs::write(d.join("otactl.toml"), "[sign]\nalign = 3\n").unwrap();
+    let mut c = otactl_in(d);
+    sign(&mut c);
+    let out = c.output().unwrap();
+    fails(
+        "file align",
+        &out,
+        2,
+        &["otactl.toml", "[sign] align = 3", "--align", "1, 2, 4"],
+    );
+    assert!(
+        !text(&out.stderr).contains("for '--align"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut c = otactl_in(d);
+    sign(&mut c);
+    assert_eq!(
+        c.arg("--align").arg("8").output().unwrap().status.code(),
+        Some(0)
+    );
+    std::fs::remove_file(d.join("otactl.toml")).unwrap();
+
+    let out = otactl_in(d)
+        .args([
+            "publish",
+            "--board",
+            "APP_X",
+            "--image",
+            "app.signed",
+            "--key",
+            "k.pem",
+        ])
+        .env("OTACTL_BLOCK_AFTER", "0")
+        .output()
+        .unwrap();
+    fails(
+        "env block-after",
+        &out,
+        2,
+        &["OTACTL_BLOCK_AFTER=0", "--block-after"],
+    );
+
+    // TLS files in the file, a plain broker: the error names the file's key, not only "--ca".
+    std::fs::write(
+        d.join("otactl.toml"),
+        "[publish]\nbroker = \"mqtt://127.0.0.1:1883\"\nca = \"ca.crt\"\n",
+    )
+    .unwrap();
+    let out = otactl_in(d)
+        .args([
+            "publish",
+            "--board",
+            "APP_X",
+            "--image",
+            "app.signed",
+            "--key",
+            "k.pem",
+        ])
+        .output()
+        .unwrap();
+    fails(
+        "file ca",
+        &out,
+        2,
+        &["--ca was not given", "otactl.toml ([publish] ca = ca.crt)"],
+    );
+    std::fs::remove_file(d.join("otactl.toml")).unwrap();
+
+    // A leftover OTACTL_VERSION is not what an image is signed with.
+    let mut c = otactl_in(d);
+    sign(&mut c);
+    let out = c
+        .env("OTACTL_VERSION", "9.9.9")
+        .env("OTACTL_PAD", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("OTACTL_VERSION is ignored"), "{err}");
+    assert!(err.contains("OTACTL_PAD is ignored"), "{err}");
+    assert!(err.contains("version 1.0.0"), "{err}");
+}
+
+/// A key file that does not exist is named once, with the OS's reason once.
+#[test]
+fn a_missing_key_file_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_image(d);
+    for args in [
+        &["verify", "-k", "nope.pem", "app.signed"][..],
+        &[
+            "sign",
+            "-k",
+            "nope.pem",
+            "-H",
+            "0x400",
+            "--pad-header",
+            "-S",
+            "0x10000",
+            "-v",
+            "1.0.0",
+            "app.bin",
+            "o.bin",
+        ],
+        &[
+            "job",
+            "--board",
+            "APP_X",
+            "--image",
+            "app.signed",
+            "--key",
+            "nope.pem",
+        ],
+    ] {
+        let out = otactl_in(d).args(args).output().unwrap();
+        fails(args[0], &out, 2, &["nope.pem", "No such file"]);
+        let err = text(&out.stderr);
+        assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    }
+}
+
+/// `-q`, `-v` and `--config` work after the subcommand as well as before it.
+#[test]
+fn global_flags_work_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_image(d);
+    let sign = [
+        "sign",
+        "-k",
+        "k.pem",
+        "-H",
+        "0x400",
+        "--pad-header",
+        "-S",
+        "0x10000",
+        "-v",
+        "1.0.0",
+        "app.bin",
+    ];
+    let out = otactl_in(d)
+        .args(sign)
+        .args(["o1.bin", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "-q after sign: {}",
+        text(&out.stderr)
+    );
+    let out = otactl_in(d).args(sign).args(["o2.bin"]).output().unwrap();
+    assert!(
+        text(&out.stderr).contains("signed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = otactl_in(d)
+        .args(["keygen", "-k", "x.pem", "--verbose"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for args in [
+        &["completions", "bash", "-q", "-v"][..],
+        &["-q", "completions", "bash", "-v"],
+    ] {
+        let out = otactl_in(d).args(args).output().unwrap();
+        fails("-q with -v", &out, 2, &["--quiet", "--verbose"]);
+    }
+    let out = otactl_in(d)
+        .args(["completions", "bash", "--config", "missing.toml"])
+        .output()
+        .unwrap();
+    fails("--config after", &out, 2, &["missing.toml"]);
+}
