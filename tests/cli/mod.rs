@@ -9,6 +9,7 @@ mod init;
 mod mistakes;
 mod precedence;
 mod real_board;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
