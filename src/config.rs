@@ -140,13 +140,26 @@ impl ConfigFile {
     /// # Errors
     /// A value that is a table or otherwise not representable as option text.
     pub fn lookup(&self, path: &[&str], key: &str) -> Result<Option<Vec<String>>> {
+        Ok(self.lookup_in(path, key)?.map(|(_, v)| v))
+    }
+
+    /// [`lookup`](Self::lookup), also naming the table the value is in (`"sign"`,
+    /// `"certs.gen"` or `"defaults"`), for messages that say where a value came from.
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn lookup_in(&self, path: &[&str], key: &str) -> Result<Option<(String, Vec<String>)>> {
         let mut node = Some(&self.table);
         for p in path {
             node = node.and_then(|t| t.get(*p)).and_then(toml::Value::as_table);
         }
-        let value = node
-            .and_then(|t| t.get(key))
-            .or_else(|| self.table.get("defaults").and_then(|d| d.get(key)));
+        let (table, value) = match node.and_then(|t| t.get(key)) {
+            Some(v) => (path.join("."), Some(v)),
+            None => (
+                "defaults".to_owned(),
+                self.table.get("defaults").and_then(|d| d.get(key)),
+            ),
+        };
         let Some(value) = value else { return Ok(None) };
         let scalar = |v: &toml::Value| -> Result<String> {
             Ok(match v {
@@ -154,17 +167,14 @@ impl ConfigFile {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
-                other => bail!(
-                    "option `{key}` in [{}]: unsupported value {other}",
-                    path.join(".")
-                ),
+                other => bail!("option `{key}` in [{table}]: unsupported value {other}"),
             })
         };
         let values = match value {
             toml::Value::Array(items) => items.iter().map(scalar).collect::<Result<Vec<_>>>()?,
             v => vec![scalar(v)?],
         };
-        Ok(Some(values))
+        Ok(Some((table, values)))
     }
 }
 
@@ -343,6 +353,14 @@ mod tests {
             Some(vec!["127.0.0.1".into(), "::1".into()])
         );
         assert_eq!(c.lookup(&["sign"], "nope").unwrap(), None);
+        assert_eq!(
+            c.lookup_in(&["publish"], "key").unwrap().unwrap().0,
+            "defaults"
+        );
+        assert_eq!(
+            c.lookup_in(&["certs", "gen"], "ip").unwrap().unwrap().0,
+            "certs.gen"
+        );
     }
 
     #[test]

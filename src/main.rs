@@ -8,8 +8,12 @@ fn main() -> ExitCode {
     let (cli, config) = match cli::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(cli::ParseError::Clap(e)) => e.exit(),
+        Err(cli::ParseError::Help(text)) => {
+            cli::stdout_line(format_args!("{text}"));
+            return ExitCode::SUCCESS;
+        }
         Err(cli::ParseError::Config(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::error_text(&e));
             return ExitCode::from(2);
         }
     };
@@ -24,7 +28,7 @@ fn main() -> ExitCode {
                 eprintln!("rejected: {r}");
                 ExitCode::from(1)
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", cli::error_text(&e));
                 ExitCode::from(2)
             }
         }

@@ -20,14 +20,12 @@ use super::Ctx;
 /// the board sends its own SerialNumber instead of the example's ABC213450001: the client
 /// certificate's CN (NAME of `otactl certs device NAME`), or --serial. Certificates issued by
 /// AWS IoT Core all have the CN "AWS IoT Certificate": give those boards --serial. The header's
-/// comment says where to include it (configs/cy_ota_config.h). Examples:
-///
-///   otactl cert-to-c certs/ca.crt
-///   otactl cert-to-c --header ota_device.h certs/ca.crt certs/dev1.crt certs/dev1.key
-///   otactl cert-to-c --header ota_device.h --serial board-0001 AmazonRootCA1.pem \
-///       board-0001.crt board-0001.key
+/// comment says where to include it (configs/cy_ota_config.h).
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl cert-to-c certs/ca.crt\n  otactl cert-to-c --header ota_device.h certs/ca.crt certs/dev1.crt certs/dev1.key\n  otactl cert-to-c --header ota_device.h --serial board-0001 AmazonRootCA1.pem \\\n    board-0001.crt board-0001.key"
+)]
 pub struct Cmd {
     /// PEM files (with --header: CA certificate, client certificate, client key).
     #[arg(value_name = "FILE", required = true)]

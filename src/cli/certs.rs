@@ -23,12 +23,12 @@ pub enum Cmd {
 /// --port, client certificate CN as user name, no anonymous access) and an ACL.
 ///
 /// Writes ca.crt ca.key server.crt server.key publisher.crt publisher.key mosquitto.conf acl
-/// into --out; keys are mode 0600. Nothing is replaced without --force. Example:
-///
-///   otactl certs gen --ip 192.168.0.10 --dns broker.local --out certs/
-///   mosquitto -c certs/mosquitto.conf
+/// into --out; keys are mode 0600. Nothing is replaced without --force.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl certs gen --ip 192.168.0.10 --dns broker.local --out certs/\n  mosquitto -c certs/mosquitto.conf"
+)]
 pub struct GenCmd {
     /// IP address devices use to reach the broker (an IP SAN); repeat for several.
     #[arg(long, value_name = "ADDR")]
@@ -67,12 +67,12 @@ pub struct GenCmd {
 /// Writes SERIAL.crt and SERIAL.key for each device, signed by ca.crt/ca.key in --out.
 ///
 /// SERIAL becomes the certificate's subject CN, which mosquitto (use_identity_as_username)
-/// uses as the device's user name. Example:
-///
-///   otactl certs device board-0001 board-0002 --out certs/
-///   otactl cert-to-c --header ota_tls.h certs/ca.crt certs/board-0001.crt certs/board-0001.key
+/// uses as the device's user name.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl certs device board-0001 board-0002 --out certs/\n  otactl cert-to-c --header ota_tls.h certs/ca.crt certs/board-0001.crt certs/board-0001.key"
+)]
 pub struct DeviceCmd {
     /// Device identities (letters, digits, '.', '_', '-').
     #[arg(value_name = "SERIAL", required = true)]

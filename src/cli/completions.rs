@@ -7,14 +7,11 @@ use clap_complete::Shell;
 use super::{Cli, Ctx};
 
 /// Print a completion script for SHELL to stdout.
-///
-/// Examples:
-///
-///   otactl completions bash > ~/.local/share/bash-completion/completions/otactl
-///   otactl completions zsh > ~/.zfunc/_otactl
-///   otactl completions fish > ~/.config/fish/completions/otactl.fish
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl completions bash > ~/.local/share/bash-completion/completions/otactl\n  otactl completions zsh > ~/.zfunc/_otactl\n  otactl completions fish > ~/.config/fish/completions/otactl.fish"
+)]
 pub struct Cmd {
     /// bash, zsh, fish, elvish or powershell.
     pub shell: Shell,

@@ -14,12 +14,12 @@ use super::Ctx;
 /// MCUboot → 1.2.0 not offered again. Exits 0 only when every step was observed.
 ///
 /// Needs cargo and this source tree (it builds the application the way the example's
-/// Makefile does). Examples:
-///
-///   cargo run --release -- demo
-///   otactl demo --dir demo-run --show-build
+/// Makefile does).
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  cargo run --release -- demo\n  otactl demo --dir demo-run --show-build"
+)]
 pub struct Cmd {
     /// Keep keys, images, flash and state in this directory (default: a temporary one).
     #[arg(long, value_name = "DIR")]

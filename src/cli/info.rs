@@ -14,11 +14,12 @@ use super::Ctx;
 ///
 /// The trailer is shown when the file extends past the image (a --pad/--confirm output, or a
 /// slot dump); its erased value is taken from the byte after the image unless --erased-val is
-/// given. Example:
-///
-///   otactl info app.bin --json | jq .header.version
+/// given.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl info app.bin --json | jq .header.version"
+)]
 pub struct Cmd {
     /// The image (.bin, or .hex).
     #[arg(value_name = "IMAGE")]

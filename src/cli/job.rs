@@ -12,9 +12,7 @@ use super::Ctx;
 
 /// Print the job document for a signed image, with the example's fields and spelling.
 ///
-/// Version comes from the image's MCUboot header. Example:
-///
-///   otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem
+/// Version comes from the image's MCUboot header.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  otactl job --image app.signed.bin --board APP_CY8CPROTO_062S2_43439 --key signing.pem"
@@ -41,6 +39,9 @@ impl Cmd {
     pub fn run(self, _ctx: &Ctx) -> Result<()> {
         let path = self.image.context("--image is required")?;
         let board = self.board.context("--board is required")?;
+        if let Some(w) = super::board::check(&board).map_err(|e| anyhow::anyhow!("--board: {e}"))? {
+            log::warn!("{w}");
+        }
         let data = read_image_file(&path)?;
         let keys = match &self.key {
             Some(k) => vec![load_public_key(k)?],

@@ -17,13 +17,11 @@ use super::Ctx;
 /// Refuses to replace an existing file unless --force is given. The types are imgtool's:
 /// ecdsa-p256 (Infineon's builds), ecdsa-p384 (SHA-384 images), ed25519, rsa-2048, rsa-3072
 /// (RSA-PSS). The bootloader must be built for the same type.
-///
-/// Example:
-///
-///   otactl keygen -k keys/signing.pem && otactl getpub -k keys/signing.pem
-///   otactl keygen -t ed25519 -k keys/ed25519.pem
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl keygen -k keys/signing.pem && otactl getpub -k keys/signing.pem\n  otactl keygen -t ed25519 -k keys/ed25519.pem"
+)]
 pub struct KeygenCmd {
     /// Where to write the private key.
     #[arg(short, long, value_name = "FILE")]
@@ -39,11 +37,12 @@ pub struct KeygenCmd {
 
 /// Print the public half of a signing key (pem, raw, lang-c, lang-rust).
 ///
-/// Output is byte-identical to `imgtool getpub`. Example:
-///
-///   otactl getpub -k keys/signing.pem -e lang-c > signing_pub_key.c
+/// Output is byte-identical to `imgtool getpub`.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl getpub -k keys/signing.pem -e lang-c > signing_pub_key.c"
+)]
 pub struct GetpubCmd {
     /// Key file: private (PKCS#8/SEC1 PEM) or public (PEM).
     #[arg(short, long, value_name = "FILE")]
@@ -61,11 +60,12 @@ pub struct GetpubCmd {
 
 /// Print the SHA-256 of the public key (the image's KEYHASH).
 ///
-/// Output is byte-identical to `imgtool getpubhash`. Example:
-///
-///   otactl getpubhash -k keys/signing.pem -e raw | xxd -p
+/// Output is byte-identical to `imgtool getpubhash`.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl getpubhash -k keys/signing.pem -e raw | xxd -p"
+)]
 pub struct GetpubhashCmd {
     /// Key file: private (PKCS#8/SEC1 PEM) or public (PEM).
     #[arg(short, long, value_name = "FILE")]

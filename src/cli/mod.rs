@@ -37,15 +37,19 @@ pub(crate) fn exit_on_stdout_error(e: &std::io::Error) -> ! {
     std::process::exit(2);
 }
 
+mod argv;
 mod aws;
+mod board;
 mod cert_to_c;
 mod certs;
 mod completions;
 mod demo;
+mod help;
 mod info;
 mod init;
 mod job;
 mod keys;
+mod layer;
 mod progress;
 mod prompt;
 mod publish;
@@ -82,9 +86,13 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-    /// Config keys that match no option (filled by [`parse`]).
+    /// Config keys that match no option, variables that are ignored (filled by [`parse`]).
     #[arg(skip)]
     pub config_warnings: Vec<String>,
+    /// Options of the running command whose value came from the environment or the config file
+    /// (filled by [`parse`]).
+    #[arg(skip)]
+    pub origins: Vec<(String, layer::Origin)>,
 }
 
 /// Options every subcommand accepts.
@@ -160,6 +168,9 @@ pub struct Ctx {
     /// Where the config file is or would be written (`--config`, `OTACTL_CONFIG`, or
     /// `./otactl.toml`).
     pub config_path: PathBuf,
+    /// Long option name → where its value came from, for the options of this command that were
+    /// not typed but taken from the environment or the config file.
+    pub origins: Vec<(String, layer::Origin)>,
 }
 
 impl Ctx {
@@ -170,38 +181,71 @@ impl Ctx {
     }
 }
 
-/// Parses the command line with `otactl.toml` and `OTACTL_*` defaults layered underneath.
+/// Parses the command line with `otactl.toml` and `OTACTL_*` defaults layered underneath
+/// (see [`layer`]).
 ///
-/// Config keys that match no option end up in [`Cli::config_warnings`] (printed by [`run`] once
-/// logging is set up).
+/// Config keys that match no option, and variables a command ignores, end up in
+/// [`Cli::config_warnings`] (printed by [`run`] once logging is set up).
 ///
 /// # Errors
-/// clap errors (exit through `clap::Error::exit`), or an unreadable config file. `otactl init`
-/// tolerates a missing or broken config file: it is the command that writes one.
+/// clap errors (exit through `clap::Error::exit`), `--help` (printed by [`help`] with its
+/// examples as written), an unreadable config file, or a bad value from the environment or the
+/// file (naming it). `otactl init` tolerates a missing or broken config file: it is the command
+/// that writes one.
 pub fn parse<I, T>(args: I) -> Result<(Cli, ConfigFile), ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let config = match ConfigFile::discover(explicit_config(&args).as_deref()) {
+    let config = match ConfigFile::discover(argv::explicit_config(&args).as_deref()) {
         Ok(config) => config,
-        Err(_) if subcommand_name(&args).as_deref() == Some("init") => ConfigFile::default(),
+        Err(_) if argv::subcommand_path(&args).first().map(String::as_str) == Some("init") => {
+            ConfigFile::default()
+        }
         Err(e) => return Err(ParseError::Config(e)),
     };
-    let mut known = KnownOptions::default();
-    let cmd =
-        layer(Cli::command(), &config, &mut Vec::new(), &mut known).map_err(ParseError::Config)?;
-    let matches = cmd.try_get_matches_from(args).map_err(ParseError::Clap)?;
+    let mut layering = layer::Layering::default();
+    let cmd = layer::layer(Cli::command(), &config, &mut Vec::new(), &mut layering)
+        .map_err(ParseError::Config)?;
+    let mut cmd = argv::output_flags(cmd, true);
+    let matches = match cmd.try_get_matches_from_mut(&args) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Err(help::verbatim(e, cmd, &args));
+        }
+        Err(e) => {
+            let path = argv::subcommand_path(&args).join(".");
+            return Err(match layering.explain(&path, &args) {
+                Some(why) => ParseError::Config(why),
+                None => ParseError::Clap(e),
+            });
+        }
+    };
+    let chain = argv::invoked(&matches);
+    layering.check(&chain).map_err(ParseError::Config)?;
+    let (quiet, verbose) = argv::quiet_verbose(&chain);
+    if quiet && verbose > 0 {
+        return Err(ParseError::Clap(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "-q/--quiet cannot be used with -v/--verbose",
+        )));
+    }
+    let origins = layering.origins(&chain);
+    let invoked_path = chain.last().map(|(p, _)| p.clone()).unwrap_or_default();
     let mut cli = Cli::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    cli.quiet = quiet;
+    cli.verbose = verbose;
+    cli.origins = origins;
     let file = config
         .path
         .as_ref()
         .map_or_else(String::new, |p| p.display().to_string());
     cli.config_warnings = config
-        .unknown_keys(&|path, key| known.contains(path, key))
+        .unknown_keys(&|path, key| layering.knows(path, key))
         .into_iter()
         .map(|k| format!("{file}: `{k}` matches no option; it is ignored"))
+        .chain(layering.ignored_env(&invoked_path))
         .collect();
     Ok((cli, config))
 }
@@ -210,179 +254,10 @@ where
 pub enum ParseError {
     /// Usage error, `--help` or `--version`.
     Clap(clap::Error),
-    /// The config file is missing or invalid.
+    /// The config file is missing or invalid, or a value from it or the environment is.
     Config(anyhow::Error),
-}
-
-/// `--config FILE` / `--config=FILE` before clap runs (it decides the defaults clap sees).
-fn explicit_config(args: &[OsString]) -> Option<PathBuf> {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let s = a.to_string_lossy();
-        if s == "--" {
-            break;
-        }
-        if s == "--config" {
-            return it.next().map(PathBuf::from);
-        }
-        if let Some(v) = s.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
-        }
-    }
-    None
-}
-
-/// The subcommand named on the command line, found without defaults or validation.
-fn subcommand_name(args: &[OsString]) -> Option<String> {
-    Cli::command()
-        .ignore_errors(true)
-        .try_get_matches_from(args)
-        .ok()?
-        .subcommand_name()
-        .map(str::to_owned)
-}
-
-/// The environment variable for a long option: `OTACTL_` + upper snake case.
-pub fn env_name(long: &str) -> String {
-    format!("OTACTL_{}", long.to_ascii_uppercase().replace('-', "_"))
-}
-
-/// Which long options exist where (for reporting config keys that match nothing).
-#[derive(Default)]
-struct KnownOptions {
-    /// `"certs.gen"`-style subcommand path → long names.
-    by_path: std::collections::HashMap<String, std::collections::HashSet<String>>,
-    /// Long names of any subcommand (for `[defaults]`).
-    anywhere: std::collections::HashSet<String>,
-}
-
-impl KnownOptions {
-    fn add(&mut self, path: &[String], long: &str) {
-        self.by_path
-            .entry(path.join("."))
-            .or_default()
-            .insert(long.to_owned());
-        if !path.is_empty() {
-            self.anywhere.insert(long.to_owned());
-        }
-    }
-
-    fn contains(&self, path: &[&str], key: &str) -> bool {
-        if path == ["*"] {
-            return self.anywhere.contains(key);
-        }
-        self.by_path
-            .get(&path.join("."))
-            .is_some_and(|s| s.contains(key))
-    }
-}
-
-/// Options that only ever come from the command line: `--force` (an environment variable or a
-/// config line must never make otactl overwrite keys) and `cert-to-c --serial` (one value for
-/// every board would give them all the same identity).
-const FLAG_ONLY: [&str; 2] = ["force", "serial"];
-
-/// The long name of an option that takes its default from the environment and the file: every
-/// long option except help/version flags, [`FLAG_ONLY`] and the global
-/// `--config`/`--non-interactive`.
-fn layered_long(a: &clap::Arg) -> Option<&str> {
-    let skip = matches!(
-        a.get_action(),
-        ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
-    );
-    a.get_long()
-        .filter(|l| !skip && !a.is_global_set() && !FLAG_ONLY.contains(l))
-}
-
-/// Adds `OTACTL_*` env names and config-file defaults to every long option, recursively.
-fn layer(
-    mut cmd: clap::Command,
-    config: &ConfigFile,
-    path: &mut Vec<String>,
-    known: &mut KnownOptions,
-) -> Result<clap::Command> {
-    let ids: Vec<(String, String)> = cmd
-        .get_arguments()
-        .filter_map(|a| Some((a.get_id().to_string(), layered_long(a)?.to_owned())))
-        .collect();
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    // `init` writes the file: its answers come from flags, the environment or prompts.
-    let from_file = p.first() != Some(&"init");
-    for (id, long) in ids {
-        let values = if from_file {
-            known.add(path, &long);
-            config.lookup(&p, &long)?
-        } else {
-            None
-        };
-        cmd = cmd.mut_arg(id, |a| layer_arg(a, &long, values, config));
-    }
-    let subs: Vec<String> = cmd
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .collect();
-    for name in subs {
-        path.push(name.clone());
-        let sub = cmd.find_subcommand(&name).cloned().expect("listed above");
-        let sub = layer(sub, config, path, known)?;
-        path.pop();
-        cmd = cmd.mut_subcommand(&name, |_| sub);
-    }
-    Ok(cmd)
-}
-
-/// One option: its `OTACTL_*` variable, boolish flags (`OTACTL_PAD=1` as well as `true`), the
-/// file default (paths resolved against the file's directory).
-///
-/// The variable is applied as a default that outranks the file's, not with clap's `env`: clap
-/// treats an environment value like a flag, so an exported `OTACTL_KEY` would collide with
-/// `sign --fix-sig` (which conflicts with `--key`) instead of simply losing to the flag.
-fn layer_arg(
-    mut a: clap::Arg,
-    long: &str,
-    values: Option<Vec<String>>,
-    config: &ConfigFile,
-) -> clap::Arg {
-    use clap::ValueHint;
-    if a.get_env().is_some() {
-        return a; // the subcommand chose its own variable
-    }
-    if matches!(a.get_action(), ArgAction::SetTrue | ArgAction::SetFalse) {
-        a = a.value_parser(clap::builder::BoolishValueParser::new());
-    }
-    let var = env_name(long);
-    a = with_env_note(a, &var);
-    let from_env = std::env::var_os(&var)
-        .filter(|v| !v.is_empty())
-        .map(|v| vec![v.to_string_lossy().into_owned()]);
-    let from_file = values.map(|v| {
-        let is_path = matches!(
-            a.get_value_hint(),
-            ValueHint::AnyPath | ValueHint::FilePath | ValueHint::DirPath
-        );
-        if is_path {
-            v.iter().map(|s| config.resolve_path(s)).collect()
-        } else {
-            v
-        }
-    });
-    match from_env.or(from_file) {
-        Some(v) => a.required(false).default_values(v),
-        None => a,
-    }
-}
-
-/// Appends `[env: OTACTL_…]` to an option's help, as clap does for its own `env`.
-fn with_env_note(a: clap::Arg, var: &str) -> clap::Arg {
-    let note = |h: Option<&clap::builder::StyledStr>| match h {
-        Some(h) => format!("{h} [env: {var}]"),
-        None => format!("[env: {var}]"),
-    };
-    let short = note(a.get_help());
-    match a.get_long_help().map(|h| note(Some(h))) {
-        Some(long) => a.help(short).long_help(long),
-        None => a.help(short),
-    }
+    /// Help text to print as it is (exit 0).
+    Help(String),
 }
 
 /// Runs the chosen command.
@@ -404,8 +279,9 @@ pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
             || !std::io::stderr().is_terminal(),
         config,
         config_path: ConfigFile::location(cli.global.config.as_deref()).0,
+        origins: cli.origins,
     };
-    match cli.command {
+    let result = match cli.command {
         Command::Keygen(c) => c.run(&ctx),
         Command::Getpub(c) => c.run(&ctx),
         Command::Getpubhash(c) => c.run(&ctx),
@@ -421,6 +297,50 @@ pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
         Command::Init(c) => c.run(&ctx),
         Command::Completions(c) => c.run(&ctx),
         Command::Aws(c) => c.run(&ctx),
+    };
+    result.map_err(|e| with_origins(e, &ctx.origins))
+}
+
+/// An error and its causes as one line, `a: b: c`, like `{:#}`, except that a cause whose text
+/// the message before it already ends with is not repeated (a library error that says
+/// "cannot read key k.pem: No such file…" and also carries the I/O error as its source).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.ends_with(&c) {
+            text = format!("{text}: {c}");
+        }
+    }
+    text
+}
+
+/// An error that mentions options whose value was not typed gets a line per option saying where
+/// the value came from ("--ca … need an mqtts:// broker URL" with `ca` in otactl.toml).
+/// [`otactl::Rejected`] ("no" answers) stays as it is.
+fn with_origins(e: anyhow::Error, origins: &[(String, layer::Origin)]) -> anyhow::Error {
+    if e.downcast_ref::<otactl::Rejected>().is_some() {
+        return e;
+    }
+    let text = error_text(&e);
+    let mentioned = |long: &str| {
+        let flag = format!("--{long}");
+        text.match_indices(&flag).any(|(i, _)| {
+            let next = text[i + flag.len()..].chars().next();
+            !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+    };
+    let notes: Vec<String> = origins
+        .iter()
+        .filter(|(long, _)| mentioned(long))
+        .map(|(long, origin)| format!("\n  --{long} was not given: it comes from {origin}"))
+        .collect();
+    if notes.is_empty() {
+        e
+    } else {
+        anyhow::anyhow!("{text}{}", notes.concat())
     }
 }
 
@@ -437,18 +357,46 @@ mod tests {
     fn layered_definition_is_consistent() {
         let config =
             ConfigFile::parse("[defaults]\nkey = \"k.pem\"\n[sign]\npad-header = true\n").unwrap();
-        let cmd = layer(
+        let cmd = layer::layer(
             Cli::command(),
             &config,
             &mut Vec::new(),
-            &mut KnownOptions::default(),
+            &mut layer::Layering::default(),
         )
         .unwrap();
-        cmd.debug_assert();
+        argv::output_flags(cmd, true).debug_assert();
     }
 
     #[test]
-    fn env_names() {
-        assert_eq!(env_name("topic-prefix"), "OTACTL_TOPIC_PREFIX");
+    fn errors_name_where_an_untyped_value_came_from() {
+        let origins = vec![(
+            "ca".to_owned(),
+            layer::Origin::File {
+                file: "otactl.toml".into(),
+                key: "[publish] ca".into(),
+                value: "certs/ca.crt".into(),
+            },
+        )];
+        let e = with_origins(anyhow::anyhow!("--ca/--cert need mqtts://"), &origins);
+        assert_eq!(
+            e.to_string(),
+            "--ca/--cert need mqtts://\n  --ca was not given: it comes from otactl.toml ([publish] ca = certs/ca.crt)"
+        );
+        let e = with_origins(anyhow::anyhow!("--cat and --ca-file"), &origins);
+        assert_eq!(e.to_string(), "--cat and --ca-file");
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(otactl::sign::SignError::Read {
+            path: "k.pem".into(),
+            source: io,
+        })
+        .context("signing");
+        assert_eq!(
+            error_text(&e),
+            "signing: cannot read key k.pem: entity not found"
+        );
     }
 }

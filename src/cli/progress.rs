@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use otactl::publish::{Event, EventSink};
+use otactl::publish::{Event, EventSink, Mode};
 
 /// How events are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +29,16 @@ struct Bars {
 
 /// Last progress step printed per topic (for throttled lines).
 type Steps = HashMap<String, u32>;
+
+/// A transfer (re)started or ended on a topic: its progress lines start again from 0 %.
+fn reset_steps(steps: &Mutex<Steps>, e: &Event) {
+    if let Event::Started { topic, .. } | Event::Sent { topic, .. } = e {
+        steps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(topic);
+    }
+}
 
 fn progress_step(steps: &mut Steps, topic: &str, bytes: u32, total: u32, per: u32) -> bool {
     let step = if total == 0 {
@@ -72,7 +82,12 @@ fn line(e: &Event) -> Option<String> {
             version,
             total,
         } => {
-            format!("{device}: sending {version} ({total} bytes, {mode:?}) to {topic}")
+            let how = match mode {
+                Mode::Push => "the whole image",
+                Mode::Direct => "a broadcast",
+                Mode::Pull => "chunks on request",
+            };
+            format!("{device}: sending {version} ({total} bytes, {how}) to {topic}")
         }
         Event::Sent {
             device,
@@ -102,6 +117,7 @@ pub fn sink(style: Style) -> EventSink {
         Style::Json => {
             let steps = Mutex::new(Steps::new());
             Arc::new(move |e: Event| {
+                reset_steps(&steps, &e);
                 if let Event::Progress {
                     topic,
                     bytes,
@@ -122,6 +138,7 @@ pub fn sink(style: Style) -> EventSink {
         Style::Lines => {
             let steps = Mutex::new(Steps::new());
             Arc::new(move |e: Event| {
+                reset_steps(&steps, &e);
                 if let Event::Progress {
                     device,
                     topic,
@@ -216,6 +233,25 @@ mod tests {
             .collect();
         assert_eq!(printed, [25_000, 50_000, 75_000, 100_000]);
         assert!(progress_step(&mut s, "u", 100_000, 100_000, 4));
+        // A new transfer on the same topic prints its progress again.
+        let steps = Mutex::new(s);
+        reset_steps(
+            &steps,
+            &Event::Started {
+                device: "d".into(),
+                topic: "t".into(),
+                mode: Mode::Push,
+                version: "1.1.0".into(),
+                total: 100_000,
+            },
+        );
+        assert!(progress_step(
+            &mut steps.lock().unwrap(),
+            "t",
+            30_000,
+            100_000,
+            4
+        ));
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! - Prompts block, so they must never run on an async runtime's thread: ask before starting
 //!   the runtime (or on a plain thread). Every prompt asserts this.
 //! - Colours follow `NO_COLOR` (the `console` crate behind dialoguer honours it).
+//! - A yes/no answer takes effect on Enter (typing `yes⏎` answers yes and leaves nothing for the
+//!   next question).
+//! - Ctrl-C ends the program (exit 130) with the terminal as it was: dialoguer hides the cursor
+//!   while a menu is shown, so the interrupt is caught and the cursor shown again first.
 
 use anyhow::{anyhow, Result};
 use dialoguer::theme::ColorfulTheme;
@@ -22,8 +26,12 @@ pub struct Prompter {
 }
 
 impl Prompter {
-    /// Interactive when `ctx` allows it (a terminal and no `--non-interactive`).
+    /// Interactive when `ctx` allows it (a terminal and no `--non-interactive`); then Ctrl-C
+    /// is caught from here on (see [`restore_terminal_on_interrupt`]).
     pub fn new(ctx: &Ctx) -> Self {
+        if !ctx.non_interactive {
+            restore_terminal_on_interrupt();
+        }
         Self::with_interactive(!ctx.non_interactive)
     }
 
@@ -58,7 +66,7 @@ impl Prompter {
             .items(items)
             .default(cursor.min(items.len().saturating_sub(1)))
             .interact_opt()
-            .map_err(|e| anyhow!("cannot prompt for {flag}: {e}"))?;
+            .map_err(|e| failed(flag, e))?;
         picked.ok_or_else(|| anyhow!("cancelled (no answer for {flag})"))
     }
 
@@ -86,9 +94,7 @@ impl Prompter {
         if let Some(d) = default {
             input = input.default(d.to_owned());
         }
-        let answer = input
-            .interact_text()
-            .map_err(|e| anyhow!("cannot prompt for {flag}: {e}"))?;
+        let answer = input.interact_text().map_err(|e| failed(flag, e))?;
         Ok(answer.trim().to_owned())
     }
 
@@ -104,8 +110,9 @@ impl Prompter {
         Confirm::with_theme(&self.theme)
             .with_prompt(prompt)
             .default(default)
+            .wait_for_newline(true)
             .interact()
-            .map_err(|e| anyhow!("cannot prompt for {flag}: {e}"))
+            .map_err(|e| failed(flag, e))
     }
 
     /// Yes or no with no default: without a terminal an error naming `flag`.
@@ -126,6 +133,52 @@ impl Prompter {
             return Err(missing(flag, what));
         }
         Ok(())
+    }
+}
+
+/// A prompt that failed: Ctrl-C (the terminal read was interrupted) ends the program like the
+/// interrupt would have, with the cursor shown again; anything else is an error naming `flag`.
+fn failed(flag: &str, e: dialoguer::Error) -> anyhow::Error {
+    let dialoguer::Error::IO(io) = &e;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        interrupted();
+    }
+    anyhow!("cannot prompt for {flag}: {e}")
+}
+
+/// Shows the cursor again and exits with 130 (128 + SIGINT), as a shell reports Ctrl-C.
+fn interrupted() -> ! {
+    let term = dialoguer::console::Term::stderr();
+    let _ = term.show_cursor();
+    let _ = term.write_line("");
+    std::process::exit(130);
+}
+
+/// Catches SIGINT from now on (once per process) on a thread of its own, so that Ctrl-C while a
+/// prompt hides the cursor does not leave the terminal without one: the handler shows it and
+/// exits with 130. The handler is in place when this returns.
+fn restore_terminal_on_interrupt() {
+    #[cfg(unix)]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            else {
+                return;
+            };
+            let sigint = {
+                let _in_rt = rt.enter();
+                signal(SignalKind::interrupt())
+            };
+            let Ok(mut sigint) = sigint else { return };
+            std::thread::spawn(move || {
+                rt.block_on(sigint.recv());
+                interrupted();
+            });
+        });
     }
 }
 

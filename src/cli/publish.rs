@@ -3,15 +3,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use otactl::mqtt;
 use otactl::publish::{
-    self, load_public_key, ClientOptions, JobTemplate, Profile, PublishConfig, ServedImage, State,
-    StateLock,
+    self, load_public_key, ClientOptions, Event, EventSink, JobTemplate, Profile, PublishConfig,
+    ServedImage, State, StateLock,
 };
 
+use super::board;
 use super::progress::{self, Style};
 use super::Ctx;
 
@@ -20,14 +22,9 @@ use super::Ctx;
 /// Answers "Update Availability" with a job document when the image is newer than the device's
 /// version (else "No Update Available"), streams the image for "Request Update", broadcasts it
 /// for "Send Direct Update", serves "Request Data Chunk", and keeps results and blocked versions
-/// in the state file. Example:
-///
-///   otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \
-///       --image app.signed.bin --key signing.pem
+/// in the state file.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 --image app.signed.bin --key signing.pem\n  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json\n  otactl publish --broker mqtts://127.0.0.1:8884 --tls-server-name mosquitto_server --ca mosquitto_ca.crt --cert mosquitto_client.crt --client-key mosquitto_client.key --board APP_CY8CPROTO_062S2_43439 --image app.signed.hex --key signing.pem"
-)]
+#[command(after_help = EXAMPLES)]
 pub struct Cmd {
     /// Broker URL: mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883).
     #[arg(long)]
@@ -138,10 +135,26 @@ pub struct Cmd {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     connections: usize,
+    /// When no device has asked anything for this many seconds after the publisher connected,
+    /// say once what to check (board string, topic prefix, broker, ACL); 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    quiet_time: u64,
     /// One JSON event per line on stdout (device, version, bytes, result).
     #[arg(long)]
     json: bool,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \\
+    --image app.signed.bin --key signing.pem
+  otactl publish --broker mqtts://broker.local:8884 --ca ca.crt --cert publisher.crt \\
+    --client-key publisher.key --image APP_CY8CPROTO_062S2_43439=app.bin \\
+    --image APP_KIT_XMC72_EVK=xmc.bin --key signing.pub.pem --json
+  # Infineon's generate_ssl_cert.sh certificates (they name mosquitto_server, not the address)
+  otactl publish --broker mqtts://127.0.0.1:8884 --tls-server-name mosquitto_server \\
+    --ca mosquitto_ca.crt --cert mosquitto_client.crt --client-key mosquitto_client.key \\
+    --board APP_CY8CPROTO_062S2_43439 --image app.signed.hex --key signing.pem";
 
 impl Cmd {
     fn images(&self) -> Result<Vec<(String, PathBuf)>> {
@@ -208,13 +221,7 @@ impl Cmd {
     }
 
     fn mqtt(&self) -> Result<ClientOptions> {
-        let url = match (&self.broker, self.embedded_broker) {
-            (Some(u), _) => u.clone(),
-            (None, Some(addr)) => format!("mqtt://{addr}"),
-            (None, None) => {
-                bail!("--broker is required (e.g. mqtt://127.0.0.1:1883), or use --embedded-broker")
-            }
-        };
+        let url = self.url()?;
         let id = self
             .client_id
             .clone()
@@ -230,6 +237,18 @@ impl Cmd {
         let key = load_public_key(&key_path)?;
         let mut images = Vec::new();
         for (board, path) in self.images()? {
+            let flag = if self
+                .image
+                .iter()
+                .any(|i| i.starts_with(&format!("{board}=")))
+            {
+                format!("--image {board}=…")
+            } else {
+                "--board".to_owned()
+            };
+            if let Some(w) = board::check(&board).map_err(|e| anyhow::anyhow!("{flag}: {e}"))? {
+                log::warn!("{w}");
+            }
             let img = ServedImage::load(&board, &path, &[key])?;
             log::info!(
                 "{board}: {} version {} ({} bytes)",
@@ -283,6 +302,20 @@ impl Cmd {
         } else {
             Style::Lines
         };
+        let mut sink = progress::sink(style);
+        if self.quiet_time > 0 {
+            let boards: Vec<&str> = cfg.images.iter().map(|i| i.board.as_str()).collect();
+            let hint = format!(
+                "check that the devices report board {} (CY_TARGET_BOARD_STRING) and topic prefix \
+                 {prefix} (COMPANY_TOPIC_PREPEND), connect to {}, and that the broker lets them \
+                 publish to {prefix}/{}/publish_notify",
+                boards.join(" or "),
+                self.url()?,
+                boards.first().copied().unwrap_or("BOARD"),
+                prefix = cfg.prefix,
+            );
+            sink = quiet_watch(sink, Duration::from_secs(self.quiet_time), hint);
+        }
         let rt = tokio::runtime::Runtime::new()?;
         rt.block_on(async move {
             let stop = async {
@@ -306,10 +339,60 @@ impl Cmd {
                     let _ = tokio::signal::ctrl_c().await;
                 }
             };
-            publish::run(cfg, stop, progress::sink(style)).await
+            publish::run(cfg, stop, sink).await
         })?;
         Ok(())
     }
+}
+
+/// Passes events on to `inner`; once `quiet` has gone by after a (re)connection without a single
+/// device request, adds a notice "no device has asked … ; {hint}" (said once).
+fn quiet_watch(inner: EventSink, quiet: Duration, hint: String) -> EventSink {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{channel, RecvTimeoutError};
+    // true: (re)connected, the quiet time starts again; false: a device was heard.
+    let (tx, rx) = channel::<bool>();
+    let notice = Arc::clone(&inner);
+    std::thread::spawn(move || {
+        if rx.recv() != Ok(true) {
+            return;
+        }
+        loop {
+            match rx.recv_timeout(quiet) {
+                Ok(true) => {}
+                Ok(false) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    notice(Event::Notice {
+                        board: String::new(),
+                        message: format!(
+                            "no device has asked anything in {} s; {hint}",
+                            quiet.as_secs()
+                        ),
+                    });
+                    return;
+                }
+            }
+        }
+    });
+    let heard = AtomicBool::new(false);
+    Arc::new(move |e: Event| {
+        let signal = match &e {
+            Event::Connected { .. } => Some(true),
+            Event::Offered { .. }
+            | Event::NoUpdate { .. }
+            | Event::Started { .. }
+            | Event::Result { .. } => Some(false),
+            Event::Warning { topic, .. } if !topic.is_empty() => Some(false),
+            _ => None,
+        };
+        if let Some(s) = signal {
+            if !heard.load(Ordering::Relaxed) {
+                heard.store(!s, Ordering::Relaxed);
+                let _ = tx.send(s);
+            }
+        }
+        inner(e);
+    })
 }
 
 /// Broker URL + TLS flags → client options, built by [`otactl::mqtt`].

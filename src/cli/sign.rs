@@ -18,29 +18,30 @@ use super::Ctx;
 /// Input and output are Intel HEX when the file name ends in `.hex`, raw binary otherwise (a HEX
 /// input keeps its address; with --pad-header the header goes in front of it). Nothing is written
 /// unless the whole image (header + payload + TLVs + trailer) fits in the slot.
-///
-/// Example (Infineon PSoC 6, external-flash swap):
-///
-///   otactl sign -e little --pad-header --align 8 -H 0x400 -M 3584 -v 1.1.0 -L 0x028000 \
-///     -S 0x1c0000 -k cypress-test-ec-p256.pem app.unsigned.hex app.hex
-///
-///   otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem app.unsigned.hex app.hex
-///
-/// Example (Infineon XMC7000: the map picks cysecuretools' recipe; -x for the update's address):
-///
-///   otactl sign --flashmap xmc7200_int_overwrite_single.json -v 1.1.0 -k key.pem app.bin app.hex
-///   otactl sign --flashmap xmc7200_int_overwrite_single.json -x 0x103f8000 -v 1.1.0 -k key.pem \
-///     app.bin app_upgrade.hex
 #[derive(Debug, Args)]
 #[command(
     disable_version_flag = true,
     args_override_self = true,
-    verbatim_doc_comment
+    verbatim_doc_comment,
+    after_help = EXAMPLES
 )]
 pub struct Cmd {
     #[command(flatten)]
     args: Box<SignArgs>,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  # Infineon PSoC 6, external-flash swap: imgtool's flags
+  otactl sign -e little --pad-header --align 8 -H 0x400 -M 3584 -v 1.1.0 -L 0x028000 \\
+    -S 0x1c0000 -k cypress-test-ec-p256.pem app.unsigned.hex app.hex
+  # the same, with the flash map deciding -S/-L/-M/-R/-H
+  otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem \\
+    app.unsigned.hex app.hex
+  # Infineon XMC7000: the map picks cysecuretools' recipe; -x for the update's address
+  otactl sign --flashmap xmc7200_int_overwrite_single.json -v 1.1.0 -k key.pem app.bin app.hex
+  otactl sign --flashmap xmc7200_int_overwrite_single.json -x 0x103f8000 -v 1.1.0 -k key.pem \\
+    app.bin app_upgrade.hex";
 
 /// The options of `otactl sign` (boxed: there are many).
 #[derive(Debug, Args)]
@@ -174,7 +175,12 @@ pub enum KeyFormatArg {
 }
 
 impl Cmd {
-    pub fn run(self, _ctx: &Ctx) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        // What was not typed is said, so a value from otactl.toml or OTACTL_KEY never goes into
+        // an image unnoticed.
+        for (long, origin) in &ctx.origins {
+            log::info!("--{long} from {origin}");
+        }
         self.args.run()
     }
 }

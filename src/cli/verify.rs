@@ -13,11 +13,12 @@ use super::Ctx;
 ///
 /// Exit 0 when valid; exit 1 with the reason (hash mismatch, unknown key, bad signature,
 /// truncated or malformed image) when not. Without -k only the hash is checked, like
-/// `imgtool verify`. Example:
-///
-///   otactl verify -k keys/signing.pem app.bin
+/// `imgtool verify`.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  otactl verify -k keys/signing.pem app.bin"
+)]
 pub struct Cmd {
     /// Key(s) the image may be signed with: private or public PEM, or a public key as `getpub`
     /// writes it (raw DER, or a C array like Infineon's `cypress-test-ec-p256.pub`). Repeatable.

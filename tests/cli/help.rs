@@ -72,3 +72,35 @@ fn every_subcommand_help_has_an_example() {
     }
     assert!(missing.is_empty(), "--help without an example: {missing:?}");
 }
+
+/// Examples are printed as written, whatever the terminal width: a command continued with `\`
+/// is never broken elsewhere, so it can be copied back into a shell.
+#[test]
+fn examples_are_printed_verbatim_at_any_width() {
+    for columns in ["40", "100", "200"] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = otactl_in(dir.path())
+            .args(["publish", "--help"])
+            .env("COLUMNS", columns)
+            .output()
+            .unwrap();
+        assert_code(&o, 0);
+        let h = text(&o.stdout);
+        assert!(
+            h.contains(
+                "\n  otactl publish --broker mqtt://127.0.0.1:1883 --board APP_CY8CPROTO_062S2_43439 \\\n    --image app.signed.bin --key signing.pem\n"
+            ),
+            "COLUMNS={columns}:\n{h}"
+        );
+        let o = otactl_in(dir.path())
+            .args(["help", "sign"])
+            .env("COLUMNS", columns)
+            .output()
+            .unwrap();
+        assert!(
+            text(&o.stdout).contains("\n  otactl sign --flashmap psoc62_2m_ext_swap_single.json -v 1.1.0 -k key.pem \\\n"),
+            "{}",
+            text(&o.stdout)
+        );
+    }
+}

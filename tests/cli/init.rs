@@ -375,3 +375,80 @@ fn embedded_broker_is_plain_and_listens_where_asked() {
     assert_code(&o, 2);
     assert!(text(&o.stderr).contains("--tls"), "{}", text(&o.stderr));
 }
+
+/// otactl init on a pseudo-terminal in `dir`.
+fn wizard(dir: &Path) -> rexpect::session::PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_otactl"));
+    cmd.current_dir(dir)
+        .arg("init")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("OTACTL_CONFIG");
+    rexpect::session::spawn_command(cmd, Some(PTY_TIMEOUT_MS)).expect("spawn on a pty")
+}
+
+/// A yes/no question answers on Enter: `yes⏎` is one answer, and the next question (here the
+/// key file, whose default is taken with Enter) does not receive `es`.
+#[test]
+fn yes_and_enter_is_one_answer() {
+    let dir = project();
+    std::fs::write(dir.path().join("otactl.toml"), "# mine\n").unwrap();
+    let mut s = wizard(dir.path());
+    s.exp_string("Replace it?").unwrap();
+    key(&mut s, "yes");
+    key(&mut s, ENTER);
+    s.exp_string("Board").unwrap();
+    key(&mut s, ENTER);
+    s.exp_string("Flash map").unwrap();
+    key(&mut s, ENTER);
+    // The cursor starts on "Local mosquitto".
+    s.exp_string("Broker").unwrap();
+    key(&mut s, ENTER);
+    s.exp_string("Address devices use").unwrap();
+    s.send_line("127.0.0.1").unwrap();
+    s.exp_string("Use TLS").unwrap();
+    key(&mut s, "yes");
+    key(&mut s, ENTER);
+    s.exp_string("Signing key file").unwrap();
+    key(&mut s, ENTER);
+    s.exp_string("Company topic prefix").unwrap();
+    key(&mut s, ENTER);
+    s.exp_string("Signing key").unwrap();
+    key(&mut s, ENTER);
+    let rest = s.exp_eof().unwrap();
+    let status = s.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::wait::WaitStatus::Exited(_, 0)),
+        "{status:?}\n{rest}"
+    );
+    let w = std::fs::read_to_string(dir.path().join("otactl.toml")).unwrap();
+    assert!(w.contains("\nkey = \"keys/signing.pem\"\n"), "{w}");
+    assert!(w.contains("\nca = \"certs/ca.crt\"\n"), "TLS on:\n{w}");
+    assert!(w.contains("broker = \"mqtts://127.0.0.1:8884\""), "{w}");
+    assert!(!dir.path().join("es").exists());
+}
+
+/// Ctrl-C in a menu (the cursor is hidden while it is shown) ends init with exit 130, the
+/// cursor shown again and nothing written.
+#[test]
+fn ctrl_c_in_a_menu_restores_the_cursor() {
+    const HIDE: &str = "\x1b[?25l";
+    const SHOW: &str = "\x1b[?25h";
+    let dir = project();
+    let mut s = wizard(dir.path());
+    s.exp_string("Board").unwrap();
+    s.send_control('c').unwrap();
+    let rest = s.exp_eof().unwrap();
+    let status = s.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::wait::WaitStatus::Exited(_, 130)),
+        "{status:?}\n{rest:?}"
+    );
+    let shown_after_hide = match (rest.rfind(HIDE), rest.rfind(SHOW)) {
+        (Some(h), Some(v)) => v > h,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    assert!(shown_after_hide, "cursor left hidden: {rest:?}");
+    assert!(!dir.path().join("otactl.toml").exists());
+}

@@ -6,8 +6,10 @@
 
 mod help;
 mod init;
+mod mistakes;
 mod precedence;
 mod real_board;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

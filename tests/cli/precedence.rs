@@ -138,6 +138,8 @@ fn image_version(dir: &Path, image: &str) -> String {
         .to_owned()
 }
 
+/// `sign -v`: flag > otactl.toml; `OTACTL_VERSION` is ignored with a warning (a leftover
+/// variable must not set the version an image is signed with).
 #[test]
 fn sign_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,10 +162,15 @@ fn sign_version() {
         if flag {
             c.args(["-v", "3.0.0"]);
         }
-        assert_code(&c.output().unwrap(), 0);
+        let o = c.output().unwrap();
+        assert_code(&o, 0);
+        // The file's value is stated; a variable is never used for what goes into an image.
+        let err = text(&o.stderr);
+        assert!(err.contains("--version from") != flag, "{err}");
+        assert_eq!(err.contains("OTACTL_VERSION is ignored"), env, "{err}");
         seen.push(image_version(d, &out));
     }
-    assert_eq!(seen, ["1.0.0+0", "2.0.0+0", "3.0.0+0"]);
+    assert_eq!(seen, ["1.0.0+0", "1.0.0+0", "3.0.0+0"]);
 }
 
 #[test]

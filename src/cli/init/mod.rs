@@ -10,15 +10,13 @@ use clap::{Args, ValueEnum};
 use otactl::config::{Broker, Project};
 use otactl::fsutil::{self, Mode, Overwrite};
 
+use super::board::{self, board_string, check_topic_level, kit_of, KITS};
 use super::prompt::{status, Prompter};
 use super::Ctx;
 
 mod steps;
 
-use steps::{
-    board_string, check_flashmap, check_host, check_listen, check_topic_level, check_url,
-    flashmaps_in, KITS,
-};
+use steps::{check_flashmap, check_host, check_listen, check_url, flashmaps_in};
 
 /// Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml.
 ///
@@ -179,9 +177,8 @@ impl Cmd {
     /// The board string, and the flash map file its kit usually uses.
     fn ask_board(&self, p: &Prompter, prev: &Previous) -> Result<(String, Option<&'static str>)> {
         if let Some(b) = &self.board {
-            check_topic_level(b).map_err(|e| anyhow!("--board: {e}"))?;
-            let kit = KITS.iter().find(|k| board_string(k.target) == *b);
-            return Ok((b.clone(), kit.map(|k| k.flashmap)));
+            warn_board(board::check(b).map_err(|e| anyhow!("--board: {e}"))?);
+            return Ok((b.clone(), kit_of(b).map(|k| k.flashmap)));
         }
         let mut items: Vec<String> = KITS
             .iter()
@@ -201,8 +198,9 @@ impl Cmd {
             "--board",
             "Board string (CY_TARGET_BOARD_STRING, e.g. APP_MY_BOARD)",
             None,
-            check_topic_level,
+            |s| board::check(s).map(drop),
         )?;
+        warn_board(board::check(&b).ok().flatten());
         Ok((b, None))
     }
 
@@ -371,6 +369,12 @@ impl Previous {
             key: get("sign", "key"),
             topic_prefix: get("publish", "topic-prefix"),
         }
+    }
+}
+
+fn warn_board(warning: Option<String>) {
+    if let Some(w) = warning {
+        log::warn!("{w}");
     }
 }
 

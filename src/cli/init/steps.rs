@@ -7,40 +7,6 @@ use anyhow::{Context, Result};
 use otactl::config::{Broker, Project, FILE_NAME};
 use otactl::fsutil::{self, Mode, Overwrite};
 
-/// A development kit Infineon's OTA example supports, with the flash map its Makefile picks.
-pub struct Kit {
-    /// The ModusToolbox TARGET.
-    pub target: &'static str,
-    /// Its default OTA_FLASH_MAP file name.
-    pub flashmap: &'static str,
-}
-
-const fn kit(target: &'static str, flashmap: &'static str) -> Kit {
-    Kit { target, flashmap }
-}
-
-const PSOC62_2M: &str = "psoc62_2m_ext_swap_single.json";
-
-/// Infineon kits (TARGET names) and their default OTA_FLASH_MAP, as ota-bootloader-abstraction's
-/// `mcuboot_support.mk` chooses them.
-pub const KITS: &[Kit] = &[
-    kit("CY8CPROTO-062S2-43439", PSOC62_2M),
-    kit("CY8CPROTO-062-4343W", PSOC62_2M),
-    kit("CY8CKIT-062S2-43012", PSOC62_2M),
-    kit("CY8CEVAL-062S2-LAI-4373M2", PSOC62_2M),
-    kit("CY8CEVAL-062S2-MUR-43439M2", PSOC62_2M),
-    kit("CY8CEVAL-062S2-CYW943439M2IPA1", PSOC62_2M),
-    kit("CY8CPROTO-062S3-4343W", "psoc62_512k_xip_swap_single.json"),
-    kit("KIT_XMC72_EVK", "xmc7200_int_swap_single.json"),
-    kit("KIT_XMC72_EVK_MUR_43439M2", "xmc7200_int_swap_single.json"),
-    kit("KIT_XMC71_EVK_LITE_V1", "xmc7100_int_swap_single.json"),
-];
-
-/// `APP_` + TARGET with `-` as `_` (the ModusToolbox rule for app-local BSPs).
-pub fn board_string(target: &str) -> String {
-    format!("APP_{}", target.replace('-', "_"))
-}
-
 /// `*.json` flash maps in `dir` (not the XMC7000 `*_platform.json` companions), sorted.
 pub fn flashmaps_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -64,25 +30,55 @@ pub fn check_flashmap(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One MQTT topic level that devices also put in JSON without escaping.
-pub fn check_topic_level(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.starts_with('$') {
-        return Err("must not start with '$'".into());
-    }
-    let bad = |c: &char| matches!(c, '/' | '+' | '#' | '"' | '\\') || !c.is_ascii_graphic();
-    match s.chars().find(bad) {
-        Some(c) => Err(format!("must not contain {c:?}")),
-        None => Ok(()),
-    }
-}
-
-/// A host name or IP address.
+/// An IP address or a DNS name, as a device would need it: `192.168.0.300` is neither (its last
+/// label is all digits, so it is no DNS name, and 300 is no IPv4 byte).
 pub fn check_host(s: &str) -> Result<(), String> {
     if s.is_empty() || s.contains("://") || s.contains('/') || s.chars().any(char::is_whitespace) {
         return Err("expected a host name or IP address (no scheme, no path)".into());
+    }
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(s);
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if s.contains(':') {
+        return Err(format!(
+            "{s} is not an IP address (and a host name has no ':')"
+        ));
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    let labels: Vec<&str> = name.split('.').collect();
+    let numeric = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit());
+    if labels.last().is_some_and(|l| numeric(l)) {
+        let why = if labels.len() == 4 && labels.iter().all(|l| numeric(l)) {
+            "each of the four parts of an IPv4 address is 0-255"
+        } else {
+            "a host name does not end in a number"
+        };
+        return Err(format!(
+            "{s} is neither an IP address nor a host name ({why})"
+        ));
+    }
+    if name.len() > 253 {
+        return Err(format!(
+            "{s} is longer than a host name may be (253 characters)"
+        ));
+    }
+    for l in &labels {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if l.is_empty()
+            || l.len() > 63
+            || l.starts_with('-')
+            || l.ends_with('-')
+            || !l.chars().all(ok_char)
+        {
+            return Err(format!(
+                "{s} is not a host name: each dot-separated part is 1-63 letters, digits or '-', \
+                 not starting or ending with '-'"
+            ));
+        }
     }
     Ok(())
 }
@@ -94,11 +90,10 @@ pub fn check_listen(s: &str) -> Result<(), String> {
         .map_err(|_| "expected ADDR:PORT, e.g. 127.0.0.1:1883 or 0.0.0.0:1883".into())
 }
 
-/// `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
+/// `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`, HOST as [`check_host`] wants it.
 pub fn check_url(s: &str) -> Result<(), String> {
-    otactl::mqtt::BrokerUrl::parse(s)
-        .map(drop)
-        .map_err(|e| e.reason)
+    let url = otactl::mqtt::BrokerUrl::parse(s).map_err(|e| e.reason)?;
+    check_host(&url.host)
 }
 
 /// Creates the signing key with the library (`otactl keygen`'s code path): mode 0600, never
@@ -196,29 +191,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn board_strings_follow_the_modustoolbox_rule() {
-        assert_eq!(
-            board_string("CY8CPROTO-062S2-43439"),
-            "APP_CY8CPROTO_062S2_43439"
-        );
-        assert_eq!(board_string("KIT_XMC72_EVK"), "APP_KIT_XMC72_EVK");
-    }
-
-    #[test]
-    fn topic_levels_reject_wildcards_and_json_breakers() {
-        assert!(check_topic_level("MyUniqueTopic").is_ok());
-        for bad in ["", "a/b", "a+", "#", "a\"b", "a b", "$SYS"] {
-            assert!(check_topic_level(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn urls_hosts_and_listen_addresses() {
         assert!(check_url("mqtts://broker.example:8883").is_ok());
         assert!(check_url("http://x").is_err());
+        assert!(check_url("mqtt://192.168.0.300:1883").is_err());
         assert!(check_url("broker").is_err());
         assert!(check_host("192.168.0.10").is_ok());
         assert!(check_host("mqtt://x").is_err());
+        for good in [
+            "broker.local",
+            "::1",
+            "[::1]",
+            "my-pc",
+            "a1b2-ats.iot.eu-west-1.amazonaws.com",
+        ] {
+            assert!(check_host(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "192.168.0.300",
+            "10.0.0",
+            "a..b",
+            "-x.local",
+            "x_y.local:1883",
+            "host!",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+        assert!(check_host("192.168.0.300").unwrap_err().contains("0-255"));
         assert!(check_listen("0.0.0.0:1883").is_ok());
         assert!(check_listen("localhost").is_err());
     }
