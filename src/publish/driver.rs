@@ -34,6 +34,8 @@ struct Conn {
     on_wire: HashMap<u16, Tag>,
     /// SUBACKs still awaited before the subscriptions are complete.
     awaiting_subacks: usize,
+    /// The filters asked for in the current round of subscriptions.
+    subscribed: Vec<String>,
     backoff: Duration,
     /// It has been connected once: later failures are retried, whatever they are.
     ever_connected: bool,
@@ -85,6 +87,10 @@ pub(super) struct Driver {
     /// One entry per connection; the first subscribes to the request topics.
     pub options: Vec<ClientOptions>,
     pub tuning: Tuning,
+    /// Tried first: every board's requests (`PFX/+/publish_notify`); when the broker refuses
+    /// it, `filters` instead.
+    pub wide: Option<String>,
+    /// The served boards' request topics.
     pub filters: Vec<String>,
     pub events: EventSink,
     pub state_file: Option<PathBuf>,
@@ -102,6 +108,7 @@ impl Driver {
         let Self {
             options,
             tuning,
+            wide,
             filters,
             events,
             state_file,
@@ -118,6 +125,7 @@ impl Driver {
                 queued: VecDeque::new(),
                 on_wire: HashMap::new(),
                 awaiting_subacks: 0,
+                subscribed: Vec::new(),
                 backoff: Duration::from_millis(100),
                 ever_connected: false,
             });
@@ -186,8 +194,9 @@ impl Driver {
                     c.backoff = Duration::from_millis(100);
                     c.ever_connected = true;
                     if i == 0 {
-                        c.awaiting_subacks = filters.len();
-                        for f in &filters {
+                        c.subscribed = wide.clone().map_or_else(|| filters.clone(), |w| vec![w]);
+                        c.awaiting_subacks = c.subscribed.len();
+                        for f in &c.subscribed {
                             let _ = c.client.try_subscribe(f);
                         }
                     } else {
@@ -195,18 +204,34 @@ impl Driver {
                     }
                 }
                 Ok(NetEvent::Subscribed { granted }) => {
-                    if !granted {
-                        (events)(Event::Warning {
-                            topic: filters.join(", "),
-                            message: "the broker refused the subscription: this identity may not read the request topic (check the broker's ACL for the publisher's certificate or user, and --topic-prefix / --board)".into(),
-                        });
-                    }
-                    c.awaiting_subacks = c.awaiting_subacks.saturating_sub(1);
-                    if c.awaiting_subacks == 0 {
-                        core.handle(now, Input::Connected(i));
-                        (events)(Event::Connected {
-                            filters: filters.clone(),
-                        });
+                    let wide_refused =
+                        !granted && wide.as_ref().is_some_and(|w| c.subscribed == [w.clone()]);
+                    if wide_refused {
+                        // Only the served boards' topics, then: devices of other boards go
+                        // unnoticed, which is all the broker allows.
+                        log::info!(
+                            "the broker does not let this publisher read every board's requests; listening to {} only",
+                            filters.join(", ")
+                        );
+                        c.subscribed.clone_from(&filters);
+                        c.awaiting_subacks = filters.len();
+                        for f in &filters {
+                            let _ = c.client.try_subscribe(f);
+                        }
+                    } else {
+                        if !granted {
+                            (events)(Event::Warning {
+                                topic: c.subscribed.join(", "),
+                                message: "the broker refused the subscription: this identity may not read the request topic (check the broker's ACL for the publisher's certificate or user, and --topic-prefix / --board)".into(),
+                            });
+                        }
+                        c.awaiting_subacks = c.awaiting_subacks.saturating_sub(1);
+                        if c.awaiting_subacks == 0 {
+                            core.handle(now, Input::Connected(i));
+                            (events)(Event::Connected {
+                                filters: c.subscribed.clone(),
+                            });
+                        }
                     }
                 }
                 Ok(NetEvent::PublishSent(pkid)) => {

@@ -137,7 +137,20 @@ impl PublishConfig {
         }
     }
 
-    /// The topic filters to subscribe to.
+    /// `PFX/+/publish_notify`: every board's requests, so that a device of a board this
+    /// publisher does not serve is noticed (a wrong board string is the commonest mistake).
+    /// `None` with a share group: the members of a group must subscribe to the same filters,
+    /// and publishers serving other boards may share the broker.
+    #[must_use]
+    pub fn wide_filter(&self) -> Option<String> {
+        if self.share_group.is_some() {
+            return None;
+        }
+        topics::check_level(&self.prefix).ok()?;
+        Some(format!("{}/+/{}", self.prefix, topics::LISTEN_LEVEL))
+    }
+
+    /// The topic filters to subscribe to: the request topic of every served board.
     ///
     /// # Errors
     /// A bad prefix, board or group name.
@@ -203,6 +216,7 @@ pub async fn run(
 ) -> Result<(), PublishError> {
     let images = cfg.check()?;
     let filters = cfg.filters()?;
+    let wide = cfg.wide_filter();
     let _lock = match &cfg.state_file {
         Some(p) => Some(StateLock::acquire(p, "otactl publish")?),
         None => None,
@@ -250,6 +264,7 @@ pub async fn run(
     let driver = driver::Driver {
         options,
         tuning,
+        wide,
         filters,
         events,
         state_file: cfg.state_file.clone(),

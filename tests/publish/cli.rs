@@ -331,3 +331,49 @@ fn an_unreachable_broker_is_retried_and_an_unknown_host_ends_the_publisher() {
         "{line}"
     );
 }
+
+/// A broker whose ACL lets the publisher read only its board's request topic: mosquitto grants
+/// the wide `PFX/+/publish_notify` subscription and filters what it delivers by the ACL, so the
+/// publisher serves its board's devices as before. (Brokers that refuse the wide filter at
+/// SUBSCRIBE, such as AWS IoT Core with a per-board policy, make the publisher fall back to its
+/// boards' own topics; no broker here refuses it.)
+#[test]
+fn a_narrow_acl_still_serves_the_boards_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let acl = dir.path().join("acl");
+    std::fs::write(
+        &acl,
+        format!(
+            "topic readwrite MyUniqueTopic/{BOARD}/#\ntopic write MyUniqueTopic/{BOARD}/publish_notify\ntopic write cy_ota_device/will\n"
+        ),
+    )
+    .unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {}\n",
+            acl.display()
+        ),
+    )
+    .unwrap();
+    let Some(broker) = Mosquitto::start(&conf, port) else {
+        return;
+    };
+    let (path, image) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    rt().block_on(async {
+        let p = super::fixture::Running::start(super::fixture::config(
+            broker.port,
+            vec![super::fixture::served(BOARD, &path)],
+        ))
+        .await;
+        let d = DeviceConfig::new(broker.port, BOARD, (1, 0, 0), 7000);
+        updated(
+            &device::session(&d).await,
+            &image,
+            "device behind a narrow ACL",
+        );
+        p.stop().await;
+    });
+}

@@ -103,7 +103,8 @@ fn job_direct_and_chunk_flows_deliver_the_image_bit_exact() {
     });
 }
 
-/// Equal versions get "No Update Available"; a device of another board gets nothing.
+/// Equal versions get "No Update Available"; a device of another board gets nothing, and the
+/// publisher says which boards it serves.
 #[test]
 fn equal_version_and_other_board_get_no_update() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,6 +130,17 @@ fn equal_version_and_other_board_get_no_update() {
             device::session(&other).await,
             Outcome::NoUpdate("no_update_available")
         ));
+        // The publisher hears every board's requests and says once whom it does not serve.
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Warning { message, .. }
+                        if message.contains("a device of board APP_CY8CKIT_062S2_43012 asked")
+                            && message.contains(BOARD)),
+                    Duration::from_secs(10)
+                )
+                .await
+        );
         assert_eq!(
             p.events
                 .wait_count(
