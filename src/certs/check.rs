@@ -145,6 +145,8 @@ pub struct Finding {
 pub struct Report {
     /// The findings.
     pub findings: Vec<Finding>,
+    /// The CA did not sign the certificate (one of the problems).
+    pub not_issued_by_ca: bool,
 }
 
 impl Report {

@@ -155,13 +155,7 @@ impl Cmd {
         }
         if !report.usable() {
             let mut text = super::certs::problems(&report);
-            if self.header.is_some()
-                && !self.broker_ca_only
-                && report.findings.iter().any(|f| {
-                    f.severity == check::Severity::Problem
-                        && f.text.contains("is not signed by the CA")
-                })
-            {
+            if report.not_issued_by_ca {
                 text.push_str(
                     " (if the CA only verifies the broker and another CA issued the client \
                      certificate, as on AWS IoT Core, pass --broker-ca-only)",

@@ -172,6 +172,20 @@ fn a_ca_of_another_project_is_refused() {
         ["otactl/ca.crt", CLIENT[1], CLIENT[2]],
         &["is not signed by the CA otactl/ca.crt", "issued by CN=myCA"],
     );
+    // The hint for AWS-style sets, where the CA only verifies the broker.
+    let files = ["otactl/ca.crt", CLIENT[1], CLIENT[2]];
+    assert!(text(&cert_to_c(&d, files).stderr).contains("--broker-ca-only"));
+    let c = run(otactl()
+        .current_dir(&d)
+        .args([
+            "cert-to-c",
+            "--force",
+            "--broker-ca-only",
+            "--header",
+            "board.h",
+        ])
+        .args(files));
+    assert!(c.status.success(), "{}", text(&c.stderr));
 }
 
 #[test]

@@ -150,3 +150,31 @@ pub(crate) fn san_hosts(der: &[u8]) -> (Vec<String>, Vec<IpAddr>) {
     }
     (dns, ips)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_hosts() {
+        for (address, host) in [
+            ("127.0.0.1", "127.0.0.1"),
+            ("127.0.0.1:8884", "127.0.0.1"),
+            ("mqtts://broker.local:8884", "broker.local"),
+            ("mqtts://[::1]:8884", "::1"),
+            ("::1", "::1"),
+            ("broker.local", "broker.local"),
+        ] {
+            assert_eq!(broker_host(address), host, "{address}");
+        }
+    }
+
+    #[test]
+    fn dns_names_match_like_webpki() {
+        assert!(dns_matches("Broker.Local", "broker.local"));
+        assert!(dns_matches("*.example.com", "a.example.com"));
+        assert!(!dns_matches("*.example.com", "a.b.example.com"));
+        assert!(!dns_matches("*.example.com", "example.com"));
+        assert!(!dns_matches("IP:127.0.0.1", "127.0.0.1"));
+    }
+}

@@ -117,6 +117,7 @@ pub(super) fn signed_by_ca(
         )
     };
     r.push(Severity::Problem, text);
+    r.not_issued_by_ca = true;
 }
 
 pub(super) fn usage(r: &mut Report, c: &X509Certificate<'_>, role: Role, cert: &str) {
