@@ -286,6 +286,11 @@ pub fn check(
             opts.broker.as_deref(),
             &cert_path.to_string(),
         );
+    } else if let Some(b) = &opts.broker {
+        r.push(
+            Severity::Note,
+            format!("the broker address {b} is checked against a broker's certificate (--server), not a client's"),
+        );
     }
     rules::dates(&mut r, leaf, &cert_path.to_string(), opts.now);
     rules::key_size(&mut r, leaf, &cert_path.to_string());

@@ -131,8 +131,8 @@ pub fn write_gen_with(
         Some((c, k)) => {
             let (cert_pem, key_pem) = (read(c)?, read(k)?);
             let pki = Pki::load_ca(&cert_pem, &key_pem, p.days, &k.display().to_string())?;
-            let same = std::fs::read_to_string(&crt).is_ok_and(|t| t == cert_pem)
-                && std::fs::read_to_string(&key).is_ok_and(|t| t == key_pem);
+            // The same certificate is the same CA (its key was checked against it above).
+            let same = has_key && std::fs::read_to_string(&crt).is_ok_and(|t| t == cert_pem);
             let outcome = match (same, has_crt || has_key, opts.new_ca) {
                 (true, _, _) => CaOutcome::Kept,
                 (false, false, _) => CaOutcome::Adopted,

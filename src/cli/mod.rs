@@ -278,9 +278,10 @@ impl KnownOptions {
 }
 
 /// Options that only ever come from the command line: `--force` (an environment variable or a
-/// config line must never make otactl overwrite keys) and `cert-to-c --serial` (one value for
-/// every board would give them all the same identity).
-const FLAG_ONLY: [&str; 2] = ["force", "serial"];
+/// config line must never make otactl overwrite keys), `certs gen --new-ca` (nor replace the CA
+/// every board trusts) and `cert-to-c --serial` (one value for every board would give them all
+/// the same identity).
+const FLAG_ONLY: [&str; 3] = ["force", "new-ca", "serial"];
 
 /// The long name of an option that takes its default from the environment and the file: every
 /// long option except help/version flags, [`FLAG_ONLY`] and the global

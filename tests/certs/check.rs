@@ -212,7 +212,7 @@ fn a_server_pair_used_as_a_client_pair_is_refused() {
     let out = check(
         &d,
         [CLIENT[0], "mosquitto_server.crt", "mosquitto_server.key"],
-        &["--broker", "mqtts://127.0.0.1:8884"],
+        &["--server", "--broker", "mqtts://127.0.0.1:8884"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = text(&out.stdout);

@@ -65,6 +65,7 @@ fn certs_server_keeps_device_certificates_valid() {
         "server.crt",
         "--key",
         "server.key",
+        "--server",
         "--broker",
         "10.1.2.3",
     ]));
@@ -99,6 +100,12 @@ fn certs_gen_force_keeps_the_ca() {
     for f in ["board-0001.crt", "server.crt", "publisher.crt"] {
         assert!(verifies(&ssl, &d.join("ca.crt"), &d.join(f)), "{f}");
     }
+    // --new-ca only ever comes from the command line, never from the environment.
+    let out = run(otactl()
+        .env("OTACTL_NEW_CA", "true")
+        .args(["certs", "gen", "--ip", "10.9.9.9", "--force", "--out", s]));
+    assert!(out.status.success());
+    assert_eq!(read(&d.join("ca.crt")), ca);
     // Half a CA is not issued from, and not silently replaced.
     std::fs::remove_file(d.join("ca.key")).unwrap();
     let out = run(otactl().args(["certs", "gen", "--ip", "10.9.9.9", "--force", "--out", s]));

@@ -121,6 +121,17 @@ pub(super) fn signed_by_ca(
 }
 
 pub(super) fn usage(r: &mut Report, c: &X509Certificate<'_>, role: Role, cert: &str) {
+    if matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
+        r.push(
+            Severity::Problem,
+            format!(
+                "{cert} is a CA certificate ({}), not a {role} certificate: pass the {role}'s \
+                 own certificate and key",
+                c.subject()
+            ),
+        );
+        return;
+    }
     if let Ok(Some(ku)) = c.key_usage() {
         if !ku.value.digital_signature() {
             r.push(

@@ -34,8 +34,8 @@ pub struct CheckCmd {
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
     /// The address clients reach the broker at (IP, name, host:port or URL); checked against the
-    /// broker certificate's names. Implies --server.
-    #[arg(long, value_name = "ADDRESS", conflicts_with = "client")]
+    /// names of the broker's certificate (with --server).
+    #[arg(long, value_name = "ADDRESS")]
     broker: Option<String>,
     /// Check a board's or the publisher's client pair (the default).
     #[arg(long, conflicts_with = "server")]
@@ -47,7 +47,7 @@ pub struct CheckCmd {
 
 impl CheckCmd {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let role = if self.server || self.broker.is_some() {
+        let role = if self.server {
             Role::Server
         } else {
             Role::Client
