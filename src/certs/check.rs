@@ -296,3 +296,6 @@ pub fn check(
     rules::key_size(&mut r, leaf, &cert_path.to_string());
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests;
