@@ -3,9 +3,11 @@
 //! mosquitto's `use_identity_as_username` makes it the user name), the mosquitto config + ACL
 //! rendered from `templates/`, and the C string form devices embed ([`c_text`]).
 //!
-//! Everything is X.509 v3, ECDSA P-256 by default or RSA 2048 ([`KeyType`]). [`Pki::generate`]
-//! and [`Pki::device`] work in memory; [`write_gen`] and [`write_devices`] put the files on disk
-//! through [`crate::fsutil`] (keys 0600, nothing overwritten without `force`, atomic renames).
+//! Everything is X.509 v3, ECDSA P-256 by default or RSA 2048 ([`KeyType`]). [`generate`]
+//! and [`Pki::device`] work in memory; [`write_gen`], [`write_server`] and [`write_devices`] put
+//! the files on disk through [`crate::fsutil`] (keys 0600, nothing overwritten without `force`,
+//! atomic renames, the CA kept unless [`GenOptions::new_ca`]). [`check`] says whether a CA, a
+//! certificate and a key belong together.
 
 use std::fmt;
 use std::net::IpAddr;
