@@ -3,13 +3,14 @@
 //! mosquitto's `use_identity_as_username` makes it the user name), the mosquitto config + ACL
 //! rendered from `templates/`, and the C string form devices embed ([`c_text`]).
 //!
-//! Everything is X.509 v3, ECDSA P-256 by default or RSA 2048 ([`KeyType`]). [`Pki::generate`]
-//! and [`Pki::device`] work in memory; [`write_gen`] and [`write_devices`] put the files on disk
-//! through [`crate::fsutil`] (keys 0600, nothing overwritten without `force`, atomic renames).
+//! Everything is X.509 v3, ECDSA P-256 by default or RSA 2048 ([`KeyType`]). [`generate`]
+//! and [`Pki::device`] work in memory; [`write_gen`], [`write_server`] and [`write_devices`] put
+//! the files on disk through [`crate::fsutil`] (keys 0600, nothing overwritten without `force`,
+//! atomic renames, the CA kept unless [`GenOptions::new_ca`]). [`check`] says whether a CA, a
+//! certificate and a key belong together.
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
@@ -19,12 +20,16 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::fsutil::{self, Mode, Overwrite};
-
 pub mod c_text;
+pub mod check;
+mod files;
 mod templates;
 
 pub use c_text::{c_header, c_literal, check_serial, CNames, SerialError};
+pub use files::{
+    write_csr, write_devices, write_gen, write_gen_with, write_server, CaOutcome, GenOptions,
+    GenOutcome,
+};
 pub use templates::{owner_name, render_acl, render_mosquitto_conf, BrokerConf};
 
 /// Subject CN of the publisher's client certificate (its user name at the broker).
@@ -240,8 +245,9 @@ impl Pki {
     /// # Errors
     /// Unparsable PEM, or a key that does not belong to the certificate.
     pub fn load_ca(cert_pem: &str, key_pem: &str, days: u32, what: &str) -> Result<Self> {
-        let key = KeyPair::from_pem(key_pem)
-            .with_context(|| format!("{what}: the CA key is not a PKCS#8 EC or RSA key"))?;
+        let key = ca_key_pair(key_pem).with_context(|| {
+            format!("{what}: the CA key is not an unencrypted RSA or ECDSA P-256 key")
+        })?;
         let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
             .next()
             .with_context(|| format!("{what}: no CERTIFICATE in the CA certificate file"))?
@@ -261,6 +267,16 @@ impl Pki {
             },
             days,
         })
+    }
+
+    /// The kind of the CA's key: what certificates issued from it use unless told otherwise.
+    #[must_use]
+    pub fn key_type(&self) -> KeyType {
+        if self.issuer.key().algorithm() == &rcgen::PKCS_RSA_SHA256 {
+            KeyType::Rsa2048
+        } else {
+            KeyType::EcdsaP256
+        }
     }
 
     fn sign(&self, cn: &str, key_type: KeyType, params: CertificateParams) -> Result<Certified> {
@@ -320,6 +336,39 @@ impl Pki {
     }
 }
 
+/// A CA's private key from PEM: PKCS#8, or the PKCS#1 `RSA PRIVATE KEY` (OpenSSL 1.1's `genrsa`,
+/// as in generate_ssl_cert.sh) or SEC1 `EC PRIVATE KEY` (P-256) that rcgen cannot read itself.
+fn ca_key_pair(pem: &str) -> Result<KeyPair> {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let der = rustls_pemfile::private_key(&mut pem.as_bytes())
+        .context("invalid PEM")?
+        .context("no PRIVATE KEY found")?;
+    let pkcs8 = match &der {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        PrivateKeyDer::Pkcs1(k) => {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            use rsa::pkcs8::EncodePrivateKey;
+            let key = rsa::RsaPrivateKey::from_pkcs1_der(k.secret_pkcs1_der())
+                .context("unreadable RSA key")?;
+            key.to_pkcs8_der()
+                .context("RSA key encoding")?
+                .as_bytes()
+                .to_vec()
+        }
+        PrivateKeyDer::Sec1(k) => {
+            use p256::pkcs8::EncodePrivateKey;
+            let key =
+                p256::SecretKey::from_sec1_der(k.secret_sec1_der()).context("not a P-256 key")?;
+            key.to_pkcs8_der()
+                .context("EC key encoding")?
+                .as_bytes()
+                .to_vec()
+        }
+        _ => bail!("unsupported key format"),
+    };
+    KeyPair::try_from(&PrivatePkcs8KeyDer::from(pkcs8)).context("unsupported key")
+}
+
 /// The CA, server and publisher material of `certs gen`.
 #[derive(Clone, Debug)]
 pub struct Generated {
@@ -347,102 +396,6 @@ pub fn generate(p: &GenParams) -> Result<(Pki, Generated)> {
     Ok((pki, g))
 }
 
-/// `certs gen`: writes [`GEN_FILES`] into `out`. Refuses (before writing anything) if any of
-/// them exists and `force` is off. Returns the paths written.
-///
-/// # Errors
-/// Existing files without `force`, generation or I/O errors.
-pub fn write_gen(
-    out: &Path,
-    p: &GenParams,
-    broker: &BrokerConf,
-    force: bool,
-) -> Result<Vec<PathBuf>> {
-    let ow = Overwrite::from_force(force);
-    for f in GEN_FILES {
-        fsutil::check_overwrite(&out.join(f), ow)?;
-    }
-    let (_, g) = generate(p)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let dir =
-        std::fs::canonicalize(out).with_context(|| format!("cannot resolve {}", out.display()))?;
-    let files: [(&str, &str, Mode); 6] = [
-        ("ca.crt", &g.ca.cert_pem, Mode::Public),
-        ("ca.key", &g.ca.key_pem, Mode::Private),
-        ("server.crt", &g.server.cert_pem, Mode::Public),
-        ("server.key", &g.server.key_pem, Mode::Private),
-        ("publisher.crt", &g.publisher.cert_pem, Mode::Public),
-        ("publisher.key", &g.publisher.key_pem, Mode::Private),
-    ];
-    let mut written = Vec::new();
-    for (name, data, mode) in files {
-        let path = out.join(name);
-        fsutil::write_atomic(&path, data.as_bytes(), mode, ow)?;
-        written.push(path);
-    }
-    let mut broker = broker.clone();
-    if broker.user.is_none() {
-        broker.user = owner_name(&out.join("server.key"));
-    }
-    for (name, text) in [
-        ("mosquitto.conf", render_mosquitto_conf(&dir, &broker)),
-        ("acl", render_acl(&broker)),
-    ] {
-        let path = out.join(name);
-        fsutil::write_atomic(&path, text.as_bytes(), Mode::Public, ow)?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// `certs device`: `SERIAL.crt` + `SERIAL.key` in `out` for each serial, signed by `out/ca.crt`
-/// + `out/ca.key`. Checks every name and existing file before writing anything.
-///
-/// # Errors
-/// Missing or mismatched CA files, bad names, existing files without `force`, I/O errors.
-pub fn write_devices(
-    out: &Path,
-    serials: &[String],
-    key_type: KeyType,
-    days: u32,
-    force: bool,
-) -> Result<Vec<PathBuf>> {
-    if serials.is_empty() {
-        bail!("name at least one device (SERIAL...)");
-    }
-    let ow = Overwrite::from_force(force);
-    for (i, s) in serials.iter().enumerate() {
-        check_device_name(s)?;
-        if serials[..i].contains(s) {
-            bail!("device {s:?} is named twice");
-        }
-        for ext in ["crt", "key"] {
-            fsutil::check_overwrite(&out.join(format!("{s}.{ext}")), ow)?;
-        }
-    }
-    let (ca_crt, ca_key) = (out.join("ca.crt"), out.join("ca.key"));
-    let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read {} (run `otactl certs gen` first)", p.display()))
-    };
-    let pki = Pki::load_ca(
-        &read(&ca_crt)?,
-        &read(&ca_key)?,
-        days,
-        &ca_key.display().to_string(),
-    )?;
-    let mut written = Vec::new();
-    for s in serials {
-        let c = pki.device(s, key_type)?;
-        let crt = out.join(format!("{s}.crt"));
-        let key = out.join(format!("{s}.key"));
-        fsutil::write_atomic(&key, c.key_pem.as_bytes(), Mode::Private, ow)?;
-        fsutil::write_atomic(&crt, c.cert_pem.as_bytes(), Mode::Public, ow)?;
-        written.extend([crt, key]);
-    }
-    Ok(written)
-}
-
 /// A new private key and a PKCS#10 certificate signing request (subject CN `name`), both PEM,
 /// for a CA that signs requests: AWS IoT Core's create-certificate-from-csr issues the device
 /// certificate without the key ever leaving this machine.
@@ -461,25 +414,6 @@ pub fn csr(name: &str, key_type: KeyType) -> Result<(String, String)> {
         .context("signing the certificate request")?;
     let pem = req.pem().context("encoding the certificate request")?;
     Ok((key.serialize_pem(), pem))
-}
-
-/// `certs csr`: `NAME.key` (mode 0600) and `NAME.csr` in `out` (see [`csr`]). Checks both files
-/// before writing either.
-///
-/// # Errors
-/// A bad name, existing files without `force`, generation or I/O errors.
-pub fn write_csr(out: &Path, name: &str, key_type: KeyType, force: bool) -> Result<Vec<PathBuf>> {
-    let ow = Overwrite::from_force(force);
-    let key_path = out.join(format!("{name}.key"));
-    let csr_path = out.join(format!("{name}.csr"));
-    check_device_name(name)?;
-    fsutil::check_overwrite(&key_path, ow)?;
-    fsutil::check_overwrite(&csr_path, ow)?;
-    let (key, req) = csr(name, key_type)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    fsutil::write_atomic(&key_path, key.as_bytes(), Mode::Private, ow)?;
-    fsutil::write_atomic(&csr_path, req.as_bytes(), Mode::Public, ow)?;
-    Ok(vec![csr_path, key_path])
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! | [`config`] | `otactl.toml` |
 //! | [`sign`] | signing keys (ECDSA P-256/P-384, Ed25519, RSA-2048/3072): generate, load (PEM), getpub encodings, signing |
 //! | [`image`] | assembling a signed MCUboot image (imgtool `sign`), Intel HEX in/out, flashmap-derived options |
-//! | [`certs`] | TLS material (CA, broker, publisher, device certificates), mosquitto config, C headers |
+//! | [`certs`] | TLS material (CA, broker, publisher, device certificates), mosquitto config, C headers, whether a set belongs together |
 //! | [`aws`] | AWS IoT Core: its broker limits, least-privilege policy documents |
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
 //! | [`publish`] | the update server |

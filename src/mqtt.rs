@@ -36,7 +36,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use rumqttc::{TlsConfiguration, Transport};
 
-mod tls;
+pub(crate) mod tls;
 pub use tls::{client_config, load_certs, load_key, NameMismatch, TlsSettings};
 
 /// Default port of `mqtt://`.

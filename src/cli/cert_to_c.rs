@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use otactl::certs::{self, CNames};
+use otactl::certs::{self, check, CNames};
 use otactl::fsutil::{self, Mode, Overwrite};
 
 use super::Ctx;
@@ -20,7 +20,10 @@ use super::Ctx;
 /// the board sends its own SerialNumber instead of the example's ABC213450001: the client
 /// certificate's CN (NAME of `otactl certs device NAME`), or --serial. Certificates issued by
 /// AWS IoT Core all have the CN "AWS IoT Certificate": give those boards --serial. The header's
-/// comment says where to include it (configs/cy_ota_config.h).
+/// comment says where to include it (configs/cy_ota_config.h). Before writing, the three files
+/// are checked as `otactl certs check` does: a key of another certificate, a CA that did not
+/// issue the certificate, a broker's certificate in a client's place or an expired one is
+/// refused; old but working material (X.509 version 1) gets a warning.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -55,10 +58,15 @@ pub struct Cmd {
     /// Replace an existing header file.
     #[arg(long)]
     force: bool,
+    /// The CA certificate only verifies the broker; another CA issued the client certificate
+    /// (AWS IoT Core: AmazonRootCA1.pem, while AWS's intermediate issues device certificates),
+    /// so it is not checked against the CA.
+    #[arg(long)]
+    broker_ca_only: bool,
 }
 
 impl Cmd {
-    pub fn run(self, _ctx: &Ctx) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
         if self.header.is_none() && (self.serial.is_some() || self.certs_only) {
             bail!("--serial and --certs-only apply only with --header");
         }
@@ -91,6 +99,7 @@ impl Cmd {
                 self.files.len()
             );
         };
+        self.check_set([ca, cert, key], &contents, ctx)?;
         let names = CNames {
             ca: self.ca_name.clone(),
             cert: self.cert_name.clone(),
@@ -120,6 +129,39 @@ impl Cmd {
             Mode::Private,
             Overwrite::from_force(self.force),
         )
+    }
+}
+
+impl Cmd {
+    /// The `certs check` checks of a client set: problems refuse it, warnings are shown.
+    fn check_set(&self, files: [&PathBuf; 3], contents: &[Vec<u8>], ctx: &Ctx) -> Result<()> {
+        let opts = check::Options {
+            role: check::Role::Client,
+            broker: None,
+            chain: !self.broker_ca_only,
+            now: time::OffsetDateTime::now_utc(),
+        };
+        let pem = |i: usize| check::Pem {
+            path: files[i],
+            data: &contents[i],
+        };
+        let report = check::check(pem(0), pem(1), pem(2), &opts)?;
+        if !ctx.quiet {
+            for w in report.of(check::Severity::Warning) {
+                log::warn!("{}", w.text);
+            }
+        }
+        if !report.usable() {
+            let mut text = super::certs::problems(&report);
+            if report.not_issued_by_ca {
+                text.push_str(
+                    " (if the CA only verifies the broker and another CA issued the client \
+                     certificate, as on AWS IoT Core, pass --broker-ca-only)",
+                );
+            }
+            bail!("these files do not make a board's TLS set, nothing written: {text}");
+        }
+        Ok(())
     }
 }
 

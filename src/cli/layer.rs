@@ -26,10 +26,10 @@ pub fn env_name(long: &str) -> String {
 }
 
 /// Options that only ever come from the command line: `--force` (an environment variable or a
-/// config line must never make otactl overwrite keys), `cert-to-c --serial` (one value for
-/// every board would give them all the same identity) and `status --watch` (a command that never
-/// ends).
-const FLAG_ONLY: [&str; 3] = ["force", "serial", "watch"];
+/// config line must never make otactl overwrite keys), `certs gen --new-ca` (nor replace the
+/// CA every board trusts), `cert-to-c --serial` (one value for every board would give them all
+/// the same identity) and `status --watch` (a command that never ends).
+const FLAG_ONLY: [&str; 4] = ["force", "new-ca", "serial", "watch"];
 
 /// `sign` options that may come from the environment: which key and flash map a project uses.
 /// Every other `sign` option changes the image's bytes and comes from a flag or `otactl.toml`.

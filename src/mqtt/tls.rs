@@ -28,7 +28,6 @@ use rustls::{
 };
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// TLS files and options for `mqtts://` (the `--ca`, `--cert`, `--client-key`,
 /// `--tls-server-name`, `--insecure` flags).
@@ -161,12 +160,7 @@ fn client_cert(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Cer
     let (_, leaf) = X509Certificate::from_der(&chain[0])
         .map_err(|_| anyhow::anyhow!("the first certificate is not a readable X.509 certificate"))
         .with_context(unusable)?;
-    let matches = signing.public_key().is_some_and(|spki| {
-        SubjectPublicKeyInfo::from_der(&spki).is_ok_and(|(_, k)| {
-            k.subject_public_key.data == leaf.public_key().subject_public_key.data
-        })
-    });
-    if !matches {
+    if !crate::certs::check::key_matches(signing.as_ref(), &leaf) {
         return Err(anyhow::anyhow!(
             "the key does not belong to the certificate"
         ))
@@ -335,7 +329,7 @@ impl fmt::Display for NameMismatch {
 }
 
 /// The subjectAltName entries of a certificate, as `openssl x509 -text` prints them.
-fn subject_alt_names(der: &[u8]) -> Vec<String> {
+pub(crate) fn subject_alt_names(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return Vec::new();
     };

@@ -82,7 +82,12 @@ fn keys_are_private_and_never_overwritten_without_force() {
         "half-done device batch"
     );
     assert_eq!(std::fs::read(path(dir.path(), "ca.key")).unwrap(), before);
+    // --force replaces the broker's and publisher's files, never the CA; --new-ca does.
     ok(&["certs", "gen", "--ip", "10.0.0.1", "--out", d, "--force"]);
+    assert_eq!(std::fs::read(path(dir.path(), "ca.key")).unwrap(), before);
+    ok(&[
+        "certs", "gen", "--ip", "10.0.0.1", "--out", d, "--force", "--new-ca",
+    ]);
     assert_ne!(std::fs::read(path(dir.path(), "ca.key")).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -3,8 +3,10 @@
 
 mod addresses;
 mod broker;
+mod check;
 mod files;
 mod identity;
+mod keep_ca;
 mod publish;
 
 use std::path::{Path, PathBuf};

@@ -27,18 +27,19 @@ use crate::util::{
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// The script's files in a temp dir.
-struct Infineon {
+/// The script's files in a temp dir (also `otactl certs check`'s and `certs gen --ca-cert`'s
+/// material in tests/certs).
+pub(crate) struct Infineon {
     dir: tempfile::TempDir,
 }
 
 impl Infineon {
-    fn p(&self, name: &str) -> PathBuf {
+    pub(crate) fn p(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Runs the script's openssl commands; `None` (skip) without openssl.
-    fn make() -> Option<Self> {
+    pub(crate) fn make() -> Option<Self> {
         let openssl = tool("openssl")?;
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| {

@@ -6,7 +6,7 @@ mod cli;
 pub(crate) mod device;
 pub(crate) mod fixture;
 mod fleet;
-mod infineon;
+pub(crate) mod infineon;
 mod pacing;
 mod resilience;
 mod tls;
