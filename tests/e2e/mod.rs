@@ -170,6 +170,7 @@ impl World {
             watchdog_ms: 1500,
             boot_erase_delay_us: 0,
             serial: Some(format!("E2E-{name}")),
+            flow: None,
         }
     }
 

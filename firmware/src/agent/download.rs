@@ -61,6 +61,7 @@ impl Agent<'_> {
             requested_at: now,
             retries: 0,
             inconsistent: false,
+            fell_back: false,
             pulling: false,
         };
         self.resumed_from = None;
@@ -141,8 +142,9 @@ impl Agent<'_> {
         d.pulling = true;
         let (offset, total) = (d.received, d.total);
         let chunk = u32::from(self.cfg.chunk_size);
+        // The exact size of the last chunk, not the C agent's `-1` (publisher.py fails on it).
         let size = match total {
-            Some(t) if t - offset < chunk => -1,
+            Some(t) if t - offset < chunk => i64::from(t - offset),
             _ => i64::from(chunk),
         };
         let n = codec::encode_chunk_request(
@@ -170,6 +172,16 @@ impl Agent<'_> {
         d.retries += 1;
         if d.retries <= self.cfg.max_retries {
             return Ok(self.ask(now));
+        }
+        if !d.fell_back && !d.inconsistent {
+            // The publisher does not answer chunk requests: ask for the whole image once, as
+            // the C agent starts over. The prefix already written is kept (pushed chunks up to
+            // it are duplicates).
+            d.fell_back = true;
+            d.pulling = false;
+            d.retries = 0;
+            d.requested_at = now;
+            return Ok(self.request(MessageKind::RequestUpdate));
         }
         let inconsistent = d.inconsistent;
         self.last_error = Some(if inconsistent {
@@ -232,7 +244,11 @@ impl Agent<'_> {
             h.image_offset.saturating_add(u32::from(h.data_size)),
         );
         if end > total || off > d.received || end <= d.received {
-            // Out of range, from the future (asked for again later) or a duplicate.
+            // Out of range, from the future (asked for again later) or a duplicate. A push
+            // replaying the start of the image is still the publisher at work: wait for it.
+            if !d.pulling && end <= d.received {
+                d.requested_at = now;
+            }
             self.state = State::Download(d);
             return Ok(Ok(Out::Nothing));
         }
@@ -415,6 +431,7 @@ impl Agent<'_> {
                 requested_at: 0,
                 retries: 0,
                 inconsistent: false,
+                fell_back: false,
                 pulling: false,
             });
             return match self.verify_and_set_pending(0, secondary, r.total)? {

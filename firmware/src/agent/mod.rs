@@ -29,9 +29,14 @@
 //! 1. Every `check_interval_ms`: publish "Update Availability"; wait `job_timeout_ms` for the
 //!    job document; judge it with [`JobDoc::evaluate`] (version must be newer, board equal).
 //! 2. Download into the secondary slot. Pull mode publishes "Request Data Chunk" (`Offset`,
-//!    `Size`, or `-1` for the rest) for the first missing byte after each chunk and after
-//!    `chunk_timeout_ms`; push mode publishes "Request Update" once, and once it has had to
-//!    ask (a resumed download, a chunk timeout, a reconnect) pulls the rest chunk by chunk.
+//!    `Size`: the chunk size, or the exact rest for the last chunk where the C agent sends
+//!    `-1`, which publisher.py cannot serve) for the first missing byte after each chunk and
+//!    after `chunk_timeout_ms`; push mode publishes "Request Update" once, and once it has had
+//!    to ask (a resumed download, a chunk timeout, a reconnect) pulls the rest chunk by chunk.
+//!    When `max_retries` requests in a row bring nothing, the agent falls back once per
+//!    download to a fresh "Request Update" (what the C agent does after its retries): a
+//!    publisher that only pushes sends the image from the start, the chunks already there are
+//!    dropped as duplicates and the rest extends the download.
 //!    Any chunk is accepted if it extends the received prefix: duplicates and chunks
 //!    from the future are dropped (they are requested again), overlaps are trimmed. Progress
 //!    is persisted ([`journal`]) after every chunk; after a reset the same job resumes there.
@@ -241,6 +246,8 @@ struct Download {
     requested_at: u64,
     retries: u32,
     inconsistent: bool,
+    /// The fallback "Request Update" after `max_retries` unanswered requests was sent.
+    fell_back: bool,
     /// The agent asks for each chunk after the previous one: pull delivery, or a push download
     /// that had to ask (resumed, a chunk timed out, reconnected). A push that is still
     /// streaming needs no requests.
@@ -307,6 +314,18 @@ impl<'a> Agent<'a> {
             resumed_from: None,
             last_error: None,
         })
+    }
+
+    /// Starts a new session (before each connection): the unique topic is derived again from
+    /// `tick_ms` (milliseconds since boot), as the C agent does for every session, so two
+    /// boards, or two sessions of one board, do not share a reply topic.
+    ///
+    /// # Errors
+    /// [`TopicError`](topics::TopicError) for a prefix or board that cannot form a topic
+    /// (already refused by [`Self::new`]).
+    pub fn new_session(&mut self, tick_ms: u32) -> Result<(), topics::TopicError> {
+        self.unique = topics::unique_topic(self.cfg.prefix, self.cfg.board, tick_ms)?;
+        Ok(())
     }
 
     /// The unique topic to subscribe to (job and chunks arrive there).

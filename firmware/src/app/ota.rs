@@ -2,7 +2,9 @@
 //! flash, and narrates what happens (check, no update, download progress, verify, reboot,
 //! confirm, revert) in the transcript.
 //!
-//! Connection pattern: one connection (fresh client ID) at a time; on connect the task
+//! Connection pattern: one connection at a time, each a new session with a client ID and a
+//! unique topic derived from the clock like the C agent's (`CY_IOT_DEVICE<ms & 0xffff>`,
+//! `PFX/BRD/OTAImage/<ms & 0xffff>`); on connect the task
 //! subscribes to the agent's unique topic and the app filter topic (`PFX/BRD/OTAImage`), as the
 //! C device does, then tells the agent it is connected. A lost connection is retried every 5 s
 //! (`CY_OTA_RETRY_INTERVAL_SECS`); the agent re-sends whatever it was waiting for.
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::config::DeviceConfig;
 use super::link::{tls_config, Link};
 use super::say;
-use crate::agent::{Agent, AgentConfig, BootReport, Delivery, Inbound, Outbound, Phase, Status};
+use crate::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
 use crate::protocol::{topics, AppVersion, DeviceIdentity};
@@ -28,6 +30,8 @@ const TICK: Duration = Duration::from_millis(100);
 struct Ctx {
     dev: SimDevice,
     start: Instant,
+    /// The board's clock when the application started (see [`boot_ms`]).
+    boot: u64,
     last: Status,
     shown_pct: u32,
     /// The outcome of the last update check that found nothing (repeats are not narrated).
@@ -38,6 +42,22 @@ impl Ctx {
     fn now(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+
+    /// The board's millisecond tick (`cy_rtos_get_time`), from which session names come.
+    fn tick(&self) -> u32 {
+        u32::try_from(self.boot.wrapping_add(self.now()) & 0xffff_ffff).unwrap_or(0)
+    }
+}
+
+/// The tick of a real board when its application starts differs from board to board (reset
+/// timing, bootloader, Wi-Fi join); simulated boards started together would otherwise all read
+/// about the same tick and name their first sessions alike. A per-start random value below
+/// 65536 ms stands in for it.
+fn boot_ms() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() & 0xffff
 }
 
 /// Runs update sessions until the agent asks for a reboot; returns why (for the transcript).
@@ -80,19 +100,20 @@ async fn run(
     ac.check_interval_ms = u64::try_from(cfg.check_interval.as_millis()).unwrap_or(u64::MAX);
     ac.job_timeout_ms = 10_000;
     ac.chunk_timeout_ms = 3_000;
-    // What the example's firmware does (CY_MQTT_GET_ALL_DATA_WITH_ONE_CALL, spec §2.9): one
-    // "Request Update", the publisher pushes every chunk; a download that had to ask (resumed
-    // after a reset, a chunk timed out) pulls the rest chunk by chunk.
-    ac.delivery = Delivery::Push;
+    // Push is what the example's firmware does (CY_MQTT_GET_ALL_DATA_WITH_ONE_CALL, spec §2.9):
+    // one "Request Update", the publisher pushes every chunk; a download that had to ask
+    // (resumed after a reset, a chunk timed out) pulls the rest chunk by chunk, and falls back
+    // to "Request Update" when nobody answers. `chunks` asks for every chunk.
+    ac.delivery = cfg.flow;
     let mut cx = Ctx {
         dev,
         start: Instant::now(),
+        boot: boot_ms(),
         last: idle_status(),
         shown_pct: 0,
         quiet_check: None,
     };
-    let tick = u32::try_from(cx.now() & 0xffff_ffff).unwrap_or(0);
-    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, tick) {
+    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, cx.tick()) {
         Ok(a) => a,
         Err(e) => return format!("agent: {e:?}"),
     };
@@ -120,10 +141,12 @@ async fn run(
     // The agent's first check is due at once; the example waits CY_OTA_INITIAL_CHECK_SECS.
     tokio::time::sleep(cfg.check_interval.min(Duration::from_secs(1))).await;
     loop {
-        let id = topics::client_id(
-            "CY_IOT_DEVICE",
-            u32::try_from(cx.now() & 0xffff).unwrap_or(0),
-        );
+        // A new session: client ID and unique topic from the clock, as the C agent.
+        let tick = cx.tick();
+        let id = topics::client_id("CY_IOT_DEVICE", tick);
+        if let Err(e) = agent.new_session(tick) {
+            return format!("agent: {e:?}");
+        }
         match Link::connect(cfg, tls.as_ref(), &id).await {
             Ok(link) => {
                 if let Some(why) = session(cfg, &mut agent, &mut cx, link).await {
