@@ -5,7 +5,7 @@ mod common;
 
 use common::publisher::{agent_config, outbound, run, run_limited, End, Publisher};
 use common::{app, holds, public_key, sim_map, SIM_MAPS};
-use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
+use firmware::agent::{Agent, BootReport, Delivery, Inbound, Outbound, Phase};
 use firmware::image::trailer::SwapType;
 use firmware::protocol::{decode_request, AppVersion, ChunkSize, ErrorCode, MessageKind};
 use firmware::sim::SimDevice;
@@ -492,4 +492,62 @@ fn each_session_has_its_own_unique_topic() {
         decode_request(&ask).unwrap().unique_topic,
         Some(agent.unique_topic())
     );
+}
+
+/// With `follow_redirects` (the C agent's behaviour, spec §4.4) a job naming another broker
+/// is accepted: the agent asks the driver to connect there, waits for `Connected` without
+/// timing out, then downloads from that server; `redirect()` names it while the download
+/// lasts. A server the driver cannot reach ends the session (`connect`), home again.
+#[test]
+fn redirect_is_followed_when_enabled() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let mut publ = Publisher::new(new.clone(), V11);
+    publ.broker = Some("elsewhere.example".into());
+    let keys = keys();
+    for reachable in [true, false] {
+        let mut dev = common::device_with(sim_map(SIM_MAPS[0]), &old);
+        let mut cfg = agent_config(dev.map, &keys, V10);
+        cfg.host = "127.0.0.1";
+        cfg.port = 1883;
+        cfg.follow_redirects = true;
+        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
+        let job = publ.reply(&ask.unwrap()).remove(0);
+        let topic = agent.unique_topic().to_string();
+        let inbound = Inbound::Publish {
+            topic: &topic,
+            payload: &job,
+        };
+        let out = agent.handle(1000, inbound, &mut dev.secondary).unwrap();
+        assert_eq!(
+            out,
+            Some(Outbound::Redirect {
+                host: "elsewhere.example",
+                port: 1883
+            })
+        );
+        assert_eq!(agent.redirect(), Some(("elsewhere.example", 1883)));
+        assert_eq!(agent.status().phase, Phase::Downloading);
+        // Connecting may take long: no chunk request (on the old connection) meanwhile.
+        assert_eq!(agent.poll(60_000, &mut dev.secondary).unwrap(), None);
+        if !reachable {
+            agent.server_unreachable(61_000);
+            assert_eq!(agent.status().phase, Phase::Idle);
+            assert_eq!(agent.status().last_error, Some(ErrorCode::Connect));
+            assert_eq!(agent.redirect(), None);
+            continue;
+        }
+        agent.new_session(61_000).unwrap();
+        let first = outbound(
+            agent
+                .handle(61_000, Inbound::Connected, &mut dev.secondary)
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        pull_chain(&mut agent, &mut dev, &publ, 61_000, first);
+        assert!(holds(dev.secondary.data(), &new));
+        assert_eq!(agent.redirect(), Some(("elsewhere.example", 1883)));
+    }
 }

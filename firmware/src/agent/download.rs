@@ -43,12 +43,14 @@ impl Agent<'_> {
     }
 
     /// Accepts a job for `version`: resume from the journal if it is the same download,
-    /// else erase the slot and start at 0. Then asks for data.
+    /// else erase the slot and start at 0. Then asks for data, or, `redirected`, waits for
+    /// [`super::Inbound::Connected`] on the data server before it asks.
     pub(super) fn start_download<F: NorFlash>(
         &mut self,
         now: u64,
         version: AppVersion,
         flash: &mut F,
+        redirected: bool,
     ) -> Res<Result<Out, ()>, F::Error> {
         let (resume, next_rec) = self.journal.read(flash).map_err(AgentError::Flash)?;
         let mut d = Download {
@@ -63,6 +65,7 @@ impl Agent<'_> {
             inconsistent: false,
             fell_back: false,
             pulling: false,
+            awaiting_server: redirected,
         };
         self.resumed_from = None;
         let resumed = match resume {
@@ -84,10 +87,23 @@ impl Agent<'_> {
             flash.erase(0, size).map_err(AgentError::Flash)?;
         }
         self.state = State::Download(d);
-        if self.cfg.delivery == super::Delivery::Push && self.resumed_from.is_none() {
-            return Ok(self.request(MessageKind::RequestUpdate));
+        if redirected {
+            return Ok(Ok(Out::Nothing));
         }
-        Ok(self.ask(now))
+        Ok(self.first_request(now))
+    }
+
+    /// The first data request of a download: "Request Update" for a fresh push download,
+    /// else the first missing chunk.
+    pub(super) fn first_request(&mut self, now: u64) -> Result<Out, ()> {
+        if let State::Download(d) = &mut self.state {
+            d.awaiting_server = false;
+            d.requested_at = now;
+        }
+        if self.cfg.delivery == super::Delivery::Push && self.resumed_from.is_none() {
+            return self.request(MessageKind::RequestUpdate);
+        }
+        self.ask(now)
     }
 
     /// Where a resumed download continues. The bytes after `written` that an interrupted
@@ -433,6 +449,7 @@ impl Agent<'_> {
                 inconsistent: false,
                 fell_back: false,
                 pulling: false,
+                awaiting_server: false,
             });
             return match self.verify_and_set_pending(0, secondary, r.total)? {
                 Ok(Out::Reboot) => Ok(BootReport::RebootPending),

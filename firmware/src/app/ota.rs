@@ -97,6 +97,7 @@ async fn run(
     };
     ac.host = &cfg.host;
     ac.port = cfg.port;
+    ac.follow_redirects = true;
     ac.check_interval_ms = u64::try_from(cfg.check_interval.as_millis()).unwrap_or(u64::MAX);
     ac.job_timeout_ms = 10_000;
     ac.chunk_timeout_ms = 3_000;
@@ -147,11 +148,20 @@ async fn run(
         if let Err(e) = agent.new_session(tick) {
             return format!("agent: {e:?}");
         }
-        match Link::connect(cfg, tls.as_ref(), &id).await {
-            Ok(link) => {
-                if let Some(why) = session(cfg, &mut agent, &mut cx, link).await {
-                    return why;
-                }
+        // The job's server while a redirected download lasts (spec §4.4: same credentials,
+        // TLS unless the port is 1883), else the home broker.
+        let server = server_for(cfg, agent.redirect());
+        let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
+        let tls = tls.as_ref().filter(|_| server.tls.is_some());
+        match Link::connect(&server, tls, &id).await {
+            Ok(link) => match session(&server, &mut agent, &mut cx, link, &id).await {
+                End::Reset(why) => return why,
+                End::Lost => {}
+                End::Move => continue,
+            },
+            Err(e) if here.is_some() => {
+                say("ota", &format!("{e}; back to the home broker"));
+                agent.server_unreachable(cx.now());
             }
             Err(e) => say("ota", &format!("{e}; retrying in {} s", RETRY.as_secs())),
         }
@@ -159,23 +169,55 @@ async fn run(
     }
 }
 
-/// One connection: returns `Some(reason)` when the device must reset, `None` when the
-/// connection dropped.
+/// Where the device connects: `redirect` (the job's `Broker`/`Port`) or the home broker.
+fn server_for(cfg: &DeviceConfig, redirect: Option<(&str, u16)>) -> DeviceConfig {
+    let mut server = cfg.clone();
+    if let Some((host, port)) = redirect {
+        server.host = host.to_string();
+        server.port = port;
+        if port == 1883 {
+            server.tls = None;
+        }
+    }
+    server
+}
+
+/// How a connection ended.
+enum End {
+    /// The device must reset (why).
+    Reset(String),
+    /// The connection failed: retry after [`RETRY`].
+    Lost,
+    /// The agent wants another server (a redirect, or home after it): connect now.
+    Move,
+}
+
+/// One connection to `cfg`'s broker.
 async fn session(
     cfg: &DeviceConfig,
     agent: &mut Agent<'_>,
     cx: &mut Ctx,
     mut link: Link,
-) -> Option<String> {
-    let direct = topics::direct_topic(&cfg.prefix, &cfg.board).ok()?;
+    client_id: &str,
+) -> End {
+    let Ok(direct) = topics::direct_topic(&cfg.prefix, &cfg.board) else {
+        return End::Reset("the prefix and board form no topic".into());
+    };
     let unique = agent.unique_topic().to_string();
+    let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
     for t in [direct.as_str(), unique.as_str()] {
         if let Err(e) = link.subscribe(t).await {
             say("ota", &e);
-            return None;
+            return End::Lost;
         }
     }
-    say("ota", &format!("connected to {}:{}", cfg.host, cfg.port));
+    say(
+        "ota",
+        &format!(
+            "connected to {}:{} as {client_id} (replies on {unique})",
+            cfg.host, cfg.port
+        ),
+    );
     let now = cx.now();
     let out = match agent.confirm(now, &mut cx.dev.primary) {
         Ok(Some(o)) => {
@@ -186,7 +228,7 @@ async fn session(
             owned(Some(o))
         }
         Ok(None) => None,
-        Err(e) => return Some(format!("flash error while confirming: {e:?}")),
+        Err(e) => return End::Reset(format!("flash error while confirming: {e:?}")),
     };
     if let Some(r) = act(&mut link, out).await {
         return r;
@@ -197,12 +239,15 @@ async fn session(
     if let Some(r) = step(&mut link, agent, cx, out).await {
         return r;
     }
+    if agent.redirect().is_some() != here.is_some() {
+        return End::Move;
+    }
     loop {
         let msg = match link.recv(TICK).await {
             Ok(m) => m,
             Err(e) => {
                 say("ota", &format!("connection lost: {e}"));
-                return None;
+                return End::Lost;
             }
         };
         let now = cx.now();
@@ -221,6 +266,12 @@ async fn session(
         if let Some(r) = step(&mut link, agent, cx, out).await {
             return r;
         }
+        if agent.redirect().map(|(h, p)| (h.to_string(), p)) != here {
+            if here.is_some() {
+                say("ota", "back to the home broker");
+            }
+            return End::Move;
+        }
     }
 }
 
@@ -228,40 +279,48 @@ async fn session(
 enum Action {
     Publish(String, Vec<u8>),
     Reboot,
+    Redirect(String, u16),
 }
 
 fn owned(o: Option<Outbound<'_>>) -> Option<Action> {
     o.map(|o| match o {
         Outbound::Publish { topic, payload } => Action::Publish(topic.into(), payload.to_vec()),
         Outbound::Reboot => Action::Reboot,
+        Outbound::Redirect { host, port } => Action::Redirect(host.into(), port),
     })
 }
 
-/// Narrates the agent's progress, then carries out its action. `Some(Some(why))`: reset;
-/// `Some(None)`: the connection failed.
+/// Narrates the agent's progress, then carries out its action; `Some` ends the connection.
 async fn step<E: core::fmt::Debug>(
     link: &mut Link,
     agent: &Agent<'_>,
     cx: &mut Ctx,
     out: Result<Option<Action>, crate::agent::AgentError<E>>,
-) -> Option<Option<String>> {
+) -> Option<End> {
     let out = match out {
         Ok(o) => o,
-        Err(e) => return Some(Some(format!("flash error: {e:?}"))),
+        Err(e) => return Some(End::Reset(format!("flash error: {e:?}"))),
     };
     narrate(cx, agent.status());
     act(link, out).await
 }
 
-async fn act(link: &mut Link, out: Option<Action>) -> Option<Option<String>> {
+async fn act(link: &mut Link, out: Option<Action>) -> Option<End> {
     match out {
         None => None,
-        Some(Action::Reboot) => Some(Some("update downloaded and verified".into())),
+        Some(Action::Reboot) => Some(End::Reset("update downloaded and verified".into())),
+        Some(Action::Redirect(host, port)) => {
+            say(
+                "ota",
+                &format!("the job names the server {host}:{port}: downloading from there"),
+            );
+            Some(End::Move)
+        }
         Some(Action::Publish(topic, payload)) => match link.publish(&topic, &payload).await {
             Ok(()) => None,
             Err(e) => {
                 say("ota", &e);
-                Some(None)
+                Some(End::Lost)
             }
         },
     }
