@@ -5,6 +5,7 @@
 //! `target/e2e/`, a target directory of its own so the nested cargo never waits for the lock
 //! of the cargo running these tests.
 
+mod device;
 mod kill;
 mod story;
 mod third_party;
@@ -153,6 +154,12 @@ impl World {
             String::from_utf8_lossy(&out.stderr)
         );
         out_path
+    }
+
+    /// The good 1.0.0 and 1.1.0 builds, signed.
+    pub fn v100_v110(&self) -> (PathBuf, PathBuf) {
+        let a = apps();
+        (self.sign(&a.v100, "1.0.0"), self.sign(&a.v110, "1.1.0"))
     }
 
     /// The board of this world (flash in `name/`).
