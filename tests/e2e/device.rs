@@ -82,6 +82,10 @@ fn download_cut_at_30_percent_completes_against_a_publisher_that_only_pushes() {
     assert!(resumed.contains("resuming the download at"), "{resumed}");
     // Chunk requests go unanswered: after the agent's retries (5 × 3 s) it asks for the whole
     // image again and the push completes the download.
+    expect(
+        &mut board,
+        "no answer to the chunk requests: asking for the whole image again",
+    );
     expect(&mut board, "download 100%");
     expect(&mut board, "app: version 1.1.0 started");
     expect(&mut board, "image confirmed");

@@ -302,6 +302,19 @@ async fn step<E: core::fmt::Debug>(
         Err(e) => return Some(End::Reset(format!("flash error: {e:?}"))),
     };
     narrate(cx, agent.status());
+    if let Some(Action::Publish(_, payload)) = &out {
+        let status = agent.status();
+        let kind = crate::protocol::decode_request(payload).map(|r| r.kind);
+        if status.phase == Phase::Downloading
+            && status.received > 0
+            && kind == Ok(crate::protocol::MessageKind::RequestUpdate)
+        {
+            say(
+                "ota",
+                "no answer to the chunk requests: asking for the whole image again",
+            );
+        }
+    }
     act(link, out).await
 }
 
