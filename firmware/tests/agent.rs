@@ -5,9 +5,9 @@ mod common;
 
 use common::publisher::{agent_config, outbound, run, run_limited, End, Publisher};
 use common::{app, holds, public_key, sim_map, SIM_MAPS};
-use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
+use firmware::agent::{Agent, BootReport, Delivery, Inbound, Outbound, Phase};
 use firmware::image::trailer::SwapType;
-use firmware::protocol::{decode_request, AppVersion, ErrorCode, MessageKind};
+use firmware::protocol::{decode_request, AppVersion, ChunkSize, ErrorCode, MessageKind};
 use firmware::sim::SimDevice;
 
 const V10: AppVersion = AppVersion::new(1, 0, 0);
@@ -369,4 +369,185 @@ fn agent_config_push<'a>(
     let mut c = agent_config(map, keys, V10);
     c.delivery = Delivery::Push;
     c
+}
+
+/// Every chunk request asks for a byte count, the last one exactly what is left (never `-1`,
+/// which publisher.py cannot serve).
+#[test]
+fn chunk_requests_ask_for_the_exact_size_of_the_last_chunk() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let publ = Publisher::new(new.clone(), V11);
+    let keys = keys();
+    let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+    let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
+    let job = publ.reply(&ask.unwrap()).remove(0);
+    let mut req = feed(&mut agent, &mut dev, 1000, &job);
+    let mut sizes = Vec::new();
+    while let Some(r) = req.take() {
+        let d = decode_request(&r).unwrap();
+        assert_eq!(d.kind, MessageKind::RequestDataChunk);
+        sizes.push((d.offset.unwrap(), d.size.unwrap()));
+        for c in publ.reply(&r) {
+            req = feed(&mut agent, &mut dev, 1000, &c).or(req);
+        }
+    }
+    assert_eq!(agent.status().phase, Phase::ReadyToReboot);
+    let total = new.len() as u64;
+    assert_ne!(total % 256, 0, "the image must end in a partial chunk");
+    let (last, full) = sizes.split_last().unwrap();
+    assert_eq!(full.len() as u64, total / 256);
+    assert!(full.iter().all(|(_, s)| *s == ChunkSize::Bytes(256)));
+    let at = total / 256 * 256;
+    assert_eq!(*last, (at, ChunkSize::Bytes(total - at)));
+}
+
+/// A download cut at a third resumes by asking for chunks; a publisher that only pushes never
+/// answers, so after `max_retries` requests the agent sends "Request Update" once and the push
+/// (from the start: the chunks already there are duplicates) completes it.
+#[test]
+fn resume_falls_back_to_request_update_when_chunk_requests_go_unanswered() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let publ = Publisher::new(new.clone(), V11);
+    let keys = keys();
+    for delivery in [Delivery::Push, Delivery::Pull] {
+        let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
+        let mut cfg = agent_config(dev.map, &keys, V10);
+        cfg.delivery = delivery;
+        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
+        let job = publ.reply(&ask.unwrap()).remove(0);
+        feed(&mut agent, &mut dev, 1000, &job).unwrap();
+        for off in [0, 256, 512] {
+            feed(&mut agent, &mut dev, 1000, &publ.chunk_at(off, 256));
+        }
+        assert_eq!(agent.status().received, 768, "{delivery:?}");
+        drop(agent);
+        dev.boot(&keys, true).unwrap();
+        let mut agent = Agent::new::<()>(cfg, 2).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let mut now = 2000;
+        let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap();
+        let job = publ.reply(&ask.unwrap()).remove(0);
+        let first = feed(&mut agent, &mut dev, now, &job).unwrap();
+        assert_eq!(agent.status().resumed_from, Some(768));
+        let d = decode_request(&first).unwrap();
+        assert_eq!(
+            (d.kind, d.offset, d.size),
+            (
+                MessageKind::RequestDataChunk,
+                Some(768),
+                Some(ChunkSize::Bytes(256))
+            )
+        );
+        // Unanswered: the agent asks again max_retries times, then falls back.
+        let mut kinds = Vec::new();
+        let update = loop {
+            now += 3000;
+            let r = outbound(agent.poll(now, &mut dev.secondary).unwrap())
+                .unwrap()
+                .unwrap();
+            let kind = decode_request(&r).unwrap().kind;
+            kinds.push(kind);
+            if kind == MessageKind::RequestUpdate {
+                break r;
+            }
+            assert!(kinds.len() <= 5, "{delivery:?}: {kinds:?}");
+        };
+        assert_eq!(kinds.len(), 6, "{delivery:?}");
+        // The push from the start: duplicates up to 768, then the rest.
+        let mut replies = Vec::new();
+        for c in publ.reply(&update) {
+            now += 10;
+            replies.push(feed(&mut agent, &mut dev, now, &c));
+        }
+        assert_eq!(agent.status().phase, Phase::ReadyToReboot, "{delivery:?}");
+        assert!(holds(dev.secondary.data(), &new), "{delivery:?}");
+        assert!(replies.iter().all(Option::is_none), "{delivery:?}");
+    }
+}
+
+/// Each session (connection) derives its unique topic from the clock again, and the requests
+/// of that session name it.
+#[test]
+fn each_session_has_its_own_unique_topic() {
+    let keys = keys();
+    let dev = common::device_with(sim_map(SIM_MAPS[2]), &app(1, 0, 1500));
+    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    let prefix = agent.unique_topic().rsplit_once('/').unwrap().0.to_string();
+    assert!(agent.unique_topic().ends_with("/OTAImage/1"));
+    agent.new_session(70_000).unwrap();
+    assert_eq!(
+        agent.unique_topic(),
+        format!("{prefix}/{}", 70_000 & 0xffff)
+    );
+    let mut dev = dev;
+    agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+    let ask = outbound(agent.poll(0, &mut dev.secondary).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decode_request(&ask).unwrap().unique_topic,
+        Some(agent.unique_topic())
+    );
+}
+
+/// With `follow_redirects` (the C agent's behaviour, spec §4.4) a job naming another broker
+/// is accepted: the agent asks the driver to connect there, waits for `Connected` without
+/// timing out, then downloads from that server; `redirect()` names it while the download
+/// lasts. A server the driver cannot reach ends the session (`connect`), home again.
+#[test]
+fn redirect_is_followed_when_enabled() {
+    let (old, new) = (app(1, 0, 1500), app(1, 1, 2100));
+    let mut publ = Publisher::new(new.clone(), V11);
+    publ.broker = Some("elsewhere.example".into());
+    let keys = keys();
+    for reachable in [true, false] {
+        let mut dev = common::device_with(sim_map(SIM_MAPS[0]), &old);
+        let mut cfg = agent_config(dev.map, &keys, V10);
+        cfg.host = "127.0.0.1";
+        cfg.port = 1883;
+        cfg.follow_redirects = true;
+        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
+        let job = publ.reply(&ask.unwrap()).remove(0);
+        let topic = agent.unique_topic().to_string();
+        let inbound = Inbound::Publish {
+            topic: &topic,
+            payload: &job,
+        };
+        let out = agent.handle(1000, inbound, &mut dev.secondary).unwrap();
+        assert_eq!(
+            out,
+            Some(Outbound::Redirect {
+                host: "elsewhere.example",
+                port: 1883
+            })
+        );
+        assert_eq!(agent.redirect(), Some(("elsewhere.example", 1883)));
+        assert_eq!(agent.status().phase, Phase::Downloading);
+        // Connecting may take long: no chunk request (on the old connection) meanwhile.
+        assert_eq!(agent.poll(60_000, &mut dev.secondary).unwrap(), None);
+        if !reachable {
+            agent.server_unreachable(61_000);
+            assert_eq!(agent.status().phase, Phase::Idle);
+            assert_eq!(agent.status().last_error, Some(ErrorCode::Connect));
+            assert_eq!(agent.redirect(), None);
+            continue;
+        }
+        agent.new_session(61_000).unwrap();
+        let first = outbound(
+            agent
+                .handle(61_000, Inbound::Connected, &mut dev.secondary)
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        pull_chain(&mut agent, &mut dev, &publ, 61_000, first);
+        assert!(holds(dev.secondary.data(), &new));
+        assert_eq!(agent.redirect(), Some(("elsewhere.example", 1883)));
+    }
 }

@@ -18,7 +18,7 @@ use common::{app, public_key, sim_map};
 use firmware::agent::{Agent, BootReport, Delivery, Inbound, Phase};
 use firmware::image::trailer::MagicState;
 use firmware::image::trailer::TrailerState;
-use firmware::protocol::AppVersion;
+use firmware::protocol::{decode_request, AppVersion, ChunkSize, MessageKind};
 use firmware::sim::SimDevice;
 use proptest::prelude::*;
 
@@ -298,5 +298,72 @@ proptest! {
             let _ = agent.handle(2000, Inbound::Publish { topic: &topic, payload: &payload }, &mut dev.secondary).unwrap();
         }
         prop_assert_ne!(agent.status().phase, Phase::ReadyToReboot);
+    }
+}
+
+/// Hands a chunk to the agent; returns what it published.
+fn deliver(agent: &mut Agent<'_>, dev: &mut SimDevice, now: u64, msg: &[u8]) -> Option<Vec<u8>> {
+    let topic = agent.unique_topic().to_string();
+    let inbound = Inbound::Publish {
+        topic: &topic,
+        payload: msg,
+    };
+    outbound(agent.handle(now, inbound, &mut dev.secondary).unwrap()).and_then(Result::ok)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A download cut anywhere resumes against a publisher that only pushes: the chunk
+    /// requests ask for exact sizes (never `-1`) and go unanswered; after `max_retries` of them
+    /// the agent sends "Request Update" and the push completes the image bit-exact.
+    #[test]
+    fn resumed_download_completes_against_a_push_only_publisher(
+        len in 600usize..3000, cut_pct in 1u32..100, push in any::<bool>()
+    ) {
+        const V10: AppVersion = AppVersion::new(1, 0, 0);
+        let (old, new) = (app(1, 0, 1500), app(1, 1, len));
+        let publ = Publisher::new(new.clone(), AppVersion::new(1, 1, 0));
+        let keys = [public_key(0)];
+        let mut dev = common::device_with(sim_map("psoc62_2m_int_swap_sim.json"), &old);
+        let mut cfg = agent_config(dev.map, &keys, V10);
+        if push {
+            cfg.delivery = Delivery::Push;
+        }
+        let total = new.len() as u32;
+        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap().unwrap();
+        deliver(&mut agent, &mut dev, 1000, &publ.reply(&ask)[0]);
+        // In order up to the cut, never the last chunk (that would finish the download).
+        for off in (0..total * cut_pct / 100).step_by(256).filter(|o| o + 256 < total) {
+            deliver(&mut agent, &mut dev, 1000, &publ.chunk_at(off, 256));
+        }
+        drop(agent);
+        dev.boot(&keys, true).unwrap();
+        let mut agent = Agent::new::<()>(cfg, 2).unwrap();
+        agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+        let mut now = 2000;
+        let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap().unwrap();
+        let mut req = deliver(&mut agent, &mut dev, now, &publ.reply(&ask)[0]).unwrap();
+        let mut asked = 0;
+        while decode_request(&req).unwrap().kind == MessageKind::RequestDataChunk {
+            let r = decode_request(&req).unwrap();
+            let at = agent.status().received;
+            prop_assert_eq!(r.offset, Some(u64::from(at)));
+            prop_assert_eq!(r.size, Some(ChunkSize::Bytes(u64::from((total - at).min(256)))));
+            asked += 1;
+            prop_assert!(asked <= 6, "never fell back");
+            now += 3000;
+            req = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap().unwrap();
+        }
+        prop_assert_eq!(asked, 6);
+        prop_assert_eq!(decode_request(&req).unwrap().kind, MessageKind::RequestUpdate);
+        for c in publ.reply(&req) {
+            now += 10;
+            deliver(&mut agent, &mut dev, now, &c);
+        }
+        prop_assert_eq!(agent.status().phase, Phase::ReadyToReboot);
+        prop_assert!(common::holds(dev.secondary.data(), &new));
     }
 }

@@ -35,6 +35,8 @@ pub struct BoardSpec {
     /// The `SerialNumber` its requests carry (`None`: the example's template serial, which
     /// the publisher cannot tell apart from other boards').
     pub serial: Option<String>,
+    /// The application's download flow (`push` or `chunks`; `None`: the app's default, push).
+    pub flow: Option<String>,
 }
 
 /// Called with every transcript line as it is read.
@@ -70,6 +72,9 @@ impl BoardSpec {
             .arg(self.boot_erase_delay_us.to_string());
         if let Some(serial) = &self.serial {
             c.arg("--serial").arg(serial);
+        }
+        if let Some(flow) = &self.flow {
+            c.arg("--flow").arg(flow);
         }
         if let Some((ca, cert, key)) = &self.tls {
             c.arg("--ca")

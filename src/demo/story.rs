@@ -232,6 +232,7 @@ fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -
         // template serial the publisher could not tell it from other boards and would not block
         // the bad version for it.
         serial: Some("DEMO-BOARD-0001".into()),
+        flow: None,
     };
     if spec.flash.exists() {
         std::fs::remove_dir_all(&spec.flash)?;

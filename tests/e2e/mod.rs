@@ -5,6 +5,7 @@
 //! `target/e2e/`, a target directory of its own so the nested cargo never waits for the lock
 //! of the cargo running these tests.
 
+mod device;
 mod kill;
 mod story;
 mod third_party;
@@ -155,6 +156,12 @@ impl World {
         out_path
     }
 
+    /// The good 1.0.0 and 1.1.0 builds, signed.
+    pub fn v100_v110(&self) -> (PathBuf, PathBuf) {
+        let a = apps();
+        (self.sign(&a.v100, "1.0.0"), self.sign(&a.v110, "1.1.0"))
+    }
+
     /// The board of this world (flash in `name/`).
     pub fn board(&self, name: &str) -> BoardSpec {
         let d = self.dir.path().join(name);
@@ -170,6 +177,7 @@ impl World {
             watchdog_ms: 1500,
             boot_erase_delay_us: 0,
             serial: Some(format!("E2E-{name}")),
+            flow: None,
         }
     }
 

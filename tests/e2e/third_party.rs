@@ -16,6 +16,25 @@ use super::{apps, expect, start, World, BOARD};
 const PREFIX: &str = "MyUniqueTopic";
 const CHUNK: usize = 4096;
 
+/// How the spec publisher serves.
+struct Serving {
+    /// Answers "Request Data Chunk" (else only pushes on "Request Update").
+    chunks: bool,
+    /// The job's `Broker` and `Port` (empty: the same server).
+    broker: String,
+    port: String,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Self {
+            chunks: true,
+            broker: String::new(),
+            port: String::new(),
+        }
+    }
+}
+
 /// The publisher thread; stops on drop.
 pub struct SpecPublisher {
     client: Client,
@@ -59,7 +78,14 @@ fn number(v: &Value) -> Option<i64> {
         .or_else(|| v.as_i64())
 }
 
-fn handle(client: &Client, req: &Value, image: &[u8], version: [u16; 3], delay: Duration) {
+fn handle(
+    client: &Client,
+    req: &Value,
+    image: &[u8],
+    version: [u16; 3],
+    delay: Duration,
+    opts: &Serving,
+) {
     let Some(topic) = req["UniqueTopicName"].as_str() else {
         return;
     };
@@ -74,7 +100,8 @@ fn handle(client: &Client, req: &Value, image: &[u8], version: [u16; 3], delay: 
                 json!({"Message": "Update Available", "Manufacturer": "Infineon",
                     "ManufacturerId": "ABCD123", "Product": "EFGH456",
                     "SerialNumber": "ABC213450001", "Board": BOARD, "Version": v,
-                    "Connection": "MQTT", "Broker": "", "Port": "", "UniqueTopicName": topic})
+                    "Connection": "MQTT", "Broker": opts.broker, "Port": opts.port,
+                    "UniqueTopicName": topic})
             } else {
                 json!({"Message": "No Update Available", "UniqueTopicName": topic})
             };
@@ -86,7 +113,7 @@ fn handle(client: &Client, req: &Value, image: &[u8], version: [u16; 3], delay: 
                 send(chunk(image, version, off, CHUNK));
             }
         }
-        Some("Request Data Chunk") => {
+        Some("Request Data Chunk") if opts.chunks => {
             let (Some(off), Some(size)) = (number(&req["Offset"]), number(&req["Size"])) else {
                 return;
             };
@@ -109,6 +136,31 @@ fn handle(client: &Client, req: &Value, image: &[u8], version: [u16; 3], delay: 
 impl SpecPublisher {
     /// Serves `image` as `version` on the broker at `port`, sleeping `delay` before each chunk.
     pub fn start(port: u16, image: Vec<u8>, version: &str, delay: Duration) -> Self {
+        Self::serving(port, image, version, delay, Serving::default())
+    }
+
+    /// Like [`Self::start`], but it cannot serve "Request Data Chunk" (ignores it) and only
+    /// pushes the whole image on "Request Update", as the example's publisher.py in practice.
+    pub fn push_only(port: u16, image: Vec<u8>, version: &str, delay: Duration) -> Self {
+        let opts = Serving {
+            chunks: false,
+            ..Serving::default()
+        };
+        Self::serving(port, image, version, delay, opts)
+    }
+
+    /// Like [`Self::start`], but its job documents name `host:port` as the server to download
+    /// from (`Broker`/`Port`, spec §4.4: a redirect).
+    pub fn redirecting(port: u16, image: Vec<u8>, version: &str, host: &str) -> Self {
+        let opts = Serving {
+            broker: host.to_string(),
+            port: port.to_string(),
+            ..Serving::default()
+        };
+        Self::serving(port, image, version, Duration::ZERO, opts)
+    }
+
+    fn serving(port: u16, image: Vec<u8>, version: &str, delay: Duration, how: Serving) -> Self {
         let mut opts = MqttOptions::new("spec-publisher", "127.0.0.1", port);
         opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut conn) = Client::new(opts, 4096);
@@ -133,7 +185,7 @@ impl SpecPublisher {
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if let Ok(req) = serde_json::from_slice::<Value>(&p.payload) {
-                            handle(&c, &req, &image, version, delay);
+                            handle(&c, &req, &image, version, delay, &how);
                         }
                     }
                     Ok(_) => {}

@@ -43,12 +43,14 @@ impl Agent<'_> {
     }
 
     /// Accepts a job for `version`: resume from the journal if it is the same download,
-    /// else erase the slot and start at 0. Then asks for data.
+    /// else erase the slot and start at 0. Then asks for data, or, `redirected`, waits for
+    /// [`super::Inbound::Connected`] on the data server before it asks.
     pub(super) fn start_download<F: NorFlash>(
         &mut self,
         now: u64,
         version: AppVersion,
         flash: &mut F,
+        redirected: bool,
     ) -> Res<Result<Out, ()>, F::Error> {
         let (resume, next_rec) = self.journal.read(flash).map_err(AgentError::Flash)?;
         let mut d = Download {
@@ -61,7 +63,9 @@ impl Agent<'_> {
             requested_at: now,
             retries: 0,
             inconsistent: false,
+            fell_back: false,
             pulling: false,
+            awaiting_server: redirected,
         };
         self.resumed_from = None;
         let resumed = match resume {
@@ -83,10 +87,23 @@ impl Agent<'_> {
             flash.erase(0, size).map_err(AgentError::Flash)?;
         }
         self.state = State::Download(d);
-        if self.cfg.delivery == super::Delivery::Push && self.resumed_from.is_none() {
-            return Ok(self.request(MessageKind::RequestUpdate));
+        if redirected {
+            return Ok(Ok(Out::Nothing));
         }
-        Ok(self.ask(now))
+        Ok(self.first_request(now))
+    }
+
+    /// The first data request of a download: "Request Update" for a fresh push download,
+    /// else the first missing chunk.
+    pub(super) fn first_request(&mut self, now: u64) -> Result<Out, ()> {
+        if let State::Download(d) = &mut self.state {
+            d.awaiting_server = false;
+            d.requested_at = now;
+        }
+        if self.cfg.delivery == super::Delivery::Push && self.resumed_from.is_none() {
+            return self.request(MessageKind::RequestUpdate);
+        }
+        self.ask(now)
     }
 
     /// Where a resumed download continues. The bytes after `written` that an interrupted
@@ -141,8 +158,9 @@ impl Agent<'_> {
         d.pulling = true;
         let (offset, total) = (d.received, d.total);
         let chunk = u32::from(self.cfg.chunk_size);
+        // The exact size of the last chunk, not the C agent's `-1` (publisher.py fails on it).
         let size = match total {
-            Some(t) if t - offset < chunk => -1,
+            Some(t) if t - offset < chunk => i64::from(t - offset),
             _ => i64::from(chunk),
         };
         let n = codec::encode_chunk_request(
@@ -170,6 +188,16 @@ impl Agent<'_> {
         d.retries += 1;
         if d.retries <= self.cfg.max_retries {
             return Ok(self.ask(now));
+        }
+        if !d.fell_back && !d.inconsistent {
+            // The publisher does not answer chunk requests: ask for the whole image once, as
+            // the C agent starts over. The prefix already written is kept (pushed chunks up to
+            // it are duplicates).
+            d.fell_back = true;
+            d.pulling = false;
+            d.retries = 0;
+            d.requested_at = now;
+            return Ok(self.request(MessageKind::RequestUpdate));
         }
         let inconsistent = d.inconsistent;
         self.last_error = Some(if inconsistent {
@@ -232,7 +260,11 @@ impl Agent<'_> {
             h.image_offset.saturating_add(u32::from(h.data_size)),
         );
         if end > total || off > d.received || end <= d.received {
-            // Out of range, from the future (asked for again later) or a duplicate.
+            // Out of range, from the future (asked for again later) or a duplicate. A push
+            // replaying the start of the image is still the publisher at work: wait for it.
+            if !d.pulling && end <= d.received {
+                d.requested_at = now;
+            }
             self.state = State::Download(d);
             return Ok(Ok(Out::Nothing));
         }
@@ -415,7 +447,9 @@ impl Agent<'_> {
                 requested_at: 0,
                 retries: 0,
                 inconsistent: false,
+                fell_back: false,
                 pulling: false,
+                awaiting_server: false,
             });
             return match self.verify_and_set_pending(0, secondary, r.total)? {
                 Ok(Out::Reboot) => Ok(BootReport::RebootPending),

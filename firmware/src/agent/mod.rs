@@ -29,9 +29,14 @@
 //! 1. Every `check_interval_ms`: publish "Update Availability"; wait `job_timeout_ms` for the
 //!    job document; judge it with [`JobDoc::evaluate`] (version must be newer, board equal).
 //! 2. Download into the secondary slot. Pull mode publishes "Request Data Chunk" (`Offset`,
-//!    `Size`, or `-1` for the rest) for the first missing byte after each chunk and after
-//!    `chunk_timeout_ms`; push mode publishes "Request Update" once, and once it has had to
-//!    ask (a resumed download, a chunk timeout, a reconnect) pulls the rest chunk by chunk.
+//!    `Size`: the chunk size, or the exact rest for the last chunk where the C agent sends
+//!    `-1`, which publisher.py cannot serve) for the first missing byte after each chunk and
+//!    after `chunk_timeout_ms`; push mode publishes "Request Update" once, and once it has had
+//!    to ask (a resumed download, a chunk timeout, a reconnect) pulls the rest chunk by chunk.
+//!    When `max_retries` requests in a row bring nothing, the agent falls back once per
+//!    download to a fresh "Request Update" (what the C agent does after its retries): a
+//!    publisher that only pushes sends the image from the start, the chunks already there are
+//!    dropped as duplicates and the rest extends the download.
 //!    Any chunk is accepted if it extends the received prefix: duplicates and chunks
 //!    from the future are dropped (they are requested again), overlaps are trimmed. Progress
 //!    is persisted ([`journal`]) after every chunk; after a reset the same job resumes there.
@@ -49,11 +54,12 @@
 //! | `AwaitingConfirm` | [`Agent::confirm`] | writes `image_ok`, publishes `Success` | `Idle` |
 //! | `Idle` | `poll`, check due | publishes "Update Availability" | `WaitingForJob` |
 //! | `WaitingForJob` | job document | version newer and board equal → erase the slot or resume from the journal, ask for data | `Downloading` |
+//! | `WaitingForJob` | job naming another MQTT server, `follow_redirects` | as above, then [`Outbound::Redirect`]; asks for data on [`Inbound::Connected`] there | `Downloading` |
 //! | `WaitingForJob` | refused job / timeout | records the [`ErrorCode`] | `Idle` |
 //! | `Downloading` | chunk extending the prefix | writes it, appends progress, asks for the next (pull) | `Downloading` |
 //! | `Downloading` | last byte | verifies, `set_pending` → [`Outbound::Reboot`]; bad image → erase, `Failure` | `ReadyToReboot` / `Idle` |
 //! | `Downloading` | older version in a chunk | (`INVALID_VERSION`, as the C device) | `Idle` |
-//! | `Downloading` | chunk timeout | asks again; after `max_retries` gives up, keeping the journal | `Downloading` / `Idle` |
+//! | `Downloading` | chunk timeout | asks again; after `max_retries` sends "Request Update" once, then gives up, keeping the journal | `Downloading` / `Idle` |
 //! | any | [`Inbound::Connected`] | re-sends the pending request | same |
 //!
 //! Protocol failures never come back as `Err`: they are in [`Status::last_error`] (a stable
@@ -126,6 +132,10 @@ pub struct AgentConfig<'a> {
     pub chunk_timeout_ms: u64,
     /// Re-requests without progress before the session is abandoned (progress is kept).
     pub max_retries: u32,
+    /// Follow a job's `Broker`/`Port` redirect (`CHANGING_SERVER`, spec §4.4) like the C
+    /// agent: [`Outbound::Redirect`] asks the driver to connect there for the download. Off,
+    /// such a job is refused with [`ErrorCode::ChangingServer`] (for drivers that cannot).
+    pub follow_redirects: bool,
 }
 
 impl<'a> AgentConfig<'a> {
@@ -149,6 +159,7 @@ impl<'a> AgentConfig<'a> {
             job_timeout_ms: 30_000,
             chunk_timeout_ms: 10_000,
             max_retries: 5,
+            follow_redirects: false,
         }
     }
 }
@@ -179,7 +190,20 @@ pub enum Outbound<'o> {
     },
     /// Reset the device so the bootloader installs the pending image.
     Reboot,
+    /// The job names another server (spec §4.4 `CHANGING_SERVER`): disconnect, connect to
+    /// `host:port` (a new session: call [`Agent::new_session`] first) and hand the agent
+    /// [`Inbound::Connected`]; it then asks for the data there. When the download ends
+    /// ([`Agent::redirect`] is `None` again), go back to the home broker.
+    Redirect {
+        /// The job's `Broker`.
+        host: &'o str,
+        /// The job's `Port` (the home port when the job left it empty).
+        port: u16,
+    },
 }
+
+/// The longest `Broker` host the agent follows.
+pub const HOST_MAX: usize = 128;
 
 /// Where the agent is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +265,14 @@ struct Download {
     requested_at: u64,
     retries: u32,
     inconsistent: bool,
+    /// The fallback "Request Update" after `max_retries` unanswered requests was sent.
+    fell_back: bool,
     /// The agent asks for each chunk after the previous one: pull delivery, or a push download
     /// that had to ask (resumed, a chunk timed out, reconnected). A push that is still
     /// streaming needs no requests.
     pulling: bool,
+    /// Redirected: the first request waits for [`Inbound::Connected`] on the data server.
+    awaiting_server: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -267,6 +295,7 @@ enum Out {
     Nothing,
     Publish(usize),
     Reboot,
+    Redirect,
 }
 
 /// The OTA agent (see the module docs).
@@ -280,6 +309,8 @@ pub struct Agent<'a> {
     out: [u8; OUT_MAX],
     resumed_from: Option<u32>,
     last_error: Option<ErrorCode>,
+    /// The data server of a redirected download (while it lasts).
+    redirect: Option<(heapless::String<HOST_MAX>, u16)>,
 }
 
 type Res<T, E> = Result<T, AgentError<E>>;
@@ -306,7 +337,32 @@ impl<'a> Agent<'a> {
             out: [0; OUT_MAX],
             resumed_from: None,
             last_error: None,
+            redirect: None,
         })
+    }
+
+    /// Starts a new session (before each connection): the unique topic is derived again from
+    /// `tick_ms` (milliseconds since boot), as the C agent does for every session, so two
+    /// boards, or two sessions of one board, do not share a reply topic.
+    ///
+    /// # Errors
+    /// [`TopicError`](topics::TopicError) for a prefix or board that cannot form a topic
+    /// (already refused by [`Self::new`]).
+    pub fn new_session(&mut self, tick_ms: u32) -> Result<(), topics::TopicError> {
+        self.unique = topics::unique_topic(self.cfg.prefix, self.cfg.board, tick_ms)?;
+        Ok(())
+    }
+
+    /// The server (`host`, `port`) of the job's redirect while the redirected download lasts;
+    /// `None`: the home broker.
+    #[must_use]
+    pub fn redirect(&self) -> Option<(&str, u16)> {
+        match self.state {
+            State::Download(_) | State::ReadyToReboot => {
+                self.redirect.as_ref().map(|(h, p)| (h.as_str(), *p))
+            }
+            _ => None,
+        }
     }
 
     /// The unique topic to subscribe to (job and chunks arrive there).
@@ -345,6 +401,13 @@ impl<'a> Agent<'a> {
         match out {
             Out::Nothing => None,
             Out::Reboot => Some(Outbound::Reboot),
+            Out::Redirect => self
+                .redirect
+                .as_ref()
+                .map(|(host, port)| Outbound::Redirect {
+                    host: host.as_str(),
+                    port: *port,
+                }),
             Out::Publish(n) => Some(Outbound::Publish {
                 topic: &self.request,
                 payload: &self.out[..n],
@@ -370,9 +433,19 @@ impl<'a> Agent<'a> {
     }
 
     fn idle(&mut self, now: u64) {
+        self.redirect = None;
         self.state = State::Idle {
             next_check: now + self.cfg.check_interval_ms,
         };
+    }
+
+    /// The driver could not connect to the server of an [`Outbound::Redirect`]: the session
+    /// ends ([`ErrorCode::Connect`]; the progress is kept) and the driver goes home.
+    pub fn server_unreachable(&mut self, now: u64) {
+        if self.redirect.is_some() && matches!(self.state, State::Download(_)) {
+            self.last_error = Some(ErrorCode::Connect);
+            self.idle(now);
+        }
     }
 
     /// Timers: due update checks, job timeout, chunk re-requests.
@@ -396,7 +469,9 @@ impl<'a> Agent<'a> {
                 self.idle(now);
                 Ok(Out::Nothing)
             }
-            State::Download(d) if now >= d.requested_at + self.cfg.chunk_timeout_ms => {
+            State::Download(d)
+                if !d.awaiting_server && now >= d.requested_at + self.cfg.chunk_timeout_ms =>
+            {
                 self.retry(now, flash)?
             }
             _ => Ok(Out::Nothing),
@@ -419,10 +494,14 @@ impl<'a> Agent<'a> {
             (State::WaitJob { .. }, Inbound::Connected) => {
                 self.request(MessageKind::UpdateAvailability)
             }
+            (State::Download(d), Inbound::Connected) if d.awaiting_server => {
+                self.first_request(now)
+            }
             (State::Download(_), Inbound::Connected) => self.ask(now),
             (State::WaitJob { .. }, Inbound::Publish { payload, .. }) => {
                 self.on_job(now, payload, flash)?
             }
+            (State::Download(d), Inbound::Publish { .. }) if d.awaiting_server => Ok(Out::Nothing),
             (State::Download(_), Inbound::Publish { payload, .. }) => {
                 self.on_chunk(now, payload, flash)?
             }
@@ -448,7 +527,14 @@ impl<'a> Agent<'a> {
                     port: self.cfg.port,
                 };
                 match job.evaluate(&ctx) {
-                    JobVerdict::Accept => Ok(job.version),
+                    JobVerdict::Accept => Ok((job.version, None)),
+                    JobVerdict::ChangeServer {
+                        connection: crate::protocol::job::Connection::Mqtt,
+                        host,
+                        port,
+                    } if self.cfg.follow_redirects => heapless::String::try_from(host)
+                        .map(|h| (job.version, Some((h, port))))
+                        .map_err(|()| ErrorCode::ChangingServer),
                     JobVerdict::ChangeServer { .. } => Err(ErrorCode::ChangingServer),
                     JobVerdict::Reject(code) => Err(code),
                 }
@@ -456,7 +542,15 @@ impl<'a> Agent<'a> {
             Err(code) => Err(code),
         };
         match verdict {
-            Ok(version) => self.start_download(now, version, flash),
+            Ok((version, server)) => {
+                let redirected = server.is_some();
+                self.redirect = server;
+                let out = self.start_download(now, version, flash, redirected)?;
+                if redirected && matches!(self.state, State::Download(_)) {
+                    return Ok(Ok(Out::Redirect));
+                }
+                Ok(out)
+            }
             Err(code) => {
                 fw_info!("job refused: {}", code);
                 self.last_error = Some(code);

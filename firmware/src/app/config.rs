@@ -17,10 +17,12 @@
 //! | `OTA_DEVICE_BOARD` | `CY_TARGET_BOARD_STRING` | `APP_CY8CPROTO_062S2_43439` |
 //! | `OTA_DEVICE_SERIAL` | the `SerialNumber` of the request templates (`otactl cert-to-c --header`) | `ABC213450001` (the example's template) |
 //! | `OTA_DEVICE_CHECK_SECS` | seconds before the first and between update checks | `10` (the example's) |
+//! | `OTA_DEVICE_FLOW` | `push` ("Request Update", the publisher sends every chunk: the example's `CY_MQTT_GET_ALL_DATA_WITH_ONE_CALL`) or `chunks` ("Request Data Chunk" per chunk: the agent's chunk flow) | `push` |
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::agent::Delivery;
 use crate::protocol::topics::PREFIX_APP;
 use crate::protocol::TEMPLATE_SERIAL;
 
@@ -50,6 +52,20 @@ pub struct DeviceConfig {
     pub serial: String,
     /// First check after start, and the interval between checks.
     pub check_interval: Duration,
+    /// How the download asks for data (`OTA_DEVICE_FLOW`).
+    pub flow: Delivery,
+}
+
+/// Parses `OTA_DEVICE_FLOW` (`push` or `chunks`).
+///
+/// # Errors
+/// A message quoting the value and naming the accepted ones.
+pub fn parse_flow(s: &str) -> Result<Delivery, String> {
+    match s {
+        "push" => Ok(Delivery::Push),
+        "chunks" => Ok(Delivery::Pull),
+        _ => Err(format!("OTA_DEVICE_FLOW={s:?}: expected push or chunks")),
+    }
 }
 
 /// PEM files for mutual TLS.
@@ -135,13 +151,26 @@ impl DeviceConfig {
             board: var("OTA_DEVICE_BOARD").unwrap_or_else(|| DEFAULT_BOARD.into()),
             serial: var("OTA_DEVICE_SERIAL").unwrap_or_else(|| TEMPLATE_SERIAL.into()),
             check_interval: Duration::from_secs_f64(secs),
+            flow: var("OTA_DEVICE_FLOW").map_or(Ok(Delivery::Push), |f| parse_flow(&f))?,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_broker;
+    use super::{parse_broker, parse_flow};
+    use crate::agent::Delivery;
+
+    #[test]
+    fn flows() {
+        assert_eq!(parse_flow("push"), Ok(Delivery::Push));
+        assert_eq!(parse_flow("chunks"), Ok(Delivery::Pull));
+        let e = parse_flow("pull").unwrap_err();
+        assert!(
+            e.contains("OTA_DEVICE_FLOW") && e.contains("push or chunks"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn broker_urls() {

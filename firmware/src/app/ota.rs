@@ -2,7 +2,9 @@
 //! flash, and narrates what happens (check, no update, download progress, verify, reboot,
 //! confirm, revert) in the transcript.
 //!
-//! Connection pattern: one connection (fresh client ID) at a time; on connect the task
+//! Connection pattern: one connection at a time, each a new session with a client ID and a
+//! unique topic derived from the clock like the C agent's (`CY_IOT_DEVICE<ms & 0xffff>`,
+//! `PFX/BRD/OTAImage/<ms & 0xffff>`); on connect the task
 //! subscribes to the agent's unique topic and the app filter topic (`PFX/BRD/OTAImage`), as the
 //! C device does, then tells the agent it is connected. A lost connection is retried every 5 s
 //! (`CY_OTA_RETRY_INTERVAL_SECS`); the agent re-sends whatever it was waiting for.
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::config::DeviceConfig;
 use super::link::{tls_config, Link};
 use super::say;
-use crate::agent::{Agent, AgentConfig, BootReport, Delivery, Inbound, Outbound, Phase, Status};
+use crate::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
 use crate::protocol::{topics, AppVersion, DeviceIdentity};
@@ -28,6 +30,8 @@ const TICK: Duration = Duration::from_millis(100);
 struct Ctx {
     dev: SimDevice,
     start: Instant,
+    /// The board's clock when the application started (see [`boot_ms`]).
+    boot: u64,
     last: Status,
     shown_pct: u32,
     /// The outcome of the last update check that found nothing (repeats are not narrated).
@@ -38,6 +42,22 @@ impl Ctx {
     fn now(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+
+    /// The board's millisecond tick (`cy_rtos_get_time`), from which session names come.
+    fn tick(&self) -> u32 {
+        u32::try_from(self.boot.wrapping_add(self.now()) & 0xffff_ffff).unwrap_or(0)
+    }
+}
+
+/// The tick of a real board when its application starts differs from board to board (reset
+/// timing, bootloader, Wi-Fi join); simulated boards started together would otherwise all read
+/// about the same tick and name their first sessions alike. A per-start random value below
+/// 65536 ms stands in for it.
+fn boot_ms() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() & 0xffff
 }
 
 /// Runs update sessions until the agent asks for a reboot; returns why (for the transcript).
@@ -77,22 +97,24 @@ async fn run(
     };
     ac.host = &cfg.host;
     ac.port = cfg.port;
+    ac.follow_redirects = true;
     ac.check_interval_ms = u64::try_from(cfg.check_interval.as_millis()).unwrap_or(u64::MAX);
     ac.job_timeout_ms = 10_000;
     ac.chunk_timeout_ms = 3_000;
-    // What the example's firmware does (CY_MQTT_GET_ALL_DATA_WITH_ONE_CALL, spec §2.9): one
-    // "Request Update", the publisher pushes every chunk; a download that had to ask (resumed
-    // after a reset, a chunk timed out) pulls the rest chunk by chunk.
-    ac.delivery = Delivery::Push;
+    // Push is what the example's firmware does (CY_MQTT_GET_ALL_DATA_WITH_ONE_CALL, spec §2.9):
+    // one "Request Update", the publisher pushes every chunk; a download that had to ask
+    // (resumed after a reset, a chunk timed out) pulls the rest chunk by chunk, and falls back
+    // to "Request Update" when nobody answers. `chunks` asks for every chunk.
+    ac.delivery = cfg.flow;
     let mut cx = Ctx {
         dev,
         start: Instant::now(),
+        boot: boot_ms(),
         last: idle_status(),
         shown_pct: 0,
         quiet_check: None,
     };
-    let tick = u32::try_from(cx.now() & 0xffff_ffff).unwrap_or(0);
-    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, tick) {
+    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, cx.tick()) {
         Ok(a) => a,
         Err(e) => return format!("agent: {e:?}"),
     };
@@ -120,15 +142,26 @@ async fn run(
     // The agent's first check is due at once; the example waits CY_OTA_INITIAL_CHECK_SECS.
     tokio::time::sleep(cfg.check_interval.min(Duration::from_secs(1))).await;
     loop {
-        let id = topics::client_id(
-            "CY_IOT_DEVICE",
-            u32::try_from(cx.now() & 0xffff).unwrap_or(0),
-        );
-        match Link::connect(cfg, tls.as_ref(), &id).await {
-            Ok(link) => {
-                if let Some(why) = session(cfg, &mut agent, &mut cx, link).await {
-                    return why;
-                }
+        // A new session: client ID and unique topic from the clock, as the C agent.
+        let tick = cx.tick();
+        let id = topics::client_id("CY_IOT_DEVICE", tick);
+        if let Err(e) = agent.new_session(tick) {
+            return format!("agent: {e:?}");
+        }
+        // The job's server while a redirected download lasts (spec §4.4: same credentials,
+        // TLS unless the port is 1883), else the home broker.
+        let server = server_for(cfg, agent.redirect());
+        let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
+        let tls = tls.as_ref().filter(|_| server.tls.is_some());
+        match Link::connect(&server, tls, &id).await {
+            Ok(link) => match session(&server, &mut agent, &mut cx, link, &id).await {
+                End::Reset(why) => return why,
+                End::Lost => {}
+                End::Move => continue,
+            },
+            Err(e) if here.is_some() => {
+                say("ota", &format!("{e}; back to the home broker"));
+                agent.server_unreachable(cx.now());
             }
             Err(e) => say("ota", &format!("{e}; retrying in {} s", RETRY.as_secs())),
         }
@@ -136,23 +169,55 @@ async fn run(
     }
 }
 
-/// One connection: returns `Some(reason)` when the device must reset, `None` when the
-/// connection dropped.
+/// Where the device connects: `redirect` (the job's `Broker`/`Port`) or the home broker.
+fn server_for(cfg: &DeviceConfig, redirect: Option<(&str, u16)>) -> DeviceConfig {
+    let mut server = cfg.clone();
+    if let Some((host, port)) = redirect {
+        server.host = host.to_string();
+        server.port = port;
+        if port == 1883 {
+            server.tls = None;
+        }
+    }
+    server
+}
+
+/// How a connection ended.
+enum End {
+    /// The device must reset (why).
+    Reset(String),
+    /// The connection failed: retry after [`RETRY`].
+    Lost,
+    /// The agent wants another server (a redirect, or home after it): connect now.
+    Move,
+}
+
+/// One connection to `cfg`'s broker.
 async fn session(
     cfg: &DeviceConfig,
     agent: &mut Agent<'_>,
     cx: &mut Ctx,
     mut link: Link,
-) -> Option<String> {
-    let direct = topics::direct_topic(&cfg.prefix, &cfg.board).ok()?;
+    client_id: &str,
+) -> End {
+    let Ok(direct) = topics::direct_topic(&cfg.prefix, &cfg.board) else {
+        return End::Reset("the prefix and board form no topic".into());
+    };
     let unique = agent.unique_topic().to_string();
+    let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
     for t in [direct.as_str(), unique.as_str()] {
         if let Err(e) = link.subscribe(t).await {
             say("ota", &e);
-            return None;
+            return End::Lost;
         }
     }
-    say("ota", &format!("connected to {}:{}", cfg.host, cfg.port));
+    say(
+        "ota",
+        &format!(
+            "connected to {}:{} as {client_id} (replies on {unique})",
+            cfg.host, cfg.port
+        ),
+    );
     let now = cx.now();
     let out = match agent.confirm(now, &mut cx.dev.primary) {
         Ok(Some(o)) => {
@@ -163,7 +228,7 @@ async fn session(
             owned(Some(o))
         }
         Ok(None) => None,
-        Err(e) => return Some(format!("flash error while confirming: {e:?}")),
+        Err(e) => return End::Reset(format!("flash error while confirming: {e:?}")),
     };
     if let Some(r) = act(&mut link, out).await {
         return r;
@@ -174,12 +239,15 @@ async fn session(
     if let Some(r) = step(&mut link, agent, cx, out).await {
         return r;
     }
+    if agent.redirect().is_some() != here.is_some() {
+        return End::Move;
+    }
     loop {
         let msg = match link.recv(TICK).await {
             Ok(m) => m,
             Err(e) => {
                 say("ota", &format!("connection lost: {e}"));
-                return None;
+                return End::Lost;
             }
         };
         let now = cx.now();
@@ -198,6 +266,12 @@ async fn session(
         if let Some(r) = step(&mut link, agent, cx, out).await {
             return r;
         }
+        if agent.redirect().map(|(h, p)| (h.to_string(), p)) != here {
+            if here.is_some() {
+                say("ota", "back to the home broker");
+            }
+            return End::Move;
+        }
     }
 }
 
@@ -205,40 +279,61 @@ async fn session(
 enum Action {
     Publish(String, Vec<u8>),
     Reboot,
+    Redirect(String, u16),
 }
 
 fn owned(o: Option<Outbound<'_>>) -> Option<Action> {
     o.map(|o| match o {
         Outbound::Publish { topic, payload } => Action::Publish(topic.into(), payload.to_vec()),
         Outbound::Reboot => Action::Reboot,
+        Outbound::Redirect { host, port } => Action::Redirect(host.into(), port),
     })
 }
 
-/// Narrates the agent's progress, then carries out its action. `Some(Some(why))`: reset;
-/// `Some(None)`: the connection failed.
+/// Narrates the agent's progress, then carries out its action; `Some` ends the connection.
 async fn step<E: core::fmt::Debug>(
     link: &mut Link,
     agent: &Agent<'_>,
     cx: &mut Ctx,
     out: Result<Option<Action>, crate::agent::AgentError<E>>,
-) -> Option<Option<String>> {
+) -> Option<End> {
     let out = match out {
         Ok(o) => o,
-        Err(e) => return Some(Some(format!("flash error: {e:?}"))),
+        Err(e) => return Some(End::Reset(format!("flash error: {e:?}"))),
     };
     narrate(cx, agent.status());
+    if let Some(Action::Publish(_, payload)) = &out {
+        let status = agent.status();
+        let kind = crate::protocol::decode_request(payload).map(|r| r.kind);
+        if status.phase == Phase::Downloading
+            && status.received > 0
+            && kind == Ok(crate::protocol::MessageKind::RequestUpdate)
+        {
+            say(
+                "ota",
+                "no answer to the chunk requests: asking for the whole image again",
+            );
+        }
+    }
     act(link, out).await
 }
 
-async fn act(link: &mut Link, out: Option<Action>) -> Option<Option<String>> {
+async fn act(link: &mut Link, out: Option<Action>) -> Option<End> {
     match out {
         None => None,
-        Some(Action::Reboot) => Some(Some("update downloaded and verified".into())),
+        Some(Action::Reboot) => Some(End::Reset("update downloaded and verified".into())),
+        Some(Action::Redirect(host, port)) => {
+            say(
+                "ota",
+                &format!("the job names the server {host}:{port}: downloading from there"),
+            );
+            Some(End::Move)
+        }
         Some(Action::Publish(topic, payload)) => match link.publish(&topic, &payload).await {
             Ok(()) => None,
             Err(e) => {
                 say("ota", &e);
-                Some(None)
+                Some(End::Lost)
             }
         },
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! simboard --flash DIR --flashmap flashmap/board-host_swap.json --pubkey key.pub.pem \
 //!          [--provision signed-v1.0.0.bin] [--broker mqtts://127.0.0.1:8884 --ca ca.pem \
-//!          --cert device.pem --key device.key [--tls-server-name NAME]] [--check-secs 10] \
+//!          --cert device.pem --key device.key [--tls-server-name NAME]] [--check-secs 10] [--flow push] \
 //!          [--watchdog-ms 4000] [--boot-erase-delay-us 0] [--workdir DIR] [--max-boots N]
 //! ```
 
@@ -15,7 +15,7 @@ use firmware::board::{self, BoardConfig};
 
 const USAGE: &str = "usage: simboard --flash DIR --flashmap FILE --pubkey PEM [--provision IMAGE] \
 [--workdir DIR] [--broker URL] [--ca PEM --cert PEM --key PEM] [--tls-server-name NAME] \
-[--prefix P] [--board B] [--serial S] [--check-secs S] [--watchdog-ms MS] [--boot-erase-delay-us US] \
+[--prefix P] [--board B] [--serial S] [--check-secs S] [--flow push|chunks] [--watchdog-ms MS] [--boot-erase-delay-us US] \
 [--max-boots N]";
 
 fn parse(args: &[String]) -> Result<BoardConfig, String> {
@@ -54,6 +54,7 @@ fn parse(args: &[String]) -> Result<BoardConfig, String> {
         ("board", "OTA_DEVICE_BOARD"),
         ("serial", "OTA_DEVICE_SERIAL"),
         ("check-secs", "OTA_DEVICE_CHECK_SECS"),
+        ("flow", "OTA_DEVICE_FLOW"),
     ] {
         if let Some(v) = take(flag) {
             env.push((var.into(), v));

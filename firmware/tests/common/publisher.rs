@@ -113,6 +113,7 @@ pub fn outbound(o: Option<Outbound<'_>>) -> Option<Result<Vec<u8>, ()>> {
     match o? {
         Outbound::Publish { payload, .. } => Some(Ok(payload.to_vec())),
         Outbound::Reboot => Some(Err(())),
+        Outbound::Redirect { host, port } => panic!("unexpected redirect to {host}:{port}"),
     }
 }
 
