@@ -51,7 +51,7 @@ pub enum RoleArg {
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
-    after_help = "Examples:\n  otactl aws policy device --topic-prefix MyUniqueTopic --board APP_CY8CPROTO_062S2_43439 --region eu-central-1 --account 123456789012 > device-policy.json\n  otactl aws policy publisher --board APP_CY8CPROTO_062S2_43439 --region eu-central-1 --account 123456789012 > publisher-policy.json\n  aws iot create-policy --policy-name ota-device --policy-document file://device-policy.json"
+    after_help = "Examples:\n  otactl aws policy device --topic-prefix MyUniqueTopic --board APP_CY8CPROTO_062S2_43439 \\\n    --region eu-central-1 --account 123456789012 > device-policy.json\n  otactl aws policy publisher --board APP_CY8CPROTO_062S2_43439 --region eu-central-1 \\\n    --account 123456789012 > publisher-policy.json\n  aws iot create-policy --policy-name ota-device --policy-document file://device-policy.json"
 )]
 pub struct PolicyCmd {
     /// Whose policy: device or publisher.

@@ -25,6 +25,9 @@ pub struct BoardSpec {
     pub broker: String,
     /// CA, client certificate and key for `mqtts://`.
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// The name the broker's certificate is verified under, when it does not name the address
+    /// (`mosquitto_server` for Infineon's generate_ssl_cert.sh broker).
+    pub tls_server_name: Option<String>,
     /// Seconds between the application's update checks.
     pub check_secs: f64,
     /// Watchdog timeout in milliseconds.
@@ -75,6 +78,9 @@ impl BoardSpec {
         }
         if let Some(flow) = &self.flow {
             c.arg("--flow").arg(flow);
+        }
+        if let Some(name) = &self.tls_server_name {
+            c.arg("--tls-server-name").arg(name);
         }
         if let Some((ca, cert, key)) = &self.tls {
             c.arg("--ca")

@@ -225,6 +225,7 @@ fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -
         workdir: setup.dir.join("run"),
         broker: format!("mqtt://127.0.0.1:{port}"),
         tls: None,
+        tls_server_name: None,
         check_secs: 2.0,
         watchdog_ms: 3000,
         boot_erase_delay_us: 0,

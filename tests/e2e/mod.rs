@@ -9,6 +9,7 @@ mod device;
 mod kill;
 mod story;
 mod third_party;
+mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -173,6 +174,7 @@ impl World {
             workdir: d.join("run"),
             broker: self.url(),
             tls: None,
+            tls_server_name: None,
             check_secs: 1.0,
             watchdog_ms: 1500,
             boot_erase_delay_us: 0,
@@ -183,9 +185,15 @@ impl World {
 
     /// Starts `otactl publish` serving `image`, with the state file `state.json`.
     pub fn publish(&self, image: &Path) -> Publisher {
+        self.publish_to(image, &self.url(), &[])
+    }
+
+    /// `otactl publish` serving `image` through the broker at `url`, with `extra` flags (TLS).
+    pub fn publish_to(&self, image: &Path, url: &str, extra: &[&std::ffi::OsStr]) -> Publisher {
         let mut child = util::otactl()
             .arg("publish")
-            .args(["--broker", &self.url()])
+            .args(["--broker", url])
+            .args(extra)
             .arg("--image")
             .arg(format!("{BOARD}={}", image.display()))
             .arg("--key")

@@ -129,7 +129,7 @@ impl Infineon {
     }
 
     /// mosquitto with a plain listener (returned) and the example's TLS listener on `tls`.
-    fn broker(&self, tls: u16) -> Option<Mosquitto> {
+    pub(crate) fn broker(&self, tls: u16) -> Option<Mosquitto> {
         let plain = free_port();
         let conf = self.p("mosquitto.conf");
         std::fs::write(
