@@ -25,6 +25,8 @@ pub mod check;
 mod files;
 mod templates;
 
+pub use firmware::pem;
+
 pub use c_text::{c_header, c_literal, check_serial, CNames, SerialError};
 pub use files::{
     write_csr, write_devices, write_gen, write_gen_with, write_server, CaOutcome, GenOptions,
@@ -207,7 +209,7 @@ pub fn check_device_name(name: &str) -> Result<()> {
 /// subject has no CN that is a string.
 #[must_use]
 pub fn subject_cn(pem: &[u8]) -> Option<String> {
-    let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
+    let der = pem::first_cert(pem)?.ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
     let cn = cert.subject().iter_common_name().next()?;
     cn.as_str().ok().map(str::to_owned)
@@ -248,8 +250,7 @@ impl Pki {
         let key = ca_key_pair(key_pem).with_context(|| {
             format!("{what}: the CA key is not an unencrypted RSA or ECDSA P-256 key")
         })?;
-        let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-            .next()
+        let der = pem::first_cert(cert_pem.as_bytes())
             .with_context(|| format!("{what}: no CERTIFICATE in the CA certificate file"))?
             .with_context(|| format!("{what}: invalid PEM"))?;
         let spki = key.subject_public_key_info();
@@ -340,7 +341,7 @@ impl Pki {
 /// as in generate_ssl_cert.sh) or SEC1 `EC PRIVATE KEY` (P-256) that rcgen cannot read itself.
 fn ca_key_pair(pem: &str) -> Result<KeyPair> {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let der = rustls_pemfile::private_key(&mut pem.as_bytes())
+    let der = pem::private_key(pem.as_bytes())
         .context("invalid PEM")?
         .context("no PRIVATE KEY found")?;
     let pkcs8 = match &der {

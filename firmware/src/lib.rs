@@ -35,6 +35,8 @@ pub mod agent;
 pub mod boot;
 pub mod flashmap;
 pub mod image;
+#[cfg(feature = "pem")]
+pub mod pem;
 pub mod protocol;
 #[cfg(feature = "sim")]
 pub mod sim;

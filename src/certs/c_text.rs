@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use firmware::protocol::{DeviceIdentity, MessageKind};
+use rustls::pki_types::pem::SectionKind;
 
 /// Macro names of the header [`c_header`] writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,16 +57,15 @@ pub fn pem_kind(path: &Path, data: &[u8]) -> Result<PemKind> {
         );
     }
     let (mut certs, mut keys) = (0, 0);
-    for item in rustls_pemfile::read_all(&mut &data[..]) {
-        match item {
-            Ok(rustls_pemfile::Item::X509Certificate(_)) => certs += 1,
-            Ok(
-                rustls_pemfile::Item::Pkcs1Key(_)
-                | rustls_pemfile::Item::Pkcs8Key(_)
-                | rustls_pemfile::Item::Sec1Key(_),
-            ) => keys += 1,
-            Ok(_) => {}
-            Err(e) => bail!("{}: not a valid PEM file: {e:?}", path.display()),
+    let kinds = super::pem::section_kinds(data)
+        .map_err(|e| anyhow::anyhow!("{}: not a valid PEM file: {e}", path.display()))?;
+    for kind in kinds {
+        match kind {
+            SectionKind::Certificate => certs += 1,
+            SectionKind::RsaPrivateKey | SectionKind::PrivateKey | SectionKind::EcPrivateKey => {
+                keys += 1;
+            }
+            _ => {}
         }
     }
     Ok(match (certs, keys) {

@@ -21,6 +21,8 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::pem::{self, PemError};
+
 mod names;
 mod rules;
 
@@ -79,7 +81,7 @@ pub enum CheckError {
         path: PathBuf,
         /// The parser's complaint.
         #[source]
-        source: std::io::Error,
+        source: PemError,
     },
     /// No `CERTIFICATE` block.
     #[error("{}: no CERTIFICATE found", path.display())]
@@ -172,12 +174,10 @@ impl Report {
 /// The certificates of a PEM file (at least one), as DER.
 fn certificates(pem: Pem<'_>) -> Result<Vec<CertificateDer<'static>>, CheckError> {
     let path = || pem.path.to_path_buf();
-    let certs = rustls_pemfile::certs(&mut &pem.data[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| CheckError::Pem {
-            path: path(),
-            source,
-        })?;
+    let certs = pem::certs(pem.data).map_err(|source| CheckError::Pem {
+        path: path(),
+        source,
+    })?;
     if certs.is_empty() {
         return Err(CheckError::NoCertificate { path: path() });
     }
@@ -192,7 +192,7 @@ fn certificates(pem: Pem<'_>) -> Result<Vec<CertificateDer<'static>>, CheckError
 /// The signing key in a PEM file (PKCS#8, PKCS#1 or SEC1).
 fn signing_key(pem: Pem<'_>) -> Result<Arc<dyn SigningKey>, CheckError> {
     let path = || pem.path.to_path_buf();
-    let der: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &pem.data[..])
+    let der: PrivateKeyDer<'static> = pem::private_key(pem.data)
         .map_err(|source| CheckError::Pem {
             path: path(),
             source,

@@ -29,6 +29,8 @@ use rustls::{
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::certs::pem;
+
 /// TLS files and options for `mqtts://` (the `--ca`, `--cert`, `--client-key`,
 /// `--tls-server-name`, `--insecure` flags).
 #[derive(Clone, Debug, Default)]
@@ -69,9 +71,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// Unreadable file, bad PEM, or no certificate (the message names the file).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = read(path)?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: invalid PEM", path.display()))?;
+    let certs = pem::certs(&pem).with_context(|| format!("{}: invalid PEM", path.display()))?;
     if certs.is_empty() {
         bail!("{}: no CERTIFICATE found", path.display());
     }
@@ -84,7 +84,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// Unreadable file, bad PEM, or no private key (the message names the file).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let pem = read(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
+    pem::private_key(&pem)
         .with_context(|| format!("{}: invalid PEM", path.display()))?
         .with_context(|| format!("{}: no PRIVATE KEY found", path.display()))
 }

@@ -21,6 +21,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::time::{timeout_at, Instant};
 
 use super::config::{DeviceConfig, TlsFiles};
+use crate::pem;
 use crate::protocol::topics::{WILL_PAYLOAD, WILL_TOPIC};
 use crate::protocol::DEVICE_NET_BUFFER;
 
@@ -64,13 +65,11 @@ pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
     match &files.client {
         None => Ok(builder.with_no_client_auth()),
         Some((cert, key)) => {
-            let chain = rustls_pemfile::certs(&mut read(cert)?.as_slice())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: {e}", cert.display()))?;
+            let chain = pem::certs(&read(cert)?).map_err(|e| format!("{}: {e}", cert.display()))?;
             if chain.is_empty() {
                 return Err(format!("{}: no certificate found", cert.display()));
             }
-            let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+            let key_der = pem::private_key(&read(key)?)
                 .map_err(|e| format!("{}: {e}", key.display()))?
                 .ok_or_else(|| format!("{}: no private key found", key.display()))?;
             let signing = provider
@@ -99,8 +98,7 @@ impl NamedVerifier {
     ) -> Result<Self, String> {
         let ca = std::fs::read(&files.ca).map_err(|e| format!("{}: {e}", files.ca.display()))?;
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
-            let cert = cert.map_err(|e| format!("{}: {e}", files.ca.display()))?;
+        for cert in pem::certs(&ca).map_err(|e| format!("{}: {e}", files.ca.display()))? {
             roots
                 .add(cert)
                 .map_err(|e| format!("{}: {e}", files.ca.display()))?;
@@ -396,10 +394,7 @@ mod tests {
         let c = tls_config(&files).unwrap();
         assert!(c.client_auth_cert_resolver.has_certs());
         let pem = std::fs::read(p("server.crt")).unwrap();
-        let server = rustls_pemfile::certs(&mut pem.as_slice())
-            .next()
-            .unwrap()
-            .unwrap();
+        let server = pem::first_cert(&pem).unwrap().unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let check = |files: &TlsFiles| {
             let host = ServerName::try_from("127.0.0.1").unwrap();
