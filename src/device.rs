@@ -370,10 +370,16 @@ pub fn describe(step: &Step<'_>) -> String {
     } = step
     {
         let address = format!("{}:{}", error.host, error.port);
-        let why = match &error.cause {
-            LinkError::Net(e) => classify_v4(e, Role::Device).text,
-            other => other.to_string(),
+        let (why, permanent) = match &error.cause {
+            LinkError::Net(e) => {
+                let n = classify_v4(e, Role::Device);
+                (n.text, n.permanent)
+            }
+            other => (other.to_string(), false),
         };
+        if permanent {
+            return format!("cannot connect to {address}: {why}");
+        }
         return format!(
             "cannot connect to {address} ({why}); is the broker running? retrying in {} s",
             retry.as_secs()
@@ -386,8 +392,84 @@ pub fn describe(step: &Step<'_>) -> String {
 mod tests {
     use super::*;
 
+    fn stand_in() -> StandIn {
+        let key = crate::sign::generate(crate::KeyType::EcdsaP256).public_key();
+        StandIn {
+            broker: BrokerUrl::parse("mqtt://127.0.0.1:1883").unwrap(),
+            tls: None,
+            prefix: "MyUniqueTopic".into(),
+            board: "APP_CY8CPROTO_062S2_43439".into(),
+            version: AppVersion::new(1, 0, 0),
+            key,
+            key_path: "keys/signing.pem".into(),
+            map: DEFAULT_MAP,
+            map_path: None,
+            flow: Delivery::Push,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn watch(cfg: &StandIn) -> Watch<'_> {
+        Watch {
+            cfg,
+            verified: false,
+            unanswered: false,
+            last: String::new(),
+            verdict: None,
+        }
+    }
+
     #[test]
     fn the_default_map_is_valid() {
         DEFAULT_MAP.validate().unwrap();
+    }
+
+    #[test]
+    fn an_image_signed_with_another_key_names_the_key_file() {
+        let cfg = stand_in();
+        for code in [ErrorCode::ImageUnknownKey, ErrorCode::ImageBadSignature] {
+            let o = watch(&cfg).judge(&Step::DownloadFailed(Some(code)));
+            let Some(Outcome::Failed(why)) = o else {
+                panic!("{o:?}")
+            };
+            assert!(
+                why.starts_with("keys/signing.pem: ") && why.contains("signature does not verify"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unanswered_check_keeps_asking_and_says_what_to_check_at_the_end() {
+        let cfg = stand_in();
+        let mut w = watch(&cfg);
+        let unanswered = Step::NoUpdate(Some(ErrorCode::NoUpdateAvailable));
+        assert_eq!(w.judge(&unanswered), None);
+        assert!(w.unanswered);
+        let why = w.no_answer();
+        assert!(
+            why.contains("MyUniqueTopic/APP_CY8CPROTO_062S2_43439/publish_notify"),
+            "{why}"
+        );
+        // The publisher came up: the download started.
+        assert_eq!(w.judge(&Step::Accepted { resumed_from: None }), None);
+        assert!(!w.unanswered);
+    }
+
+    #[test]
+    fn no_update_names_the_running_version() {
+        let cfg = stand_in();
+        let o = watch(&cfg).judge(&Step::NoUpdate(Some(ErrorCode::InvalidVersion)));
+        let Some(Outcome::NoUpdate(why)) = o else {
+            panic!("{o:?}")
+        };
+        assert!(why.contains("nothing newer than 1.0.0"), "{why}");
+    }
+
+    #[test]
+    fn an_image_too_large_for_the_default_map_asks_for_the_boards() {
+        let cfg = stand_in();
+        let why = download_failed(&cfg, Some(ErrorCode::ImageTooLarge));
+        assert!(why.contains("--flashmap"), "{why}");
     }
 }

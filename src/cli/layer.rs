@@ -428,6 +428,30 @@ mod tests {
     }
 
     #[test]
+    fn device_shares_the_publishers_broker_but_never_its_certificate() {
+        let config = ConfigFile::parse(
+            "[defaults]\nboard = \"B\"\n[publish]\nbroker = \"mqtts://h:8884\"\nca = \"ca.crt\"\n\
+             cert = \"publisher.crt\"\nclient-key = \"publisher.key\"\n[sign]\nflashmap = \"m.json\"\n",
+        )
+        .unwrap();
+        let found = |key: &str| lookup(&config, &["device"], key).unwrap();
+        assert_eq!(
+            found("broker"),
+            Some(("publish".into(), vec!["mqtts://h:8884".into()]))
+        );
+        assert_eq!(found("ca"), Some(("publish".into(), vec!["ca.crt".into()])));
+        assert_eq!(
+            found("flashmap"),
+            Some(("sign".into(), vec!["m.json".into()]))
+        );
+        assert_eq!(found("board"), Some(("defaults".into(), vec!["B".into()])));
+        assert_eq!(found("cert"), None);
+        assert_eq!(found("client-key"), None);
+        // Other commands keep their own tables only.
+        assert_eq!(lookup(&config, &["job"], "broker").unwrap(), None);
+    }
+
+    #[test]
     fn values_are_checked_with_the_options_parser() {
         let align = clap::Arg::new("align")
             .long("align")

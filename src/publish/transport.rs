@@ -338,7 +338,9 @@ pub fn classify_v4(e: &rumqttc::ConnectionError, role: Role) -> NetError {
         ),
         C::Tls(t) => classify_io(t, role),
         C::Io(io) => classify_io(io, role),
-        other => NetError::transient(other.to_string()),
+        // A TLS alert that arrives after the handshake (TLS 1.3: the broker refuses the client
+        // certificate while the CONNECT is read) comes as a state error around the I/O error.
+        other => classify_io(other, role),
     }
 }
 

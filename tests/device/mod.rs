@@ -74,18 +74,22 @@ impl TlsWorld {
 
     /// `otactl device` with the device's certificate and `extra` flags.
     fn device(&self, key: &Path, extra: &[&str]) -> Output {
-        let p = |n: &str| self.dir.path().join(n);
+        let p = |n: &str| self.dir.path().join(n).to_str().unwrap().to_owned();
+        let (cert, client_key) = (p("DEVICE-0001.crt"), p("DEVICE-0001.key"));
+        let mut args = vec!["--cert", &cert, "--client-key", &client_key];
+        args.extend(extra);
+        self.device_without_certificate(key, &args)
+    }
+
+    /// `otactl device` with the CA, the key and `extra` flags only.
+    fn device_without_certificate(&self, key: &Path, extra: &[&str]) -> Output {
         let mut cmd = otactl();
         cmd.current_dir(self.dir.path())
             .arg("device")
             .args(["--broker", &format!("mqtts://127.0.0.1:{}", self.port)])
             .args(["--board", BOARD, "--timeout", "60"])
             .arg("--ca")
-            .arg(p("ca.crt"))
-            .arg("--cert")
-            .arg(p("DEVICE-0001.crt"))
-            .arg("--client-key")
-            .arg(p("DEVICE-0001.key"))
+            .arg(self.dir.path().join("ca.crt"))
             .arg("--key")
             .arg(key)
             .args(extra)
@@ -175,6 +179,19 @@ fn a_wrong_key_fails_naming_the_key_file() {
         "stderr:\n{err}"
     );
     assert!(out.contains("0 of 1 updated"), "stdout:\n{out}");
+}
+
+#[test]
+fn a_broker_that_refuses_the_device_is_a_setup_error_at_once() {
+    let Some(w) = TlsWorld::new() else { return };
+    let o = w.device_without_certificate(&w.key, &[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr:\n{err}");
+    assert!(
+        err.contains("the broker refused the device's client certificate")
+            && err.contains("check --cert and --client-key"),
+        "stderr:\n{err}"
+    );
 }
 
 /// A plain mosquitto and the spec's publisher serving a signed 1.1.0 (key in the result).
