@@ -18,6 +18,7 @@
 //! | [`aws`] | AWS IoT Core: its broker limits, least-privilege policy documents |
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
 //! | [`publish`] | the update server |
+//! | [`device`] | `otactl device`: the firmware's OTA task in-process as stand-in boards against the user's broker |
 //! | [`demo`] | `otactl demo`: builds the device application, runs broker, publisher and a simulated board |
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod aws;
 pub mod certs;
 pub mod config;
 pub mod demo;
+pub mod device;
 pub mod fsutil;
 pub mod image;
 pub mod mqtt;

@@ -8,7 +8,8 @@
 //!   SAN), or `--tls-server-name` when the certificate does not name the address. `--insecure` is
 //!   the only way to skip that check, and even then the handshake signatures are verified.
 //!   Client certificates may be X.509 version 1 (see the `tls` submodule).
-//! - [`options_v4`] / [`options_v5`]: rumqttc options with the TLS transport set for `mqtts://`.
+//! - [`options_v4`] / [`options_v5`]: rumqttc options with the TLS transport set for `mqtts://`;
+//!   [`tls_for`]: the client configuration alone (the stand-in device's own MQTT link takes it).
 //! - [`network_options`] / [`client_v4`]: TCP_NODELAY on the client socket (set by
 //!   [`options_v5`]; for MQTT 3.1.1 rumqttc keeps it on the event loop, so use [`client_v4`]).
 //!
@@ -191,8 +192,17 @@ impl fmt::Display for BrokerUrl {
 /// The TLS transport for `url`, or `None` for `mqtt://`.
 ///
 /// # Errors
-/// TLS options given for an `mqtt://` URL, or [`client_config`] errors.
+/// See [`tls_for`].
 pub fn transport(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<Transport>> {
+    Ok(tls_for(url, tls)?
+        .map(|config| Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config)))))
+}
+
+/// The rustls client configuration for `url`, or `None` for `mqtt://`.
+///
+/// # Errors
+/// TLS options given for an `mqtt://` URL, or [`client_config`] errors.
+pub fn tls_for(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<rustls::ClientConfig>> {
     if !url.tls {
         if tls.any() {
             bail!(
@@ -214,9 +224,7 @@ pub fn transport(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<Transport>
         // ask for this ALPN protocol.
         config.alpn_protocols = vec![crate::aws::ALPN_MQTT_443.as_bytes().to_vec()];
     }
-    Ok(Some(Transport::tls_with_config(TlsConfiguration::Rustls(
-        Arc::new(config),
-    ))))
+    Ok(Some(config))
 }
 
 /// MQTT 3.1.1 options for `url` (rumqttc defaults otherwise). For TLS, the broker's certificate

@@ -3,6 +3,7 @@
 mod aws;
 mod certs;
 mod cli;
+mod device;
 mod e2e;
 mod image;
 mod publish;

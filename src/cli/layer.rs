@@ -35,6 +35,47 @@ const FLAG_ONLY: [&str; 4] = ["force", "new-ca", "serial", "watch"];
 /// Every other `sign` option changes the image's bytes and comes from a flag or `otactl.toml`.
 const SIGN_FROM_ENV: [&str; 3] = ["key", "flashmap", "platform"];
 
+/// Settings a command shares with another command's table in `otactl.toml`: `device` connects
+/// to the broker `[publish]` names, with its CA, and checks downloads with the key and flash map
+/// the project signs with. Its client certificate and key are its own (`[device]`), never the
+/// publisher's. Looked up after the command's own table and before `[defaults]`.
+const SHARED: [(&str, &str, &[&str]); 2] = [
+    (
+        "device",
+        "publish",
+        &[
+            "broker",
+            "ca",
+            "tls-server-name",
+            "insecure",
+            "topic-prefix",
+            "board",
+            "key",
+        ],
+    ),
+    ("device", "sign", &["flashmap", "key"]),
+];
+
+/// The value of `long` for the command at `path` from `config`: its own table, a table it shares
+/// the option with ([`SHARED`]), then `[defaults]`.
+fn lookup(config: &ConfigFile, path: &[&str], long: &str) -> Result<Option<(String, Vec<String>)>> {
+    let own = config.lookup_in(path, long)?;
+    if own.as_ref().is_some_and(|(table, _)| table != "defaults") {
+        return Ok(own);
+    }
+    for (cmd, table, keys) in SHARED {
+        if path == [cmd] && keys.contains(&long) {
+            if let Some(found) = config
+                .lookup_in(&[table], long)?
+                .filter(|(t, _)| t != "defaults")
+            {
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok(own)
+}
+
 /// Where a value that was not typed came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -221,7 +262,7 @@ pub fn layer(
         let long = layered_long(&a).expect("filtered above").to_owned();
         let values = if from_file {
             out.add_known(path, &long);
-            config.lookup_in(&p, &long)?
+            lookup(config, &p, &long)?
         } else {
             None
         };
@@ -384,6 +425,30 @@ mod tests {
     #[test]
     fn env_names() {
         assert_eq!(env_name("topic-prefix"), "OTACTL_TOPIC_PREFIX");
+    }
+
+    #[test]
+    fn device_shares_the_publishers_broker_but_never_its_certificate() {
+        let config = ConfigFile::parse(
+            "[defaults]\nboard = \"B\"\n[publish]\nbroker = \"mqtts://h:8884\"\nca = \"ca.crt\"\n\
+             cert = \"publisher.crt\"\nclient-key = \"publisher.key\"\n[sign]\nflashmap = \"m.json\"\n",
+        )
+        .unwrap();
+        let found = |key: &str| lookup(&config, &["device"], key).unwrap();
+        assert_eq!(
+            found("broker"),
+            Some(("publish".into(), vec!["mqtts://h:8884".into()]))
+        );
+        assert_eq!(found("ca"), Some(("publish".into(), vec!["ca.crt".into()])));
+        assert_eq!(
+            found("flashmap"),
+            Some(("sign".into(), vec!["m.json".into()]))
+        );
+        assert_eq!(found("board"), Some(("defaults".into(), vec!["B".into()])));
+        assert_eq!(found("cert"), None);
+        assert_eq!(found("client-key"), None);
+        // Other commands keep their own tables only.
+        assert_eq!(lookup(&config, &["job"], "broker").unwrap(), None);
     }
 
     #[test]

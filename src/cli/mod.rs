@@ -44,6 +44,7 @@ mod cert_to_c;
 mod certs;
 mod completions;
 mod demo;
+mod device;
 mod help;
 mod info;
 mod init;
@@ -55,6 +56,7 @@ mod prompt;
 mod publish;
 mod sign;
 mod status;
+mod tls;
 mod verify;
 
 /// Over-the-air firmware updates for MCUboot-based microcontrollers over MQTT.
@@ -143,6 +145,8 @@ pub enum Command {
         about = "Run the whole update story on this machine: broker, publisher and a simulated board"
     )]
     Demo(demo::Cmd),
+    #[command(about = "Check a set-up without a board: stand-ins download and verify an update")]
+    Device(Box<device::Cmd>),
     #[command(
         about = "Set up a project: board, flash map, broker, TLS, signing key; writes otactl.toml"
     )]
@@ -294,6 +298,7 @@ pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
         Command::Publish(c) => c.run(&ctx),
         Command::Status(c) => c.run(&ctx),
         Command::Demo(c) => c.run(&ctx),
+        Command::Device(c) => c.run(&ctx),
         Command::Init(c) => c.run(&ctx),
         Command::Completions(c) => c.run(&ctx),
         Command::Aws(c) => c.run(&ctx),

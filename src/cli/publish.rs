@@ -15,6 +15,7 @@ use otactl::publish::{
 
 use super::board;
 use super::progress::{self, Style};
+use super::tls::TlsArgs;
 use super::Ctx;
 
 /// Serve updates to unmodified Infineon ota-update devices over MQTT.
@@ -48,23 +49,8 @@ pub struct Cmd {
     /// Clear a device's blocked versions (DEVICE as shown by `otactl status`, or "all") first.
     #[arg(long, value_name = "DEVICE")]
     unblock: Vec<String>,
-    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
-    #[arg(long, value_name = "FILE")]
-    cert: Option<PathBuf>,
-    /// Client private key (PEM) for mutual TLS.
-    #[arg(long, value_name = "FILE")]
-    client_key: Option<PathBuf>,
-    /// Verify the broker's certificate for this name instead of the --broker host, for a
-    /// certificate that does not name the address (Infineon's generate_ssl_cert.sh:
-    /// mosquitto_server). The chain is still verified against --ca.
-    #[arg(long, value_name = "NAME")]
-    tls_server_name: Option<String>,
-    /// Do not verify the broker's certificate (explicit opt-out; never the default).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// MQTT client ID of the publisher.
     #[arg(long)]
     client_id: Option<String>,
@@ -398,13 +384,7 @@ fn quiet_watch(inner: EventSink, quiet: Duration, hint: String) -> EventSink {
 /// Broker URL + TLS flags → client options, built by [`otactl::mqtt`].
 fn broker_options(url: &str, client_id: &str, v5: bool, cmd: &Cmd) -> Result<ClientOptions> {
     let url = mqtt::BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--broker {e}"))?;
-    let tls = mqtt::TlsSettings {
-        ca: cmd.ca.clone(),
-        cert: cmd.cert.clone(),
-        key: cmd.client_key.clone(),
-        server_name: cmd.tls_server_name.clone(),
-        insecure: cmd.insecure,
-    };
+    let tls = cmd.tls.settings();
     Ok(if v5 {
         ClientOptions::V5(Box::new(mqtt::options_v5(&url, client_id, &tls)?))
     } else {

@@ -268,8 +268,26 @@ fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rust
     None
 }
 
+/// Which client a connection error is about, for the wording of the fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `otactl publish`.
+    Publisher,
+    /// `otactl device`, the stand-in board.
+    Device,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Publisher => "publisher",
+            Self::Device => "device",
+        }
+    }
+}
+
 /// Certificate and host problems, whatever the MQTT version.
-fn classify_io(e: &(dyn std::error::Error + 'static)) -> NetError {
+fn classify_io(e: &(dyn std::error::Error + 'static), role: Role) -> NetError {
     use rustls::{AlertDescription as A, Error as T};
     if let Some(t) = rustls_error(e) {
         return match t {
@@ -284,9 +302,10 @@ fn classify_io(e: &(dyn std::error::Error + 'static)) -> NetError {
                 | A::CertificateExpired
                 | A::CertificateRevoked
                 | A::AccessDenied,
-            ) => NetError::permanent(
-                "the broker refused the publisher's client certificate: check --cert and --client-key, and that the broker trusts the CA that signed them (its cafile)".into(),
-            ),
+            ) => NetError::permanent(format!(
+                "the broker refused the {}'s client certificate: check --cert and --client-key, and that the broker trusts the CA that signed them (its cafile)",
+                role.name()
+            )),
             T::Other(o) => NetError::permanent(o.to_string()),
             other => NetError::transient(format!("TLS: {other}")),
         };
@@ -300,21 +319,28 @@ fn classify_io(e: &(dyn std::error::Error + 'static)) -> NetError {
     NetError::transient(text)
 }
 
-fn classify_v4(e: &rumqttc::ConnectionError) -> NetError {
+/// An MQTT 3.1.1 connection error in words, and whether retrying can help.
+#[must_use]
+pub fn classify_v4(e: &rumqttc::ConnectionError, role: Role) -> NetError {
     use rumqttc::{ConnectReturnCode as R, ConnectionError as C};
     match e {
-        C::ConnectionRefused(R::NotAuthorized | R::BadUserNamePassword) => NetError::permanent(
-            "the broker refused the connection: not authorized (check the publisher's certificate or credentials and the broker's ACL)".into(),
-        ),
+        C::ConnectionRefused(R::NotAuthorized | R::BadUserNamePassword) => {
+            NetError::permanent(format!(
+                "the broker refused the connection: not authorized (check the {}'s certificate or credentials and the broker's ACL)",
+                role.name()
+            ))
+        }
         C::ConnectionRefused(R::BadClientId) => {
             NetError::permanent("the broker refused the client id (check --client-id)".into())
         }
         C::ConnectionRefused(R::RefusedProtocolVersion) => NetError::permanent(
             "the broker does not speak MQTT 3.1.1 on this port".into(),
         ),
-        C::Tls(t) => classify_io(t),
-        C::Io(io) => classify_io(io),
-        other => NetError::transient(other.to_string()),
+        C::Tls(t) => classify_io(t, role),
+        C::Io(io) => classify_io(io, role),
+        // A TLS alert that arrives after the handshake (TLS 1.3: the broker refuses the client
+        // certificate while the CONNECT is read) comes as a state error around the I/O error.
+        other => classify_io(other, role),
     }
 }
 
@@ -333,8 +359,8 @@ fn classify_v5(e: &rumqttc::v5::ConnectionError) -> NetError {
         C::ConnectionRefused(R::UnsupportedProtocolVersion | R::RefusedProtocolVersion) => {
             NetError::permanent("the broker does not speak MQTT 5 on this port".into())
         }
-        C::Tls(t) => classify_io(t),
-        C::Io(io) => classify_io(io),
+        C::Tls(t) => classify_io(t, Role::Publisher),
+        C::Io(io) => classify_io(io, Role::Publisher),
         other => NetError::transient(other.to_string()),
     }
 }
@@ -364,24 +390,32 @@ impl Loop {
     pub async fn poll(&mut self) -> Result<NetEvent, NetError> {
         use rumqttc::Outgoing;
         match self {
-            Self::V4(l) => Ok(match l.poll().await.map_err(|e| classify_v4(&e))? {
-                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => NetEvent::Connected,
-                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => NetEvent::Subscribed {
-                    granted: a
-                        .return_codes
-                        .iter()
-                        .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure)),
+            Self::V4(l) => Ok(
+                match l
+                    .poll()
+                    .await
+                    .map_err(|e| classify_v4(&e, Role::Publisher))?
+                {
+                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => NetEvent::Connected,
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => NetEvent::Subscribed {
+                        granted: a
+                            .return_codes
+                            .iter()
+                            .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure)),
+                    },
+                    rumqttc::Event::Incoming(rumqttc::Packet::PubAck(a)) => {
+                        NetEvent::PubAck(a.pkid, None)
+                    }
+                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => NetEvent::Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                    },
+                    rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => {
+                        NetEvent::PublishSent(pkid)
+                    }
+                    _ => NetEvent::Other,
                 },
-                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(a)) => {
-                    NetEvent::PubAck(a.pkid, None)
-                }
-                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => NetEvent::Message {
-                    topic: p.topic,
-                    payload: p.payload,
-                },
-                rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => NetEvent::PublishSent(pkid),
-                _ => NetEvent::Other,
-            }),
+            ),
             Self::V5(l) => Ok(match l.poll().await.map_err(|e| classify_v5(&e))? {
                 rumqttc::v5::Event::Incoming(Packet5::ConnAck(_)) => NetEvent::Connected,
                 rumqttc::v5::Event::Incoming(Packet5::SubAck(a)) => NetEvent::Subscribed {

@@ -56,6 +56,37 @@ pub fn gen(dir: &Path, port: u16, key_type: &str, devices: &[&str]) {
     }
 }
 
+/// A signing key `key_name` (made if missing) and a 20 000-byte image signed with it as
+/// `version` (`app-VERSION.bin`), in `dir`.
+pub fn signed_image(dir: &Path, key_name: &str, version: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(key_name);
+    if !key.exists() {
+        ok(&["keygen", "-k", key.to_str().unwrap()]);
+    }
+    let app = dir.join("app.bin");
+    std::fs::write(
+        &app,
+        (0..20_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let image = dir.join(format!("app-{version}.bin"));
+    ok(&[
+        "sign",
+        "-k",
+        key.to_str().unwrap(),
+        "-H",
+        "0x400",
+        "--pad-header",
+        "-S",
+        "0x20000",
+        "-v",
+        version,
+        app.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    (key, image)
+}
+
 pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }

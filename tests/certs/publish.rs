@@ -1,23 +1,15 @@
 //! `otactl publish --broker mqtts://…` through the generated broker config: the publisher
 //! verifies the broker, authenticates with its certificate, and the ACL lets it answer a device.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use otactl::mqtt::{self, BrokerUrl, TlsSettings};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::time::{timeout_at, Instant};
 
-use super::{gen, ok, path, BOARD, PREFIX};
-use crate::util::{free_port, otactl, Mosquitto};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use super::{gen, path, signed_image, BOARD, PREFIX};
+use crate::util::{free_port, otactl, Killed, Mosquitto};
 
 /// The device `dev-a` asks for an update until the publisher answers on its unique topic.
 async fn ask_until_answered(dir: &std::path::Path, port: u16) -> String {
@@ -70,30 +62,8 @@ fn serve(share_group: Option<&str>) {
     let Some(_broker) = Mosquitto::start(&dir.path().join("mosquitto.conf"), port) else {
         return;
     };
-    let key = path(dir.path(), "signing.pem");
-    ok(&["keygen", "-k", key.to_str().unwrap()]);
-    let app = path(dir.path(), "app.bin");
-    std::fs::write(&app, vec![0x5a; 3000]).unwrap();
-    let signed = path(dir.path(), "app.signed.bin");
-    let (k, a, s) = (
-        key.to_str().unwrap(),
-        app.to_str().unwrap(),
-        signed.to_str().unwrap(),
-    );
-    ok(&[
-        "sign",
-        "-k",
-        k,
-        "-H",
-        "0x400",
-        "--pad-header",
-        "-S",
-        "0x20000",
-        "-v",
-        "1.1.0",
-        a,
-        s,
-    ]);
+    let (key, signed) = signed_image(dir.path(), "signing.pem", "1.1.0");
+    let (k, s) = (key.to_str().unwrap(), signed.to_str().unwrap());
     let mut cmd = otactl();
     cmd.arg("publish")
         .args([

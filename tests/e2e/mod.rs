@@ -8,7 +8,7 @@
 mod device;
 mod kill;
 mod story;
-mod third_party;
+pub mod third_party;
 mod tls;
 
 use std::io::{BufRead, BufReader};

@@ -29,7 +29,7 @@ use crate::protocol::TEMPLATE_SERIAL;
 /// The board string of the example's default kit.
 pub const DEFAULT_BOARD: &str = "APP_CY8CPROTO_062S2_43439";
 
-/// Where and how the device connects.
+/// The simulated board's device application: its flash, the bootloader's key, and the OTA task.
 #[derive(Clone, Debug)]
 pub struct DeviceConfig {
     /// The flash file the board runs on.
@@ -38,12 +38,22 @@ pub struct DeviceConfig {
     pub flashmap: PathBuf,
     /// The bootloader's trusted public key (the agent verifies downloads with it).
     pub pubkey: PathBuf,
+    /// TLS material, when the broker URL is `mqtts://`.
+    pub tls: Option<TlsFiles>,
+    /// Where and how the OTA task connects.
+    pub ota: OtaConfig,
+}
+
+/// Where and how the OTA task connects, and who it says it is (the example's
+/// `ota_app_config.h` and `cy_ota_config.h` settings).
+#[derive(Clone, Debug)]
+pub struct OtaConfig {
     /// Broker host.
     pub host: String,
     /// Broker port.
     pub port: u16,
-    /// TLS material, when the broker URL is `mqtts://`.
-    pub tls: Option<TlsFiles>,
+    /// TLS (`mqtts://`): the driver is given the client configuration.
+    pub tls: bool,
     /// Topic prefix (`COMPANY_TOPIC_PREPEND`).
     pub prefix: String,
     /// Board string (`CY_TARGET_BOARD_STRING`).
@@ -144,14 +154,17 @@ impl DeviceConfig {
             flash: required("OTA_DEVICE_FLASH")?.into(),
             flashmap: required("OTA_DEVICE_FLASHMAP")?.into(),
             pubkey: required("OTA_DEVICE_PUBKEY")?.into(),
-            host,
-            port,
+            ota: OtaConfig {
+                host,
+                port,
+                tls: tls.is_some(),
+                prefix: var("OTA_DEVICE_PREFIX").unwrap_or_else(|| PREFIX_APP.into()),
+                board: var("OTA_DEVICE_BOARD").unwrap_or_else(|| DEFAULT_BOARD.into()),
+                serial: var("OTA_DEVICE_SERIAL").unwrap_or_else(|| TEMPLATE_SERIAL.into()),
+                check_interval: Duration::from_secs_f64(secs),
+                flow: var("OTA_DEVICE_FLOW").map_or(Ok(Delivery::Push), |f| parse_flow(&f))?,
+            },
             tls,
-            prefix: var("OTA_DEVICE_PREFIX").unwrap_or_else(|| PREFIX_APP.into()),
-            board: var("OTA_DEVICE_BOARD").unwrap_or_else(|| DEFAULT_BOARD.into()),
-            serial: var("OTA_DEVICE_SERIAL").unwrap_or_else(|| TEMPLATE_SERIAL.into()),
-            check_interval: Duration::from_secs_f64(secs),
-            flow: var("OTA_DEVICE_FLOW").map_or(Ok(Delivery::Push), |f| parse_flow(&f))?,
         })
     }
 }

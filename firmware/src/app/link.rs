@@ -20,7 +20,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::time::{timeout_at, Instant};
 
-use super::config::{DeviceConfig, TlsFiles};
+use super::config::{OtaConfig, TlsFiles};
 use crate::pem;
 use crate::protocol::topics::{WILL_PAYLOAD, WILL_TOPIC};
 use crate::protocol::DEVICE_NET_BUFFER;
@@ -158,16 +158,58 @@ impl ServerCertVerifier for NamedVerifier {
     }
 }
 
+/// Why a connection could not be made (or stopped answering).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The network, TLS or the broker's CONNACK (rumqttc's error, for callers that sort
+    /// permanent failures from transient ones).
+    Net(ConnectionError),
+    /// Nothing within [`NET_TIMEOUT`].
+    TimedOut,
+    /// The request queue of the client is closed.
+    Closed(String),
+}
+
+impl core::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Net(e) => f.write_str(&describe(e)),
+            Self::TimedOut => f.write_str("timed out"),
+            Self::Closed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// A failed [`Link::connect`]: where to, and why.
+#[derive(Debug)]
+pub struct ConnectError {
+    /// The broker host.
+    pub host: String,
+    /// The broker port.
+    pub port: u16,
+    /// What went wrong.
+    pub cause: LinkError,
+}
+
+impl core::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "connect to {}:{}: {}", self.host, self.port, self.cause)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
 impl Link {
     /// Connects as `client_id` and waits for the CONNACK.
     ///
     /// # Errors
-    /// Connection, TLS or timeout errors as text.
+    /// Connection, TLS or timeout errors.
     pub async fn connect(
-        cfg: &DeviceConfig,
+        cfg: &OtaConfig,
         tls: Option<&Arc<rustls::ClientConfig>>,
         client_id: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConnectError> {
         let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
         opts.set_keep_alive(Duration::from_secs(60))
             .set_clean_session(true)
@@ -196,31 +238,36 @@ impl Link {
         };
         link.wait_for(|p| matches!(p, Packet::ConnAck(_)), NET_TIMEOUT)
             .await
-            .map_err(|e| format!("connect to {}:{}: {e}", cfg.host, cfg.port))?;
+            .map_err(|cause| ConnectError {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                cause,
+            })?;
         Ok(link)
     }
 
-    async fn poll(&mut self, deadline: Instant) -> Result<Option<Packet>, String> {
+    async fn poll(&mut self, deadline: Instant) -> Result<Option<Packet>, ConnectionError> {
         loop {
             match timeout_at(deadline, self.events.poll()).await {
                 Err(_) => return Ok(None),
                 Ok(Ok(Event::Incoming(p))) => return Ok(Some(p)),
                 Ok(Ok(Event::Outgoing(_))) => {}
-                Ok(Err(e)) => return Err(describe(&e)),
+                Ok(Err(e)) => return Err(e),
             }
         }
     }
 
+    /// Polls until a packet `want` accepts arrives (returned); PUBLISHes on the way are kept.
     async fn wait_for(
         &mut self,
         want: impl Fn(&Packet) -> bool,
         limit: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<Packet, LinkError> {
         let deadline = Instant::now() + limit;
         loop {
-            match self.poll(deadline).await? {
-                None => return Err("timed out".into()),
-                Some(p) if want(&p) => return Ok(()),
+            match self.poll(deadline).await.map_err(LinkError::Net)? {
+                None => return Err(LinkError::TimedOut),
+                Some(p) if want(&p) => return Ok(p),
                 Some(Packet::Publish(p)) => self.inbox.push_back(Incoming {
                     topic: p.topic,
                     payload: p.payload.to_vec(),
@@ -230,18 +277,33 @@ impl Link {
         }
     }
 
-    /// Subscribes to `topic` at QoS 1 and waits for the SUBACK.
+    /// Subscribes to `topic` at QoS 1 and waits for the SUBACK; a refused subscription (the
+    /// broker's ACL) is an error.
     ///
     /// # Errors
-    /// Network errors or timeout.
+    /// Network errors, timeout or refusal.
     pub async fn subscribe(&mut self, topic: &str) -> Result<(), String> {
         self.client
             .subscribe(topic, QoS::AtLeastOnce)
             .await
             .map_err(|e| e.to_string())?;
-        self.wait_for(|p| matches!(p, Packet::SubAck(_)), NET_TIMEOUT)
+        let ack = self
+            .wait_for(|p| matches!(p, Packet::SubAck(_)), NET_TIMEOUT)
             .await
-            .map_err(|e| format!("subscribe {topic}: {e}"))
+            .map_err(|e| format!("subscribe {topic}: {e}"))?;
+        match ack {
+            Packet::SubAck(a)
+                if a.return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+            {
+                Err(format!(
+                    "subscribe {topic}: the broker refused it (its ACL does not let this \
+                     certificate read the topic)"
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Unsubscribes from `topic` and waits for the UNSUBACK.
@@ -255,6 +317,7 @@ impl Link {
             .map_err(|e| e.to_string())?;
         self.wait_for(|p| matches!(p, Packet::UnsubAck(_)), NET_TIMEOUT)
             .await
+            .map(drop)
             .map_err(|e| format!("unsubscribe {topic}: {e}"))
     }
 
@@ -269,6 +332,7 @@ impl Link {
             .map_err(|e| e.to_string())?;
         self.wait_for(|p| matches!(p, Packet::PubAck(_)), NET_TIMEOUT)
             .await
+            .map(drop)
             .map_err(|e| format!("publish {topic}: {e}"))
     }
 
@@ -282,7 +346,7 @@ impl Link {
             if let Some(m) = self.inbox.pop_front() {
                 return Ok(Some(m));
             }
-            match self.poll(deadline).await? {
+            match self.poll(deadline).await.map_err(|e| describe(&e))? {
                 None => return Ok(None),
                 Some(Packet::Publish(p)) => {
                     return Ok(Some(Incoming {

@@ -9,6 +9,10 @@
 //! `test-revert` feature builds the example's `TEST_REVERT` image, which hangs before it feeds
 //! the watchdog.
 //!
+//! The OTA task's loop ([`ota::drive`]) reports [`step::Step`]s to an observer; the
+//! application prints them as transcript lines, and `otactl device` runs the same loop
+//! in-process, against memory-backed flash, as a stand-in board.
+//!
 //! ## Talking to the board
 //!
 //! Everything the application prints on stdout is a transcript line `tag: message` that the
@@ -18,7 +22,8 @@
 
 pub mod config;
 pub mod link;
-mod ota;
+pub mod ota;
+pub mod step;
 
 use std::io::Read;
 use std::process::ExitCode;

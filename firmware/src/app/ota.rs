@@ -1,6 +1,6 @@
 //! The OTA task: drives the sans-IO [`Agent`] over one MQTT [`Link`], against the board's
-//! flash, and narrates what happens (check, no update, download progress, verify, reboot,
-//! confirm, revert) in the transcript.
+//! flash, and reports what happens (check, no update, download progress, verify, reboot,
+//! confirm, revert) as [`Step`]s to an [`Observer`].
 //!
 //! Connection pattern: one connection at a time, each a new session with a client ID and a
 //! unique topic derived from the clock like the C agent's (`CY_IOT_DEVICE<ms & 0xffff>`,
@@ -8,13 +8,18 @@
 //! subscribes to the agent's unique topic and the app filter topic (`PFX/BRD/OTAImage`), as the
 //! C device does, then tells the agent it is connected. A lost connection is retried every 5 s
 //! (`CY_OTA_RETRY_INTERVAL_SECS`); the agent re-sends whatever it was waiting for.
+//!
+//! [`ota_task`] is the device application's (flash files, transcript lines); [`drive`] is the
+//! loop itself, for any flash and observer (`otactl device` runs it in-process).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::config::DeviceConfig;
+use super::config::{DeviceConfig, OtaConfig};
 use super::link::{tls_config, Link};
 use super::say;
+use super::step::{Observer, Step};
 use crate::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
 use crate::flashmap::FlashMap;
 use crate::image::verify::PublicKey;
@@ -27,18 +32,21 @@ const RETRY: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(100);
 
 /// Everything the task works with.
-struct Ctx {
-    dev: SimDevice,
+struct Ctx<'d> {
+    dev: &'d mut SimDevice,
+    obs: &'d mut (dyn Observer + Send),
+    /// The observer asked to stop.
+    stopped: bool,
     start: Instant,
     /// The board's clock when the application started (see [`boot_ms`]).
     boot: u64,
     last: Status,
     shown_pct: u32,
-    /// The outcome of the last update check that found nothing (repeats are not narrated).
+    /// The outcome of the last update check that found nothing (repeats are not reported).
     quiet_check: Option<String>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn now(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -47,29 +55,64 @@ impl Ctx {
     fn tick(&self) -> u32 {
         u32::try_from(self.boot.wrapping_add(self.now()) & 0xffff_ffff).unwrap_or(0)
     }
+
+    /// Reports `step`; remembers a request to stop.
+    fn tell(&mut self, step: &Step<'_>) {
+        if self.obs.step(step).is_break() {
+            self.stopped = true;
+        }
+    }
 }
 
 /// The tick of a real board when its application starts differs from board to board (reset
 /// timing, bootloader, Wi-Fi join); simulated boards started together would otherwise all read
 /// about the same tick and name their first sessions alike. A per-start random value below
 /// 65536 ms stands in for it.
-fn boot_ms() -> u64 {
+#[must_use]
+pub fn boot_ms() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.finish() & 0xffff
 }
 
-/// Runs update sessions until the agent asks for a reboot; returns why (for the transcript).
+/// The device application's OTA task: loads the board's flash map, key, flash and TLS files,
+/// then runs [`drive`] with every step as an `ota:` transcript line, until the agent asks for a
+/// reboot; returns why (for the transcript).
 pub async fn ota_task(cfg: DeviceConfig, running: AppVersion) -> String {
-    match setup(&cfg) {
-        Ok((map, key, dev)) => run(&cfg, running, map, key, dev).await,
-        Err(e) => {
-            say("ota", &format!("cannot start: {e}"));
-            std::future::pending::<()>().await;
-            unreachable!("pending never completes")
-        }
+    let (map, key, mut dev) = match setup(&cfg) {
+        Ok(s) => s,
+        Err(e) => halt(&format!("cannot start: {e}")).await,
+    };
+    let tls = match cfg.tls.as_ref().map(tls_config).transpose() {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => halt(&format!("TLS configuration: {e}")).await,
+    };
+    let keys = [key];
+    let run = Drive {
+        cfg: &cfg.ota,
+        map,
+        keys: &keys,
+        running,
+        tls,
+        boot_ms: boot_ms(),
+    };
+    let mut print = |step: &Step<'_>| {
+        say("ota", &step.to_string());
+        ControlFlow::Continue(())
+    };
+    match drive(run, &mut dev, &mut print).await {
+        Ending::Reset(why) => why,
+        Ending::Stopped => unreachable!("the transcript never stops the task"),
     }
+}
+
+/// Says `why` and waits forever (the application cannot run its OTA task; the LED task goes
+/// on, as on the board).
+async fn halt(why: &str) -> ! {
+    say("ota", why);
+    std::future::pending::<()>().await;
+    unreachable!("pending never completes")
 }
 
 fn setup(cfg: &DeviceConfig) -> Result<(FlashMap, PublicKey, SimDevice), String> {
@@ -81,15 +124,37 @@ fn setup(cfg: &DeviceConfig) -> Result<(FlashMap, PublicKey, SimDevice), String>
     Ok((map, key, dev))
 }
 
-async fn run(
-    cfg: &DeviceConfig,
-    running: AppVersion,
-    map: FlashMap,
-    key: PublicKey,
-    dev: SimDevice,
-) -> String {
-    let keys = [key];
-    let mut ac = AgentConfig::new(map, &keys, &cfg.board, running);
+/// What [`drive`] runs with.
+pub struct Drive<'a> {
+    /// Where to connect, and the device's identity.
+    pub cfg: &'a OtaConfig,
+    /// The flash map of the device's flash.
+    pub map: FlashMap,
+    /// The keys downloads must verify with.
+    pub keys: &'a [PublicKey],
+    /// The running version (what "Update Availability" says).
+    pub running: AppVersion,
+    /// The TLS client configuration, for [`OtaConfig::tls`].
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The board's clock when the application started: session names (client ID, unique
+    /// topic) come from it plus the time since ([`boot_ms`] picks one at random).
+    pub boot_ms: u64,
+}
+
+/// How [`drive`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The device must reset (why): a verified update is pending, or the agent failed.
+    Reset(String),
+    /// The observer asked to stop.
+    Stopped,
+}
+
+/// Runs update sessions against `dev`'s flash until the agent asks for a reboot or the observer
+/// stops it, reporting every [`Step`] to `obs`.
+pub async fn drive(run: Drive<'_>, dev: &mut SimDevice, obs: &mut (dyn Observer + Send)) -> Ending {
+    let cfg = run.cfg;
+    let mut ac = AgentConfig::new(run.map, run.keys, &cfg.board, run.running);
     ac.prefix = &cfg.prefix;
     ac.identity = DeviceIdentity {
         serial_number: &cfg.serial,
@@ -108,75 +173,75 @@ async fn run(
     ac.delivery = cfg.flow;
     let mut cx = Ctx {
         dev,
+        obs,
+        stopped: false,
         start: Instant::now(),
-        boot: boot_ms(),
+        boot: run.boot_ms,
         last: idle_status(),
         shown_pct: 0,
         quiet_check: None,
     };
     let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, cx.tick()) {
         Ok(a) => a,
-        Err(e) => return format!("agent: {e:?}"),
+        Err(e) => return Ending::Reset(format!("agent: {e}")),
     };
     match agent.on_boot(&mut cx.dev.primary, &mut cx.dev.secondary) {
         Ok(BootReport::Normal) => {}
-        Ok(BootReport::AwaitingConfirm) => say(
-            "ota",
-            "running a test image: it confirms itself once the broker connection works",
-        ),
-        Ok(BootReport::Reverted) => say(
-            "ota",
-            "the last update never confirmed itself: the bootloader reverted it",
-        ),
-        Ok(BootReport::RebootPending) => return "a downloaded image is pending".into(),
-        Err(e) => say("ota", &format!("flash error at start: {e:?}")),
-    }
-    let tls = match cfg.tls.as_ref().map(tls_config).transpose() {
-        Ok(t) => t.map(Arc::new),
-        Err(e) => {
-            say("ota", &format!("TLS configuration: {e}"));
-            std::future::pending::<()>().await;
-            unreachable!("pending never completes")
+        Ok(BootReport::AwaitingConfirm) => cx.tell(&Step::TestImage),
+        Ok(BootReport::Reverted) => cx.tell(&Step::Reverted),
+        Ok(BootReport::RebootPending) => {
+            return Ending::Reset("a downloaded image is pending".into())
         }
-    };
+        Err(e) => cx.tell(&Step::FlashAtStart(&e.to_string())),
+    }
     // The agent's first check is due at once; the example waits CY_OTA_INITIAL_CHECK_SECS.
     tokio::time::sleep(cfg.check_interval.min(Duration::from_secs(1))).await;
-    loop {
+    while !cx.stopped {
         // A new session: client ID and unique topic from the clock, as the C agent.
         let tick = cx.tick();
         let id = topics::client_id("CY_IOT_DEVICE", tick);
         if let Err(e) = agent.new_session(tick) {
-            return format!("agent: {e:?}");
+            return Ending::Reset(format!("agent: {e:?}"));
         }
         // The job's server while a redirected download lasts (spec §4.4: same credentials,
         // TLS unless the port is 1883), else the home broker.
         let server = server_for(cfg, agent.redirect());
         let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
-        let tls = tls.as_ref().filter(|_| server.tls.is_some());
+        let tls = run.tls.as_ref().filter(|_| server.tls);
         match Link::connect(&server, tls, &id).await {
             Ok(link) => match session(&server, &mut agent, &mut cx, link, &id).await {
-                End::Reset(why) => return why,
+                End::Reset(why) => return Ending::Reset(why),
+                End::Stopped => return Ending::Stopped,
                 End::Lost => {}
                 End::Move => continue,
             },
-            Err(e) if here.is_some() => {
-                say("ota", &format!("{e}; back to the home broker"));
-                agent.server_unreachable(cx.now());
+            Err(error) => {
+                let home = here.is_some();
+                cx.tell(&Step::ConnectFailed {
+                    error: &error,
+                    home,
+                    retry: RETRY,
+                });
+                if home {
+                    agent.server_unreachable(cx.now());
+                }
             }
-            Err(e) => say("ota", &format!("{e}; retrying in {} s", RETRY.as_secs())),
         }
-        tokio::time::sleep(RETRY).await;
+        if !cx.stopped {
+            tokio::time::sleep(RETRY).await;
+        }
     }
+    Ending::Stopped
 }
 
 /// Where the device connects: `redirect` (the job's `Broker`/`Port`) or the home broker.
-fn server_for(cfg: &DeviceConfig, redirect: Option<(&str, u16)>) -> DeviceConfig {
+fn server_for(cfg: &OtaConfig, redirect: Option<(&str, u16)>) -> OtaConfig {
     let mut server = cfg.clone();
     if let Some((host, port)) = redirect {
         server.host = host.to_string();
         server.port = port;
         if port == 1883 {
-            server.tls = None;
+            server.tls = false;
         }
     }
     server
@@ -190,13 +255,15 @@ enum End {
     Lost,
     /// The agent wants another server (a redirect, or home after it): connect now.
     Move,
+    /// The observer asked to stop.
+    Stopped,
 }
 
 /// One connection to `cfg`'s broker.
 async fn session(
-    cfg: &DeviceConfig,
+    cfg: &OtaConfig,
     agent: &mut Agent<'_>,
-    cx: &mut Ctx,
+    cx: &mut Ctx<'_>,
     mut link: Link,
     client_id: &str,
 ) -> End {
@@ -207,30 +274,26 @@ async fn session(
     let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
     for t in [direct.as_str(), unique.as_str()] {
         if let Err(e) = link.subscribe(t).await {
-            say("ota", &e);
-            return End::Lost;
+            cx.tell(&Step::LinkFailed(&e));
+            return stop_or(cx, End::Lost);
         }
     }
-    say(
-        "ota",
-        &format!(
-            "connected to {}:{} as {client_id} (replies on {unique})",
-            cfg.host, cfg.port
-        ),
-    );
+    cx.tell(&Step::Connected {
+        host: &cfg.host,
+        port: cfg.port,
+        client_id,
+        unique: &unique,
+    });
     let now = cx.now();
     let out = match agent.confirm(now, &mut cx.dev.primary) {
         Ok(Some(o)) => {
-            say(
-                "ota",
-                "image confirmed (image_ok written): this version stays",
-            );
+            cx.tell(&Step::Confirmed);
             owned(Some(o))
         }
         Ok(None) => None,
-        Err(e) => return End::Reset(format!("flash error while confirming: {e:?}")),
+        Err(e) => return End::Reset(format!("flash error while confirming: {e}")),
     };
-    if let Some(r) = act(&mut link, out).await {
+    if let Some(r) = act(&mut link, cx, out).await {
         return r;
     }
     let out = agent
@@ -246,8 +309,8 @@ async fn session(
         let msg = match link.recv(TICK).await {
             Ok(m) => m,
             Err(e) => {
-                say("ota", &format!("connection lost: {e}"));
-                return End::Lost;
+                cx.tell(&Step::ConnectionLost(&e));
+                return stop_or(cx, End::Lost);
             }
         };
         let now = cx.now();
@@ -268,10 +331,19 @@ async fn session(
         }
         if agent.redirect().map(|(h, p)| (h.to_string(), p)) != here {
             if here.is_some() {
-                say("ota", "back to the home broker");
+                cx.tell(&Step::BackHome);
             }
-            return End::Move;
+            return stop_or(cx, End::Move);
         }
+    }
+}
+
+/// [`End::Stopped`] when the observer asked to stop, else `end`.
+fn stop_or(cx: &Ctx<'_>, end: End) -> End {
+    if cx.stopped {
+        End::Stopped
+    } else {
+        end
     }
 }
 
@@ -290,16 +362,16 @@ fn owned(o: Option<Outbound<'_>>) -> Option<Action> {
     })
 }
 
-/// Narrates the agent's progress, then carries out its action; `Some` ends the connection.
+/// Reports the agent's progress, then carries out its action; `Some` ends the connection.
 async fn step<E: core::fmt::Debug>(
     link: &mut Link,
     agent: &Agent<'_>,
-    cx: &mut Ctx,
+    cx: &mut Ctx<'_>,
     out: Result<Option<Action>, crate::agent::AgentError<E>>,
 ) -> Option<End> {
     let out = match out {
         Ok(o) => o,
-        Err(e) => return Some(End::Reset(format!("flash error: {e:?}"))),
+        Err(e) => return Some(End::Reset(format!("flash error: {e}"))),
     };
     narrate(cx, agent.status());
     if let Some(Action::Publish(_, payload)) = &out {
@@ -309,31 +381,29 @@ async fn step<E: core::fmt::Debug>(
             && status.received > 0
             && kind == Ok(crate::protocol::MessageKind::RequestUpdate)
         {
-            say(
-                "ota",
-                "no answer to the chunk requests: asking for the whole image again",
-            );
+            cx.tell(&Step::FallBack);
         }
     }
-    act(link, out).await
+    // A verified image ends the session whatever the observer says.
+    if cx.stopped && !matches!(out, Some(Action::Reboot)) {
+        return Some(End::Stopped);
+    }
+    act(link, cx, out).await
 }
 
-async fn act(link: &mut Link, out: Option<Action>) -> Option<End> {
+async fn act(link: &mut Link, cx: &mut Ctx<'_>, out: Option<Action>) -> Option<End> {
     match out {
         None => None,
         Some(Action::Reboot) => Some(End::Reset("update downloaded and verified".into())),
         Some(Action::Redirect(host, port)) => {
-            say(
-                "ota",
-                &format!("the job names the server {host}:{port}: downloading from there"),
-            );
-            Some(End::Move)
+            cx.tell(&Step::Redirect { host: &host, port });
+            Some(stop_or(cx, End::Move))
         }
         Some(Action::Publish(topic, payload)) => match link.publish(&topic, &payload).await {
             Ok(()) => None,
             Err(e) => {
-                say("ota", &e);
-                Some(End::Lost)
+                cx.tell(&Step::LinkFailed(&e));
+                Some(stop_or(cx, End::Lost))
             }
         },
     }
@@ -349,37 +419,30 @@ fn idle_status() -> Status {
     }
 }
 
-fn narrate(cx: &mut Ctx, now: Status) {
+fn narrate(cx: &mut Ctx<'_>, now: Status) {
     let before = cx.last;
     cx.last = now;
     match (before.phase, now.phase) {
         (Phase::Idle | Phase::AwaitingConfirm, Phase::WaitingForJob)
             if cx.quiet_check.is_none() =>
         {
-            say("ota", "asking the publisher for an update");
+            cx.tell(&Step::Asking);
         }
         (Phase::WaitingForJob, Phase::Idle) => {
             let why = now
                 .last_error
                 .map_or_else(|| "no update".to_string(), |c| format!("no update: {c}"));
             if cx.quiet_check.as_deref() != Some(why.as_str()) {
-                say("ota", &format!("{why} (asking again every check interval)"));
+                cx.tell(&Step::NoUpdate(now.last_error));
                 cx.quiet_check = Some(why);
             }
         }
         (Phase::WaitingForJob, Phase::Downloading) => {
             cx.quiet_check = None;
             cx.shown_pct = 0;
-            match now.resumed_from {
-                Some(at) if at > 0 => say(
-                    "ota",
-                    &format!("update accepted; resuming the download at {at} bytes"),
-                ),
-                _ => say(
-                    "ota",
-                    "update accepted; downloading into the secondary slot",
-                ),
-            }
+            cx.tell(&Step::Accepted {
+                resumed_from: now.resumed_from,
+            });
         }
         (Phase::Downloading, Phase::Downloading) => {
             if let Some(total) = now.total.filter(|t| *t > 0) {
@@ -387,10 +450,11 @@ fn narrate(cx: &mut Ctx, now: Status) {
                     u32::try_from(u64::from(now.received) * 100 / u64::from(total)).unwrap_or(100);
                 if pct >= cx.shown_pct + 10 || (pct == 100 && cx.shown_pct < 100) {
                     cx.shown_pct = pct - pct % 10;
-                    say(
-                        "ota",
-                        &format!("download {pct:>3}% ({}/{total} bytes)", now.received),
-                    );
+                    cx.tell(&Step::Progress {
+                        pct,
+                        received: now.received,
+                        total,
+                    });
                 }
             }
         }
@@ -398,14 +462,15 @@ fn narrate(cx: &mut Ctx, now: Status) {
             if cx.shown_pct < 100 {
                 cx.shown_pct = 100;
                 let t = before.total.unwrap_or(0);
-                say("ota", &format!("download 100% ({t}/{t} bytes)"));
+                cx.tell(&Step::Progress {
+                    pct: 100,
+                    received: t,
+                    total: t,
+                });
             }
-            say("ota", "image verified and marked pending (test swap)");
+            cx.tell(&Step::Verified);
         }
-        (Phase::Downloading, Phase::Idle) => match now.last_error {
-            Some(code) => say("ota", &format!("download failed: {code}")),
-            None => say("ota", "download stopped"),
-        },
+        (Phase::Downloading, Phase::Idle) => cx.tell(&Step::DownloadFailed(now.last_error)),
         _ => {}
     }
 }
