@@ -27,7 +27,7 @@ fn code_for<E>(e: &VerifyError<E>) -> ErrorCode {
             ErrorCode::ImageFormat
         }
         VerifyError::TooLarge { .. } => ErrorCode::ImageTooLarge,
-        VerifyError::UnsupportedFlags(_) => ErrorCode::ImageUnsupported,
+        VerifyError::UnsupportedFlags(_) | VerifyError::Encrypted => ErrorCode::ImageUnsupported,
         VerifyError::HashMismatch => ErrorCode::ImageHashMismatch,
         VerifyError::UnknownKey => ErrorCode::ImageUnknownKey,
         VerifyError::Unsigned | VerifyError::BadSignature => ErrorCode::ImageBadSignature,

@@ -91,6 +91,9 @@ pub enum VerifyError<E> {
     UnknownKey,
     /// The signature does not verify with the selected key (or is not valid DER).
     BadSignature,
+    /// The payload is encrypted and this reader cannot decrypt it: no decryption key, a key
+    /// exchange for another key (or scheme), or an upgrade mode that does not decrypt.
+    Encrypted,
 }
 
 impl<E: core::fmt::Debug> core::fmt::Display for VerifyError<E> {
@@ -115,6 +118,9 @@ impl<E: core::fmt::Debug> core::fmt::Display for VerifyError<E> {
                 f.write_str("image was signed with a different key (key hash does not match)")
             }
             Self::BadSignature => f.write_str("signature does not verify"),
+            Self::Encrypted => f.write_str(
+                "the payload is encrypted for a key this device does not have (or it cannot decrypt here)",
+            ),
         }
     }
 }
@@ -143,8 +149,11 @@ pub struct VerifiedImage {
     pub end: u32,
 }
 
+/// Flags that make an image unbootable here. `ENCRYPTED_AES128` is not among them: the hash is
+/// over the plaintext, so a decrypted image (the primary slot) validates as it is, and an
+/// encrypted one validates when read through its key (`enc::Decrypting`); read as stored it
+/// fails the hash, as in MCUboot.
 const UNSUPPORTED_FLAGS: u32 = ImageFlags::NON_BOOTABLE
-    | ImageFlags::ENCRYPTED_AES128
     | ImageFlags::ENCRYPTED_AES256
     | ImageFlags::PIC
     | ImageFlags::COMPRESSED_LZMA1
