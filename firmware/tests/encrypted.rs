@@ -130,3 +130,44 @@ fn a_power_cut_anywhere_in_an_encrypted_install_still_installs_the_plaintext() {
         }
     }
 }
+
+#[test]
+fn the_agent_downloads_an_encrypted_image_and_the_bootloader_installs_it() {
+    use common::publisher::{agent_config, run, End, Publisher};
+    use firmware::agent::{Agent, BootReport};
+    use firmware::protocol::AppVersion;
+    for scheme in EncScheme::ALL {
+        let key = enc_key(scheme, 1);
+        let (stored, plain) = encrypted_app(&key, 1, 3001);
+        let mut tampered = stored.clone();
+        tampered[0x200] ^= 0x10;
+        for (name, map) in maps(UpgradeMode::Overwrite) {
+            let name = format!("{scheme:?} {name}");
+            for (image, installs) in [(&stored, true), (&tampered, false)] {
+                let old = app(1, 0, 2000);
+                let mut dev = device_with(map, &old);
+                let keys = [public_key(0)];
+                let cfg = agent_config(dev.map, &keys, AppVersion::new(1, 0, 0));
+                let mut agent = Agent::new::<()>(cfg, 99).unwrap();
+                let report = agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
+                assert_eq!(report, BootReport::Normal, "{name}");
+                let publ = Publisher::new(image.clone(), AppVersion::new(1, 1, 0));
+                let mut now = 0;
+                let end = run(&mut agent, &mut dev.secondary, &publ, &mut now, 200).unwrap();
+                // The agent cannot tell a tampered ciphertext: the bootloader can.
+                assert_eq!(end, End::Reboot, "{name}");
+                assert!(
+                    holds(dev.secondary.data(), image),
+                    "{name}: stored encrypted"
+                );
+                let out = dev.boot_with(&keys, true, Some(&key)).unwrap();
+                let runs = if installs { &plain } else { &old };
+                assert!(
+                    holds(dev.primary.data(), runs),
+                    "{name}: installs {installs}"
+                );
+                assert_eq!(out.image.header.version.minor, u8::from(installs), "{name}");
+            }
+        }
+    }
+}

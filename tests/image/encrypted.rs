@@ -364,3 +364,83 @@ fn info_shows_the_encryption() {
         serde_json::from_slice(&ok(&ours(&["info", "--json", s(&out)]), "info")).unwrap();
     assert_eq!(json["encryption"]["key_exchange"], "ECIES-X25519");
 }
+
+/// Signs `input` with otactl's flash-map recipe for `map` (plus `extra`), returns the image.
+fn sign_for_map(map: &Path, extra: &[&str], input: &Path, out: &Path, version: &str) -> Vec<u8> {
+    let mut args = vec!["sign", "--flashmap", s(map), "-v", version];
+    args.extend_from_slice(extra);
+    args.extend([s(input), s(out)]);
+    ok(&ours(&args), "sign for the map");
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn encrypted_images_of_both_tools_boot_on_the_simulated_board() {
+    use firmware::boot::app::set_pending;
+    use firmware::sim::SimDevice;
+    let Some((bin, dir)) = with_imgtool() else {
+        return;
+    };
+    let d = dir.path();
+    let map_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("flashmap/psoc62_2m_ext_overwrite_sim.json");
+    let map = firmware::flashmap::infineon::load(&map_file, None).unwrap();
+    let slot = format!("{:#x}", map.primary.size);
+    let input = vectors_dir().join("payload-64k.bin");
+    for (scheme, _, enc_ty, sign_ty) in SCHEMES {
+        let (enc, sig) = imgtool_keys(&bin, d, enc_ty, sign_ty);
+        let device_key = private(&enc);
+        let trusted = [otactl::sign::load_key(&sig).unwrap().public_key()];
+        let old = sign_for_map(
+            &map_file,
+            &["-k", s(&sig)],
+            &input,
+            &d.join("old.bin"),
+            "1.0.0",
+        );
+        let common = [
+            "--pad-header",
+            "-H",
+            "0x400",
+            "--align",
+            "8",
+            "-S",
+            &slot,
+            "-v",
+            "1.1.0",
+        ];
+        let theirs = d.join("theirs.bin");
+        let mut args = vec!["sign", "-k", s(&sig), "-E", s(&enc), "--overwrite-only"];
+        args.extend_from_slice(&common);
+        args.extend([s(&input), s(&theirs)]);
+        ok(&imgtool(&bin, &args), "imgtool sign -E");
+        let mine = d.join("mine.bin");
+        sign_for_map(
+            &map_file,
+            &["-k", s(&sig), "-E", s(&enc)],
+            &input,
+            &mine,
+            "1.1.0",
+        );
+        for update in [theirs, mine] {
+            let what = format!("{scheme:?} {}", update.display());
+            let stored = std::fs::read(&update).unwrap();
+            let plain = otactl::image::decrypt_image(&stored, &device_key).unwrap();
+            for (key, installs) in [(None, false), (Some(&device_key), true)] {
+                let mut dev = SimDevice::new(map, 1);
+                dev.primary.program(0, &old);
+                dev.secondary.program(0, &stored);
+                let layout = dev.secondary_layout();
+                set_pending(&mut dev.secondary, &layout, true).unwrap();
+                let out = dev.boot_with(&trusted, false, key).unwrap();
+                let runs = if installs { &plain } else { &old };
+                assert!(
+                    dev.primary.data()[..runs.len()] == runs[..],
+                    "{what}: key {key:?}"
+                );
+                let minor = out.image.header.version.minor;
+                assert_eq!(minor, u8::from(installs), "{what}: key {key:?}");
+            }
+        }
+    }
+}

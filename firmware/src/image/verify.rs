@@ -231,6 +231,19 @@ pub fn validate<R: ImageRead>(
     })
 }
 
+/// The header and total size (end of the unprotected TLVs) of the image at the start of `r`,
+/// checked for structure and size but not hashed: what can be checked of an encrypted image
+/// without its key.
+///
+/// # Errors
+/// Format, size and flag errors, as [`validate`] reports them.
+pub fn layout<R: ImageRead>(
+    r: &mut R,
+    limit: u32,
+) -> Result<(ImageHeader, u32), VerifyError<R::Error>> {
+    read_layout(r, limit).map(|(h, _, end)| (h, end))
+}
+
 /// Reads the header and both TLV infos; returns the header, `U` and the image end.
 fn read_layout<R: ImageRead>(
     r: &mut R,
