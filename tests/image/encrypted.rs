@@ -39,7 +39,8 @@ fn with_imgtool() -> Option<(PathBuf, tempfile::TempDir)> {
     Some((tool("imgtool")?, tempfile::tempdir().unwrap()))
 }
 
-/// `sign [-k KEY] -E ENC EXTRA… SIGN… INPUT OUTPUT`, for either tool.
+/// `sign [-k KEY] -E ENC SIGN… EXTRA… INPUT OUTPUT`, for either tool (both let a later option
+/// override an earlier one).
 fn sign_args<'a>(
     key: Option<&'a Path>,
     enc: &'a Path,
@@ -52,8 +53,8 @@ fn sign_args<'a>(
         args.extend(["-k", s(k)]);
     }
     args.extend(["-E", s(enc)]);
-    args.extend_from_slice(extra);
     args.extend_from_slice(SIGN);
+    args.extend_from_slice(extra);
     args.extend([s(input), s(out)]);
     args
 }
@@ -398,21 +399,9 @@ fn encrypted_images_of_both_tools_boot_on_the_simulated_board() {
             &d.join("old.bin"),
             "1.0.0",
         );
-        let common = [
-            "--pad-header",
-            "-H",
-            "0x400",
-            "--align",
-            "8",
-            "-S",
-            &slot,
-            "-v",
-            "1.1.0",
-        ];
         let theirs = d.join("theirs.bin");
-        let mut args = vec!["sign", "-k", s(&sig), "-E", s(&enc), "--overwrite-only"];
-        args.extend_from_slice(&common);
-        args.extend([s(&input), s(&theirs)]);
+        let extra = ["--overwrite-only", "-S", &slot, "-v", "1.1.0"];
+        let args = sign_args(Some(&sig), &enc, &extra, &input, &theirs);
         ok(&imgtool(&bin, &args), "imgtool sign -E");
         let mine = d.join("mine.bin");
         sign_for_map(
