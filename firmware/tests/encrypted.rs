@@ -171,3 +171,38 @@ fn the_agent_downloads_an_encrypted_image_and_the_bootloader_installs_it() {
         }
     }
 }
+
+#[test]
+fn without_the_decryption_key_the_recorded_hash_must_still_be_signed_by_a_trusted_key() {
+    use firmware::image::verify::{validate, validate_encrypted_as_stored, VerifyError};
+    let key = enc_key(EncScheme::X25519, 1);
+    let (stored, plain) = encrypted_app(&key, 1, 3001);
+    let cap = stored.len() as u32;
+    assert_eq!(
+        validate(&mut stored.as_slice(), cap, &[public_key(0)]).unwrap_err(),
+        VerifyError::HashMismatch,
+        "hashed as stored"
+    );
+    let ok = validate_encrypted_as_stored(&mut stored.as_slice(), cap, &[public_key(0)]).unwrap();
+    assert_eq!(ok.key_index, Some(0));
+    let foreign = validate_encrypted_as_stored(&mut stored.as_slice(), cap, &[public_key(1)]);
+    assert_eq!(foreign.unwrap_err(), VerifyError::UnknownKey);
+    // A recorded hash changed after signing: the signature no longer matches it.
+    let parsed = firmware::image::ParsedImage::parse(&stored).unwrap();
+    let sha_off = parsed
+        .find(firmware::image::TlvKind::SHA256)
+        .unwrap()
+        .offset as usize;
+    let mut forged = stored.clone();
+    forged[sha_off + 4] ^= 1; // the first byte of the digest
+    assert_eq!(
+        validate_encrypted_as_stored(&mut forged.as_slice(), cap, &[public_key(0)]).unwrap_err(),
+        VerifyError::BadSignature
+    );
+    let plain_cap = plain.len() as u32;
+    assert_eq!(
+        validate_encrypted_as_stored(&mut plain.as_slice(), plain_cap, &[public_key(0)]).unwrap(),
+        validate(&mut plain.as_slice(), plain_cap, &[public_key(0)]).unwrap(),
+        "the decrypted image's recorded hash is its hash"
+    );
+}

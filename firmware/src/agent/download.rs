@@ -8,8 +8,8 @@ use crate::boot::image_io::FlashImage;
 use crate::flashmap::UpgradeMode;
 use crate::image::trailer::TrailerState;
 use crate::image::trailer::{FlagState, MagicState, SwapType};
-use crate::image::verify::{layout, validate, VerifyError};
-use crate::image::{align_down, align_up, ImageError, ImageFlags};
+use crate::image::verify::{validate, validate_encrypted_as_stored, VerifyError};
+use crate::image::{align_down, align_up, ImageError};
 use crate::protocol::chunk::{accept_chunk, ChunkReject};
 use crate::protocol::{codec, AppVersion, ErrorCode, MessageKind};
 
@@ -360,15 +360,16 @@ impl Agent<'_> {
         let limit = self.cfg.map.download_max_image_size();
         let checked = match validate(&mut FlashImage::new(flash, limit), limit, self.cfg.keys) {
             // An encrypted image's hash is over the plaintext: only the bootloader, which has
-            // the decryption key, can check it (and refuses what fails). Here: its structure.
-            Err(VerifyError::HashMismatch) => {
-                match layout(&mut FlashImage::new(flash, limit), limit) {
-                    Ok((h, end)) if h.flags.contains(ImageFlags::ENCRYPTED_AES128) => Ok((h, end)),
-                    _ => Err(VerifyError::HashMismatch),
-                }
-            }
-            r => r.map(|img| (img.header, img.end)),
-        };
+            // the decryption key, can check it (and refuses what fails). Here: its structure
+            // and the signature of its recorded hash.
+            Err(VerifyError::HashMismatch) => validate_encrypted_as_stored(
+                &mut FlashImage::new(flash, limit),
+                limit,
+                self.cfg.keys,
+            ),
+            r => r,
+        }
+        .map(|img| (img.header, img.end));
         let verdict = match checked {
             Ok((_, end)) if end != total => Err(ErrorCode::ImageFormat),
             Ok((header, _))
