@@ -6,6 +6,8 @@
 //!   → payload
 //!   → protected TLVs (0x6908): SEC_CNT, DEPENDENCY…, custom TLVs      ┐ hashed (SHA-256)
 //!   → unprotected TLVs (0x6907): SHA256|SHA384, KEYHASH|PUBKEY, sig    ┘ and signed
+//!     [-E: + ENC_EC256|ENC_X25519; the payload, zero-padded to 16 bytes before hashing, is
+//!      then AES-128-CTR encrypted: the hash and signature are over the plaintext]
 //!   → [--pad: erased fill up to the slot size, trailer magic, image_ok with --confirm]
 //! ```
 //!
@@ -22,16 +24,19 @@ use firmware::image::{
     IMAGE_HEADER_SIZE,
 };
 
+use crate::sign::enc::EncPublicKey;
 use crate::sign::SigningKey;
 
 mod check;
+mod encrypt;
 mod flashmap;
 pub mod hex;
 mod options;
 mod output;
 
 pub use check::{
-    image_bytes, not_an_image, read_image_file, read_trailer, verify_image, TrailerInfo,
+    decrypt_image, image_bytes, not_an_image, read_image_file, read_trailer, verify_image,
+    verify_image_with, TrailerInfo,
 };
 pub use flashmap::{FlashmapOptions, Recipe};
 pub use options::{
@@ -226,6 +231,11 @@ pub struct SignOptions {
     /// The header's `_pad1` (offset 28) holds the erased value, as cysecuretools writes it
     /// (imgtool writes 0).
     pub header_pad_erased: bool,
+    /// `-E`: encrypt the payload for this key (ECIES-P256 or ECIES-X25519, AES-128-CTR).
+    pub encrypt: Option<EncPublicKey>,
+    /// `--clear`: with `encrypt`, everything an encrypted image has (flag, key TLV, padding)
+    /// but the payload left in plaintext, for the primary slot.
+    pub clear: bool,
 }
 
 impl SignOptions {
@@ -253,6 +263,8 @@ impl SignOptions {
             custom_tlvs: Vec::new(),
             public_key_format: PublicKeyFormat::Hash,
             header_pad_erased: false,
+            encrypt: None,
+            clear: false,
         }
     }
 
@@ -277,7 +289,7 @@ impl SignOptions {
             }
             t.max_align = a;
         }
-        Ok(t)
+        Ok(t.with_enc_keys(self.encrypt.is_some()))
     }
 
     /// Whether the output gets a trailer (`--pad`, `--confirm` or `--test`).
@@ -296,6 +308,9 @@ impl SignOptions {
         }
         if self.non_bootable {
             f |= ImageFlags::NON_BOOTABLE;
+        }
+        if self.encrypt.is_some() {
+            f |= ImageFlags::ENCRYPTED_AES128;
         }
         f
     }
@@ -377,6 +392,9 @@ pub fn build(
         return Err(ImageBuildError::LoadAndRomFixed);
     }
     let (mut bytes, base_addr) = place_header_space(opts, input)?;
+    if opts.encrypt.is_some() {
+        encrypt::pad_to_block(&mut bytes);
+    }
     let hdr = opts.header_size as u16;
     let img_size = u32::try_from(bytes.len() - usize::from(hdr))
         .map_err(|_| ImageBuildError::PayloadTooLarge)?;
@@ -409,6 +427,13 @@ pub fn build(
             PublicKeyFormat::Full => (TlvKind::PUBKEY, public.public_bytes().to_vec()),
         });
         unprot.push((public.key_type().sig_tlv(), sig.clone()));
+    }
+    if let Some(pk) = &opts.encrypt {
+        unprot.push(encrypt::encrypt_payload(
+            pk,
+            &mut bytes[usize::from(hdr)..usize::from(hdr) + img_size as usize],
+            opts.clear,
+        ));
     }
     let unprot_area = encode_area(TLV_INFO_MAGIC, &unprot)?;
     bytes.extend_from_slice(&unprot_area);

@@ -17,10 +17,14 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use zeroize_shim::Zeroizing;
 
+pub mod enc;
 mod encode;
 mod load;
 
-pub use encode::{encode_public, encode_public_hash, public_key_pem, HashEncoding, PubEncoding};
+pub use encode::{
+    encode_key_bytes, encode_private_c, encode_public, encode_public_hash, public_key_pem,
+    HashEncoding, PubEncoding,
+};
 pub use load::{load_key, load_signing_key, parse_key_pem};
 
 /// Why a key could not be loaded or used.
@@ -61,6 +65,14 @@ pub enum SignError {
         path: PathBuf,
         /// What the decoder reported.
         reason: String,
+    },
+    /// A key that cannot encrypt images (`sign -E`).
+    #[error("{path} is {what}, not an encryption key otactl supports: `sign -E` takes an ECIES-P256 key (a P-256 key, `keygen -t enc-ec256`) or an ECIES-X25519 key (`keygen -t enc-x25519`); RSA-OAEP encryption (imgtool's ENCRSA2048) is not supported")]
+    NotEncryptionKey {
+        /// The key file.
+        path: PathBuf,
+        /// What was found instead.
+        what: String,
     },
     /// A public key where a private key is needed.
     #[error("{path} holds only a public key; signing needs the private key")]

@@ -66,6 +66,27 @@ fn tlv_json(t: &Tlv<'_>) -> Value {
     })
 }
 
+/// The encryption an image says it has: the flag and the key-exchange TLV (`null` for none).
+fn encryption(img: &ParsedImage<'_>) -> Value {
+    use firmware::image::enc::EncScheme;
+    use firmware::image::ImageFlags;
+    let flag = img.header.flags.contains(ImageFlags::ENCRYPTED_AES128);
+    let tlv = img
+        .tlvs()
+        .filter_map(Result::ok)
+        .find(|t| !t.protected && t.kind.name().is_some_and(|n| n.starts_with("ENC")));
+    if !flag && tlv.is_none() {
+        return Value::Null;
+    }
+    let scheme = tlv.and_then(|t| EncScheme::from_tlv(t.kind));
+    json!({
+        "flag": if flag { "ENCRYPTED_AES128" } else { "none" },
+        "cipher": "AES-128-CTR",
+        "key_exchange": scheme.map_or("unknown", EncScheme::display_name),
+        "tlv": tlv.and_then(|t| t.kind.name()),
+    })
+}
+
 fn describe(
     path: &std::path::Path,
     img: &ParsedImage<'_>,
@@ -89,6 +110,7 @@ fn describe(
             "version": h.version.to_string(),
         },
         "payload": { "offset": h.hdr_size, "size": h.img_size },
+        "encryption": encryption(img),
         "protected_tlvs": prot.iter().map(tlv_json).collect::<Vec<_>>(),
         "tlvs": unprot.iter().map(tlv_json).collect::<Vec<_>>(),
         "image_size": img.len(),
@@ -152,6 +174,15 @@ fn print_text(d: &Value) {
         h["hdr_size"].as_u64().unwrap_or(0),
         h["img_size"].as_u64().unwrap_or(0)
     );
+    if let Some(e) = d["encryption"].as_object() {
+        outln!(
+            "encryption: {} payload, key by {} ({} TLV), flag {}",
+            e["cipher"].as_str().unwrap_or(""),
+            e["key_exchange"].as_str().unwrap_or(""),
+            e["tlv"].as_str().unwrap_or("no"),
+            e["flag"].as_str().unwrap_or("")
+        );
+    }
     for (title, key) in [("protected TLVs", "protected_tlvs"), ("TLVs", "tlvs")] {
         let list = d[key].as_array().cloned().unwrap_or_default();
         if list.is_empty() {

@@ -114,12 +114,14 @@ pub struct GlobalArgs {
 /// `Cmd` struct. (A doc comment here would replace that text, examples included.)
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    #[command(about = "Generate a signing key: P-256, P-384, Ed25519, RSA (PKCS#8, 0600)")]
+    #[command(about = "Generate a signing or an encryption key (PKCS#8 PEM, mode 0600)")]
     Keygen(keys::KeygenCmd),
-    #[command(about = "Print the public half of a signing key (pem, raw, lang-c, lang-rust)")]
+    #[command(about = "Print the public half of a key (pem, raw, lang-c, lang-rust)")]
     Getpub(keys::GetpubCmd),
     #[command(about = "Print the SHA-256 of the public key (the image's KEYHASH)")]
     Getpubhash(keys::GetpubhashCmd),
+    #[command(about = "Print an encryption key's private half for the bootloader's build")]
+    Getpriv(keys::GetprivCmd),
     #[command(about = "Sign an image for MCUboot, with imgtool's `sign` options")]
     Sign(sign::Cmd),
     #[command(about = "Check an image's hash, key hash and signature")]
@@ -289,6 +291,7 @@ pub fn run(cli: Cli, config: ConfigFile) -> Result<()> {
         Command::Keygen(c) => c.run(&ctx),
         Command::Getpub(c) => c.run(&ctx),
         Command::Getpubhash(c) => c.run(&ctx),
+        Command::Getpriv(c) => c.run(&ctx),
         Command::Sign(c) => c.run(&ctx),
         Command::Verify(c) => c.run(&ctx),
         Command::Info(c) => c.run(&ctx),

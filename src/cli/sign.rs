@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use firmware::image::Version;
+use firmware::image::{KeyType, Version};
 use otactl::fsutil;
 use otactl::image::{
     self, parse_custom_tlv, parse_dependencies, parse_int, FileFormat, Payload, PublicKeyFormat,
@@ -132,6 +132,16 @@ pub struct SignArgs {
     /// Mark the image non-bootable.
     #[arg(long)]
     pub non_bootable: bool,
+    /// Encrypt the payload for this device key, as imgtool's -E: its public half is enough
+    /// (PEM; `getpub -e pem` of an enc-ec256 or enc-x25519 key). A fresh AES-128 key per image,
+    /// wrapped with ECIES-P256 (TLV ENCEC256) or ECIES-X25519 (ENCX25519); the hash and the
+    /// signature are over the plaintext. RSA-OAEP (ENCRSA2048) is not supported.
+    #[arg(short = 'E', long, value_name = "FILE")]
+    pub encrypt: Option<PathBuf>,
+    /// With -E: everything of an encrypted image but the encryption itself (the payload stays
+    /// plaintext), for programming the primary slot.
+    #[arg(short = 'c', long, requires = "encrypt")]
+    pub clear: bool,
     /// Derive the slot options from an Infineon flash map JSON, as Infineon's build does
     /// (explicit flags win). PSoC 6 maps follow its imgtool recipe:
     ///   -H 0x400 --pad-header  fixed (MCUBOOT_HEADER_SIZE)
@@ -210,6 +220,7 @@ impl SignArgs {
             (None, Some(sig)) => fixed_signer(sig, self.fix_sig_pubkey.as_deref())?,
             (None, None) => Signer::Unsigned,
         };
+        check_key_pair(&signer, opts.encrypt.as_ref(), self.encrypt.as_deref())?;
         let input = Payload::read(&self.infile)?;
         let img = image::build(&opts, input, &signer)
             .with_context(|| format!("cannot sign {}", self.infile.display()))?;
@@ -232,10 +243,19 @@ impl SignArgs {
             img.header.version,
             img.bytes.len(),
             img.free_bytes(),
-            if img.signature.is_some() {
-                "signed"
-            } else {
-                "unsigned"
+            match (img.signature.is_some(), &opts.encrypt) {
+                (true, None) => "signed".to_string(),
+                (false, None) => "unsigned".to_string(),
+                (s, Some(k)) => format!(
+                    "{}, {} ({})",
+                    if s { "signed" } else { "unsigned" },
+                    if opts.clear {
+                        "encryption-capable, payload in clear"
+                    } else {
+                        "encrypted"
+                    },
+                    k.scheme().display_name()
+                ),
             }
         );
         Ok(())
@@ -311,6 +331,10 @@ impl SignArgs {
             Some(KeyFormatArg::Full) => PublicKeyFormat::Full,
             _ => PublicKeyFormat::Hash,
         };
+        if let Some(p) = &self.encrypt {
+            o.encrypt = Some(otactl::sign::enc::load_enc_key(p)?.public_key());
+            o.clear = self.clear;
+        }
         Ok(o)
     }
 
@@ -329,6 +353,41 @@ impl SignArgs {
         }
         Ok(())
     }
+}
+
+/// imgtool's rule: a P-256 signing key goes with an ECIES-P256 encryption key, and P-384 or RSA
+/// signing keys with encryption schemes otactl does not have (ECIES-P384, RSA-OAEP).
+fn check_key_pair(
+    signer: &Signer<'_>,
+    enc: Option<&otactl::sign::enc::EncPublicKey>,
+    enc_path: Option<&std::path::Path>,
+) -> Result<()> {
+    use firmware::image::enc::EncScheme;
+    let (Some(enc), Some(path)) = (enc, enc_path) else {
+        return Ok(());
+    };
+    let kind = match signer {
+        Signer::Key(k) => k.key_type(),
+        Signer::Fixed { public_key, .. } => public_key.key_type(),
+        Signer::Unsigned => return Ok(()),
+    };
+    let fits = match kind {
+        KeyType::EcdsaP256 => enc.scheme() == EncScheme::EcP256,
+        KeyType::Ed25519 => true,
+        KeyType::EcdsaP384 | KeyType::Rsa2048 | KeyType::Rsa3072 => false,
+    };
+    if !fits {
+        bail!(
+            "-E {}: an {} key cannot encrypt an image signed with an {} key (imgtool and \
+             MCUboot pair ECDSA P-256 signing with ECIES-P256 encryption, Ed25519 with either; \
+             P-384 and RSA signing keys need ECIES-P384 or RSA-OAEP encryption, which otactl \
+             does not support)",
+            path.display(),
+            enc.scheme().display_name(),
+            kind.display_name()
+        );
+    }
+    Ok(())
 }
 
 fn fixed_signer(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use otactl::image::{hex_string, read_image_file, verify_image};
+use otactl::image::{hex_string, read_image_file, verify_image_with};
 use otactl::Rejected;
 
 use super::Ctx;
@@ -24,6 +24,11 @@ pub struct Cmd {
     /// writes it (raw DER, or a C array like Infineon's `cypress-test-ec-p256.pub`). Repeatable.
     #[arg(short, long, value_name = "FILE")]
     pub key: Vec<PathBuf>,
+    /// The device's private encryption key (enc-ec256 or enc-x25519): an encrypted image is
+    /// checked through it, as the bootloader checks the secondary slot (the hash is over the
+    /// plaintext).
+    #[arg(long, value_name = "FILE")]
+    pub enc_key: Option<PathBuf>,
     /// The image (.bin, or .hex).
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
@@ -36,8 +41,18 @@ impl Cmd {
             .iter()
             .map(|k| otactl::sign::load_key(k).map(|f| f.public_key()))
             .collect::<Result<Vec<_>, _>>()?;
+        let enc = match &self.enc_key {
+            Some(p) => match otactl::sign::enc::load_enc_key(p)? {
+                otactl::sign::enc::EncKeyFile::Private(k) => Some(k),
+                otactl::sign::enc::EncKeyFile::Public(_) => anyhow::bail!(
+                    "--enc-key {}: decrypting needs the private key; this is its public half",
+                    p.display()
+                ),
+            },
+            None => None,
+        };
         let bytes = read_image_file(&self.image)?;
-        let v = verify_image(&bytes, &keys)
+        let v = verify_image_with(&bytes, &keys, enc.as_ref())
             .map_err(|reason| Rejected(format!("{}: {reason}", self.image.display())))?;
         if !ctx.quiet {
             outln!("Image was correctly validated");

@@ -3,11 +3,12 @@
 use std::path::Path;
 
 use anyhow::Context;
+use firmware::image::enc::{Decrypting, EncPrivateKey, ImageKey};
 use firmware::image::trailer;
 use firmware::image::verify::{self, OutOfBounds, VerifiedImage, VerifyError};
 use firmware::image::{
-    FlagState, ImageError, ImageHeader, MagicState, ParsedImage, PublicKey, SwapType, TlvKind,
-    TrailerLayout,
+    FlagState, ImageError, ImageFlags, ImageHeader, MagicState, ParsedImage, PublicKey, SwapType,
+    TlvKind, TrailerLayout,
 };
 
 use super::{hex, hex_string, FileFormat};
@@ -68,9 +69,72 @@ pub fn not_an_image(bytes: &[u8]) -> Option<String> {
 /// The reason it is invalid, as one line: the [`VerifyError`] plus, for a hash mismatch, the
 /// computed and recorded hashes, and for an unknown key, the image's and the given key hashes.
 pub fn verify_image(image: &[u8], keys: &[PublicKey]) -> Result<VerifiedImage, String> {
+    verify_image_with(image, keys, None)
+}
+
+/// [`verify_image`] of an image that may be encrypted: with `enc`, an image flagged
+/// `ENCRYPTED_AES128` is read through the key it carries for `enc` (as MCUboot validates the
+/// secondary slot); without it, such an image fails with a hint to pass the key.
+///
+/// # Errors
+/// As [`verify_image`], and the key cannot be recovered (another device's key, no TLV).
+pub fn verify_image_with(
+    image: &[u8],
+    keys: &[PublicKey],
+    enc: Option<&EncPrivateKey>,
+) -> Result<VerifiedImage, String> {
     let mut r: &[u8] = image;
     let cap = r.len().min(u32::MAX as usize) as u32;
-    verify::validate(&mut r, cap, keys).map_err(|e| explain(&e, image, keys))
+    let encrypted =
+        ImageHeader::parse(image).is_ok_and(|h| h.flags.contains(ImageFlags::ENCRYPTED_AES128));
+    match (enc, encrypted) {
+        (Some(k), true) => {
+            let header = ImageHeader::parse(image).map_err(|e| e.to_string())?;
+            let key = image_key(image, &header, k)?;
+            let mut d = Decrypting::new(r, &key, &header);
+            verify::validate(&mut d, cap, keys).map_err(|e| e.to_string())
+        }
+        _ => verify::validate(&mut r, cap, keys).map_err(|e| {
+            let why = explain(&e, image, keys);
+            match (e, encrypted) {
+                (VerifyError::HashMismatch, true) => format!(
+                    "{why}; the image is encrypted (ENCRYPTED_AES128): its hash is over the \
+                     plaintext, so pass --enc-key with the device's private encryption key to \
+                     check it"
+                ),
+                _ => why,
+            }
+        }),
+    }
+}
+
+/// The AES key of an encrypted image, unwrapped with the device key `enc`.
+fn image_key(image: &[u8], header: &ImageHeader, enc: &EncPrivateKey) -> Result<ImageKey, String> {
+    enc.image_key(&mut &image[..], header).map_err(|e| match e {
+        Ok(e) => format!(
+            "cannot decrypt with the {} key: {e}",
+            enc.scheme().display_name()
+        ),
+        Err(OutOfBounds) => "the image is truncated".to_string(),
+    })
+}
+
+/// The plaintext of an encrypted image: header and TLVs as stored, the payload decrypted with
+/// the key it carries for `enc` (what the bootloader writes into the primary slot).
+///
+/// # Errors
+/// Not an encrypted image, a malformed one, or one encrypted for another key.
+pub fn decrypt_image(image: &[u8], enc: &EncPrivateKey) -> Result<Vec<u8>, String> {
+    let parsed = ParsedImage::parse(image).map_err(|e| e.to_string())?;
+    let header = parsed.header;
+    if !header.flags.contains(ImageFlags::ENCRYPTED_AES128) {
+        return Err("the image is not encrypted (no ENCRYPTED_AES128 flag)".into());
+    }
+    let key = image_key(image, &header, enc)?;
+    let mut out = parsed.bytes.to_vec();
+    let start = usize::from(header.hdr_size);
+    key.apply(0, &mut out[start..start + header.img_size as usize]);
+    Ok(out)
 }
 
 fn explain(e: &VerifyError<OutOfBounds>, image: &[u8], keys: &[PublicKey]) -> String {

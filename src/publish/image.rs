@@ -32,8 +32,8 @@ pub struct ServedImage {
 impl ServedImage {
     /// Loads `path` for `board` (a signed `.bin`, or the signed Intel HEX `otactl sign` writes,
     /// served as the bytes from the image header on: see [`crate::image::image_bytes`]), checks
-    /// it with [`verify::validate`] against `keys` (at least one key is required), and cuts it
-    /// into 4096-byte chunks.
+    /// it with [`verify::validate`] against `keys` (at least one key is required; an encrypted
+    /// image with [`verify::validate_encrypted_as_stored`]), and cuts it into 4096-byte chunks.
     ///
     /// # Errors
     /// [`PublishError::Image`] naming the file and what is wrong.
@@ -67,8 +67,15 @@ impl ServedImage {
         if let Some(why) = crate::image::not_an_image(&data) {
             return Err(why);
         }
-        let verified = verify::validate(&mut data.as_slice(), total, keys)
-            .map_err(|e| format!("does not verify with the given key: {e}"))?;
+        // An encrypted image (`sign -E`) is hashed over its plaintext, which only the device can
+        // see: its recorded hash must be signed by the key.
+        let verified = match verify::validate(&mut data.as_slice(), total, keys) {
+            Err(verify::VerifyError::HashMismatch) => {
+                verify::validate_encrypted_as_stored(&mut data.as_slice(), total, keys)
+            }
+            r => r,
+        }
+        .map_err(|e| format!("does not verify with the given key: {e}"))?;
         let version = AppVersion::from_image(verified.header.version);
         // Serve exactly what the header and the TLV area define; nothing appended after it.
         let end = verified.end as usize;

@@ -46,11 +46,24 @@ pub fn encode_public(key: &PublicKey, encoding: PubEncoding, name_suffix: &str) 
     let der = key.public_bytes();
     let name = key.key_type().short_name();
     match encoding {
-        PubEncoding::Raw => der.to_vec(),
         PubEncoding::Pem => public_key_pem(key).into_bytes(),
+        e => encode_key_bytes(name, &der, e, name_suffix),
+    }
+}
+
+/// Key bytes `der` as `getpub` prints them for a key whose imgtool short name is `name` (every
+/// encoding but PEM, which depends on the key type).
+pub fn encode_key_bytes(
+    name: &str,
+    der: &[u8],
+    encoding: PubEncoding,
+    name_suffix: &str,
+) -> Vec<u8> {
+    match encoding {
+        PubEncoding::Raw | PubEncoding::Pem => der.to_vec(),
         PubEncoding::LangC => format!(
             "{AUTOGEN}const unsigned char {name}_pub_key{name_suffix}[] = {{{}}};\nconst unsigned int {name}_pub_key{name_suffix}_len = {};\n",
-            byte_lines(&der),
+            byte_lines(der),
             der.len()
         )
         .into_bytes(),
@@ -58,10 +71,22 @@ pub fn encode_public(key: &PublicKey, encoding: PubEncoding, name_suffix: &str) 
             "{AUTOGEN}static {}_PUB_KEY{}: &[u8] = &[{}];\n",
             name.to_ascii_uppercase(),
             name_suffix.to_ascii_uppercase(),
-            byte_lines(&der)
+            byte_lines(der)
         )
         .into_bytes(),
     }
+}
+
+/// A private key's DER as `imgtool getpriv` prints it: the C array `enc_priv_key[]` MCUboot's
+/// decryption links against, and its length.
+#[must_use]
+pub fn encode_private_c(der: &[u8]) -> Vec<u8> {
+    format!(
+        "{AUTOGEN}const unsigned char enc_priv_key[] = {{{}}};\nconst unsigned int enc_priv_key_len = {};\n",
+        byte_lines(der),
+        der.len()
+    )
+    .into_bytes()
 }
 
 /// SubjectPublicKeyInfo PEM (64-character lines, LF), as `imgtool getpub -e pem`.

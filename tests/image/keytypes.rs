@@ -11,7 +11,7 @@ use crate::util::{otactl, run, tool, vectors_dir};
 const TYPES: [&str; 4] = ["rsa-2048", "rsa-3072", "ed25519", "ecdsa-p384"];
 const SIGN: &str = "--pad-header -H 0x400 --align 8 -S 0x20000 -v 1.2.3+4 --pad";
 
-fn ok(o: &Output, what: &str) -> Vec<u8> {
+pub(super) fn ok(o: &Output, what: &str) -> Vec<u8> {
     assert!(
         o.status.success(),
         "{what}: {}{}",
@@ -21,11 +21,11 @@ fn ok(o: &Output, what: &str) -> Vec<u8> {
     o.stdout.clone()
 }
 
-fn imgtool(imgtool: &Path, args: &[&str]) -> Output {
+pub(super) fn imgtool(imgtool: &Path, args: &[&str]) -> Output {
     run(Command::new(imgtool).current_dir(vectors_dir()).args(args))
 }
 
-fn ours(args: &[&str]) -> Output {
+pub(super) fn ours(args: &[&str]) -> Output {
     run(otactl().current_dir(vectors_dir()).args(args))
 }
 
@@ -33,7 +33,7 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn s(p: &Path) -> &str {
+pub(super) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

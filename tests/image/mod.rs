@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::util::{data_dir, flashmap_dir, otactl, run, tool, vectors_dir};
 
 mod cli;
+mod encrypted;
 mod keytypes;
 mod props;
 mod trailer;

@@ -222,7 +222,7 @@ proptest! {
         for (slot, (p, s)) in [(AreaKind::Primary, (&bytes, &erased)), (AreaKind::Secondary, (&erased, &bytes))] {
             let (mut pf, mut sf) = (flash(p, map.primary), flash(s, map.secondary));
             let mut xf = flash(&[], map.scratch.unwrap());
-            let cfg = BootConfig { map, keys: &[], downgrade_prevention: false };
+            let cfg = BootConfig { map, keys: &[], downgrade_prevention: false, enc_key: None };
             let mut bl = BootLoader::new(cfg, &mut pf, &mut sf, Some(&mut xf)).unwrap();
             let got = bl.slot_state(slot).unwrap();
             prop_assert_eq!(got.magic, want.magic, "bootloader magic, {:?}", slot);

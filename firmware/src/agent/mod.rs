@@ -40,8 +40,10 @@
 //!    Any chunk is accepted if it extends the received prefix: duplicates and chunks
 //!    from the future are dropped (they are requested again), overlaps are trimmed. Progress
 //!    is persisted ([`journal`]) after every chunk; after a reset the same job resumes there.
-//! 3. When all bytes are there: validate the image (hash, key, signature, size, newer version),
-//!    mark it pending ([`crate::boot::app::set_pending`], test or permanent), return
+//! 3. When all bytes are there: validate the image (hash, key, signature, size, newer version;
+//!    for an encrypted image, whose hash is over the plaintext, the signature of its recorded
+//!    hash, its size and version: the bootloader checks the payload against that hash through
+//!    its decryption key), mark it pending ([`crate::boot::app::set_pending`], test or permanent), return
 //!    [`Outbound::Reboot`]. A bad image is erased and reported as `Failure`.
 //! 4. After the reboot the new image runs unconfirmed; once the application is healthy it
 //!    calls [`Agent::confirm`], which writes `image_ok` and reports `Success`.

@@ -131,6 +131,7 @@ fn boot(cfg: &BoardConfig, dev: &mut SimDevice, key: &PublicKey) -> Result<BootO
         map: dev.map,
         keys: &keys,
         downgrade_prevention: false,
+        enc_key: None,
     };
     let d = cfg.boot_erase_delay;
     let mut primary = Watched::new(&mut dev.primary, d, Some("primary"));

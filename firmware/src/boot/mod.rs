@@ -58,8 +58,20 @@
 //! Erase the primary sectors the image needs and the primary trailer sectors, copy the image,
 //! write the primary magic, then erase the secondary's first sector and its trailer sectors. A
 //! reset before that last step simply restarts the copy on the next boot.
+//!
+//! # Encrypted images (feature `enc`)
+//!
+//! As MCUboot with `MCUBOOT_ENC_IMAGES`: the secondary slot holds the image as it was
+//! downloaded (payload encrypted, see [`crate::image::enc`]); the bootloader unwraps the
+//! image's AES key with [`BootConfig::enc_key`], validates the secondary through it (the hash
+//! is over the plaintext) and decrypts while copying, so the primary slot holds the plaintext
+//! (header flag and TLVs unchanged). An image it cannot decrypt (no key, another device's key)
+//! is refused like an invalid one and the old image keeps running. Only overwrite-only
+//! upgrades decrypt; in swap mode an encrypted secondary image is refused.
 
 pub mod app;
+#[cfg(feature = "enc")]
+mod decrypt;
 pub mod image_io;
 mod overwrite;
 mod swap;
@@ -82,6 +94,11 @@ pub struct BootConfig<'k> {
     pub keys: &'k [PublicKey],
     /// `MCUBOOT_DOWNGRADE_PREVENTION`: refuse a `Test`/`Perm` image older than the primary.
     pub downgrade_prevention: bool,
+    /// (feature `enc`) The device's private decryption key (`MCUBOOT_ENC_IMAGES`): an
+    /// encrypted secondary image is validated and installed through it. Without it (or with a
+    /// key the image was not encrypted for) an encrypted image is refused.
+    #[cfg(feature = "enc")]
+    pub enc_key: Option<&'k crate::image::enc::EncPrivateKey>,
 }
 
 /// Bootloader errors.
@@ -229,6 +246,10 @@ where
         let keys = self.cfg.keys;
         let r = match slot {
             AreaKind::Secondary => {
+                #[cfg(feature = "enc")]
+                if let Some(r) = self.validate_encrypted_secondary(limit)? {
+                    return Ok(r);
+                }
                 validate(&mut FlashImage::new(self.secondary, limit), limit, keys)
             }
             _ => validate(&mut FlashImage::new(self.primary, limit), limit, keys),

@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | 1 | validate the secondary (and downgrade rule); invalid → erase its header and trailer sectors | nothing changed yet |
 //! | 2 | erase the primary sectors the image spans, and the primary trailer sectors | the secondary is intact: the next boot starts over |
-//! | 3 | copy `[0, image end)` secondary → primary | same |
+//! | 3 | copy `[0, image end)` secondary → primary (decrypting the payload of an encrypted image) | same |
 //! | 4 | write the primary magic (so `boot_set_confirmed` has a trailer to mark) | same |
 //! | 5 | erase the secondary's first sector (its header) | the copy is complete; the secondary no longer validates and its trailer is scrambled on the next boot |
 //! | 6 | erase the secondary's trailer sectors | done: the secondary never triggers again |
@@ -51,11 +51,19 @@ where
         let span = self.cfg.map.round_to_unit(end);
         self.erase(Primary, 0, span)?;
         self.scramble_trailer(Primary)?;
-        self.copy(Secondary, 0, Primary, 0, align_up(end, w))?;
+        self.install_copy(align_up(end, w))?;
         self.write_magic(Primary)?;
         let es = self.cfg.map.secondary.erase_size;
         self.erase(Secondary, 0, es)?;
         self.scramble_trailer(Secondary)?;
         Ok(ty)
+    }
+
+    /// Step 3: the copy (decrypting an encrypted image with feature `enc`).
+    fn install_copy(&mut self, len: u32) -> Res<(), E> {
+        #[cfg(feature = "enc")]
+        return self.copy_secondary_to_primary(len);
+        #[cfg(not(feature = "enc"))]
+        self.copy(Secondary, 0, Primary, 0, len)
     }
 }

@@ -20,9 +20,13 @@
 //! - [`hash`]: [`ImageHash`], the SHA-256 or SHA-384 digest an image carries.
 //! - [`key`]: [`PublicKey`] of every [`KeyType`] MCUboot signs with, and its signature TLV.
 //! - [`verify`]: hashing and [`verify::validate`] over any [`ImageRead`].
+//! - `enc` (feature `enc`): encrypted images: the key-exchange TLVs, unwrapping the AES key
+//!   with the device's private key, and a decrypting [`ImageRead`].
 //!
 //! Parsing is total: every function here returns an error for malformed input and never panics.
 
+#[cfg(feature = "enc")]
+pub mod enc;
 pub mod hash;
 pub mod header;
 pub mod key;

@@ -12,11 +12,12 @@
 //! | `copy_done` | `image_ok` − `A` | 1, padded |
 //! | `swap_info` | `copy_done` − `A` | 1, padded: low nibble [`SwapType`], high nibble image number |
 //! | `swap_size` | `swap_info` − `A` | u32, padded |
+//! | enc keys (`MCUBOOT_ENC_IMAGES`, swap modes) | `swap_size` − `(slot + 1)·align_up(16, A)` | 16 bytes per slot, padded |
 //! | swap status | `S - trailer_size` | `M * 3 * W`: one `W`-sized record per state |
 //!
 //! `trailer_size` (imgtool's rule, used for `--pad` and the room check) is
-//! `M*3*W + 4*A + align_up(16, A)` in swap modes and `2*A + align_up(16, A)` with
-//! `--overwrite-only`.
+//! `M*3*W + 4*A + align_up(16, A)` in swap modes (plus `2*align_up(16, A)` for the encryption
+//! keys when images are encrypted) and `2*A + align_up(16, A)` with `--overwrite-only`.
 //!
 //! [`TrailerState::decode`] is the only trailer decoder: the bootloader, the agent and
 //! `otactl info` all read trailers through it. It reads what MCUboot's `boot_read_swap_state`
@@ -126,6 +127,10 @@ pub struct TrailerLayout {
     pub erased_val: u8,
     /// Overwrite-only upgrades: no swap status area.
     pub overwrite_only: bool,
+    /// MCUboot built with `MCUBOOT_ENC_IMAGES` (imgtool: `sign -E`): in swap modes the trailer
+    /// holds the two slots' AES keys, `align_up(16, A)` each, right below `swap_size`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub enc_keys: bool,
 }
 
 impl TrailerLayout {
@@ -146,7 +151,34 @@ impl TrailerLayout {
             max_sectors,
             erased_val,
             overwrite_only,
+            enc_keys: false,
         }
+    }
+
+    /// The same layout with (or without) the encryption key fields.
+    #[must_use]
+    pub const fn with_enc_keys(mut self, enc_keys: bool) -> Self {
+        self.enc_keys = enc_keys;
+        self
+    }
+
+    /// Bytes of the encryption key fields: `2 · align_up(16, A)` in swap modes with
+    /// [`Self::enc_keys`], else 0.
+    #[must_use]
+    pub const fn enc_keys_size(&self) -> u32 {
+        if self.enc_keys && !self.overwrite_only {
+            2 * align_up(16, self.max_align)
+        } else {
+            0
+        }
+    }
+
+    /// Offset of the AES key of `slot` (0 primary, 1 secondary) kept during a swap
+    /// (MCUboot's `boot_enc_key_off`); meaningful only with [`Self::enc_keys`].
+    #[must_use]
+    pub const fn enc_key_off(&self, slot: u32) -> u32 {
+        self.swap_size_off()
+            .saturating_sub((slot + 1) * align_up(16, self.max_align))
     }
 
     /// `align_up(16, A)`: the space the magic occupies.
@@ -164,7 +196,7 @@ impl TrailerLayout {
         } else {
             self.max_sectors * STATUS_STATES * self.write_align
         };
-        status + fields + self.magic_area_size()
+        status + self.enc_keys_size() + fields + self.magic_area_size()
     }
 
     /// Largest image (header + payload + TLVs) that fits in the slot.
@@ -370,6 +402,21 @@ mod tests {
             TrailerLayout::new(0x1c0000, 8, 3584, 0xff, true).trailer_size(),
             32
         );
+    }
+
+    #[test]
+    fn encryption_key_fields_grow_swap_trailers_only() {
+        let t = TrailerLayout::new(0x20000, 4, 128, 0xff, false);
+        assert_eq!(t.with_enc_keys(true).trailer_size(), t.trailer_size() + 32);
+        assert_eq!(t.with_enc_keys(true).enc_key_off(0), t.swap_size_off() - 16);
+        assert_eq!(t.with_enc_keys(true).enc_key_off(1), t.swap_size_off() - 32);
+        let w32 = TrailerLayout::new(0x20000, 32, 128, 0xff, false);
+        assert_eq!(
+            w32.with_enc_keys(true).trailer_size(),
+            w32.trailer_size() + 64
+        );
+        let o = TrailerLayout::new(0x20000, 8, 128, 0xff, true);
+        assert_eq!(o.with_enc_keys(true).trailer_size(), o.trailer_size());
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub enum VerifyError<E> {
     UnknownKey,
     /// The signature does not verify with the selected key (or is not valid DER).
     BadSignature,
+    /// The payload is encrypted and this reader cannot decrypt it: no decryption key, a key
+    /// exchange for another key (or scheme), or an upgrade mode that does not decrypt.
+    Encrypted,
 }
 
 impl<E: core::fmt::Debug> core::fmt::Display for VerifyError<E> {
@@ -115,6 +118,9 @@ impl<E: core::fmt::Debug> core::fmt::Display for VerifyError<E> {
                 f.write_str("image was signed with a different key (key hash does not match)")
             }
             Self::BadSignature => f.write_str("signature does not verify"),
+            Self::Encrypted => f.write_str(
+                "the payload is encrypted for a key this device does not have (or it cannot decrypt here)",
+            ),
         }
     }
 }
@@ -143,8 +149,11 @@ pub struct VerifiedImage {
     pub end: u32,
 }
 
+/// Flags that make an image unbootable here. `ENCRYPTED_AES128` is not among them: the hash is
+/// over the plaintext, so a decrypted image (the primary slot) validates as it is, and an
+/// encrypted one validates when read through its key (`enc::Decrypting`); read as stored it
+/// fails the hash, as in MCUboot.
 const UNSUPPORTED_FLAGS: u32 = ImageFlags::NON_BOOTABLE
-    | ImageFlags::ENCRYPTED_AES128
     | ImageFlags::ENCRYPTED_AES256
     | ImageFlags::PIC
     | ImageFlags::COMPRESSED_LZMA1
@@ -211,6 +220,18 @@ pub fn validate<R: ImageRead>(
     // From here on every offset is < end ≤ capacity ≤ u32::MAX.
     let alg = hash_alg(r, u, end)?;
     let hash = hash_region(r, u, alg).map_err(VerifyError::Read)?;
+    check_tlvs(r, header, u, end, hash, keys)
+}
+
+/// The TLV checks of [`validate`] once the image's `hash` is known.
+fn check_tlvs<R: ImageRead>(
+    r: &mut R,
+    header: ImageHeader,
+    u: u32,
+    end: u32,
+    hash: ImageHash,
+    keys: &[PublicKey],
+) -> Result<VerifiedImage, VerifyError<R::Error>> {
     let security_counter = find_sec_cnt(r, &header)?;
     let key_index = check_unprotected(r, u, end, &hash, keys)?;
     Ok(VerifiedImage {
@@ -220,6 +241,52 @@ pub fn validate<R: ImageRead>(
         security_counter,
         end,
     })
+}
+
+/// What can be checked of an image whose payload is encrypted (`ENCRYPTED_AES128`) without its
+/// decryption key: its structure and size, and, with `keys`, that its hash TLV (the plaintext's
+/// digest, as recorded) is signed by one of them. Whether the payload matches that digest only
+/// the holder of the decryption key can tell (the bootloader, through `enc::Decrypting`).
+///
+/// # Errors
+/// As [`validate`], except that the payload is never hashed; [`VerifyError::HashMismatch`] for
+/// an image without the encryption flag (its hash can be checked: use [`validate`]).
+pub fn validate_encrypted_as_stored<R: ImageRead>(
+    r: &mut R,
+    limit: u32,
+    keys: &[PublicKey],
+) -> Result<VerifiedImage, VerifyError<R::Error>> {
+    let (header, u, end) = read_layout(r, limit)?;
+    if !header.flags.contains(ImageFlags::ENCRYPTED_AES128) {
+        return Err(VerifyError::HashMismatch);
+    }
+    let alg = hash_alg(r, u, end)?;
+    let hash = recorded_hash(r, u, end, alg)?;
+    check_tlvs(r, header, u, end, hash, keys)
+}
+
+/// The value of the first hash TLV of `alg`.
+fn recorded_hash<R: ImageRead>(
+    r: &mut R,
+    u: u32,
+    end: u32,
+    alg: HashAlg,
+) -> Result<ImageHash, VerifyError<R::Error>> {
+    let mut pos = u + TLV_HEADER_SIZE as u32;
+    while pos < end {
+        let (kind, len) = read_tlv_header(r, pos, end)?;
+        if kind == alg.tlv() {
+            let mut val = [0u8; super::hash::MAX_HASH_LEN];
+            let l = usize::from(len);
+            if l != alg.digest_len() {
+                return Err(VerifyError::BadHashLength(len));
+            }
+            r.read(pos + 4, &mut val[..l]).map_err(VerifyError::Read)?;
+            return ImageHash::from_bytes(alg, &val[..l]).ok_or(VerifyError::BadHashLength(len));
+        }
+        pos += 4 + u32::from(len);
+    }
+    Err(VerifyError::NoHash)
 }
 
 /// Reads the header and both TLV infos; returns the header, `U` and the image end.

@@ -17,6 +17,7 @@ use std::path::Path;
 use super::{PowerRail, SimFlash, SimFlashError};
 use crate::boot::{BootConfig, BootError, BootLoader, BootOutcome};
 use crate::flashmap::FlashMap;
+use crate::image::enc::EncPrivateKey;
 use crate::image::trailer::TrailerLayout;
 use crate::image::verify::PublicKey;
 
@@ -103,10 +104,24 @@ impl SimDevice {
         keys: &[PublicKey],
         downgrade_prevention: bool,
     ) -> Result<BootOutcome, BootError<SimFlashError>> {
+        self.boot_with(keys, downgrade_prevention, None)
+    }
+
+    /// [`Self::boot`] with a decryption key for encrypted images ([`BootConfig::enc_key`]).
+    ///
+    /// # Errors
+    /// As [`Self::boot`].
+    pub fn boot_with(
+        &mut self,
+        keys: &[PublicKey],
+        downgrade_prevention: bool,
+        enc_key: Option<&EncPrivateKey>,
+    ) -> Result<BootOutcome, BootError<SimFlashError>> {
         let cfg = BootConfig {
             map: self.map,
             keys,
             downgrade_prevention,
+            enc_key,
         };
         BootLoader::new(
             cfg,

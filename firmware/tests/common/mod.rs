@@ -4,6 +4,7 @@
 pub mod publisher;
 
 use firmware::flashmap::{infineon, FlashMap};
+use firmware::image::enc::{wrap_key, EncPrivateKey, EncScheme, ImageKey};
 use firmware::image::header::{ImageFlags, ImageHeader, Version};
 use firmware::image::tlv::{encode_entry_header, encode_info, TlvKind, TLV_INFO_MAGIC};
 use firmware::image::verify::PublicKey;
@@ -47,12 +48,26 @@ pub fn image_signed(
     seed: u8,
     sign: impl Fn(&ImageHash) -> Vec<u8>,
 ) -> Vec<u8> {
+    image_with(pubkey, version, len, seed, 0, &sign, None)
+}
+
+/// [`image_signed`] with header `flags` and one more unprotected TLV after the signature (as
+/// imgtool adds the key-exchange TLV of an encrypted image).
+pub fn image_with(
+    pubkey: &PublicKey,
+    version: Version,
+    len: usize,
+    seed: u8,
+    flags: u32,
+    sign: &dyn Fn(&ImageHash) -> Vec<u8>,
+    extra: Option<(TlvKind, &[u8])>,
+) -> Vec<u8> {
     let header = ImageHeader {
         load_addr: 0,
         hdr_size: HDR,
         protect_tlv_size: 0,
         img_size: len as u32,
-        flags: ImageFlags(0),
+        flags: ImageFlags(flags),
         version,
     };
     let mut img = vec![0u8; usize::from(HDR)];
@@ -75,6 +90,10 @@ pub fn image_signed(
     tlvs.extend_from_slice(&keyhash);
     tlvs.extend(encode_entry_header(kind.sig_tlv(), sig.len() as u16));
     tlvs.extend(sig);
+    if let Some((k, v)) = extra {
+        tlvs.extend(encode_entry_header(k, v.len() as u16));
+        tlvs.extend_from_slice(v);
+    }
     img.extend(encode_info(TLV_INFO_MAGIC, (tlvs.len() + 4) as u16));
     img.extend(tlvs);
     img
@@ -157,4 +176,62 @@ pub fn device_with(map: FlashMap, img: &[u8]) -> SimDevice {
 /// The first `img.len()` bytes of a flash.
 pub fn holds(data: &[u8], img: &[u8]) -> bool {
     data.get(..img.len()) == Some(img)
+}
+
+/// A device decryption key of `scheme` (`n` selects one of several).
+pub fn enc_key(scheme: EncScheme, n: u8) -> EncPrivateKey {
+    let mut bytes = [0x22u8; 32];
+    bytes[31] = n.wrapping_add(1);
+    match scheme {
+        EncScheme::EcP256 => EncPrivateKey::EcP256(p256::SecretKey::from_slice(&bytes).unwrap()),
+        EncScheme::X25519 => EncPrivateKey::X25519(x25519_dalek::StaticSecret::from(bytes)),
+    }
+}
+
+/// An encrypted image as imgtool's `sign -E` makes it for `device`'s key, signed with key 0:
+/// `(as stored in the secondary slot, as the primary slot holds it once decrypted)`.
+/// `len` is rounded up to a multiple of 16 (imgtool pads the plaintext).
+pub fn encrypted_app(device: &EncPrivateKey, minor: u8, len: usize) -> (Vec<u8>, Vec<u8>) {
+    let key = signing_key(0);
+    let pubkey = PublicKey::from_verifying_key(*key.verifying_key());
+    let sign = |d: &ImageHash| -> Vec<u8> {
+        let sig: Signature = key.sign_prehash(d).expect("sign");
+        sig.to_der().as_bytes().to_vec()
+    };
+    let image_key = ImageKey::new([minor ^ 0x5a; 16]);
+    // The ephemeral half of the key exchange (fixed: tests are deterministic).
+    let (eph_public, shared) = match device {
+        EncPrivateKey::EcP256(k) => {
+            let eph = p256::SecretKey::from_slice(&[0x33; 32]).unwrap();
+            let point = p256::EncodedPoint::from(eph.public_key());
+            let s = p256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), k.public_key().as_affine());
+            let mut shared = [0u8; 32];
+            shared.copy_from_slice(s.raw_secret_bytes());
+            (point.as_bytes().to_vec(), shared)
+        }
+        EncPrivateKey::X25519(k) => {
+            let eph = x25519_dalek::StaticSecret::from([0x33; 32]);
+            let public = x25519_dalek::PublicKey::from(&eph);
+            let shared = eph
+                .diffie_hellman(&x25519_dalek::PublicKey::from(k))
+                .to_bytes();
+            (public.as_bytes().to_vec(), shared)
+        }
+    };
+    let (tag, wrapped) = wrap_key(&shared, &image_key);
+    let tlv = [&eph_public[..], &tag, &wrapped].concat();
+    let len = len.div_ceil(16) * 16;
+    let version = Version::new(1, minor, 0);
+    let plain = image_with(
+        &pubkey,
+        version,
+        len,
+        minor,
+        ImageFlags::ENCRYPTED_AES128,
+        &sign,
+        Some((device.scheme().tlv(), &tlv)),
+    );
+    let mut stored = plain.clone();
+    image_key.apply(0, &mut stored[usize::from(HDR)..usize::from(HDR) + len]);
+    (stored, plain)
 }
