@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use otactl::mqtt;
+use otactl::publish::store::{self, Store};
 use otactl::publish::{
     self, load_public_key, ClientOptions, Event, EventSink, JobTemplate, Profile, PublishConfig,
-    ServedImage, State, StateLock,
+    ServedImage,
 };
 
 use super::board;
@@ -42,8 +43,10 @@ pub struct Cmd {
     /// Company topic prefix (COMPANY_TOPIC_PREPEND of the devices).
     #[arg(long, default_value = firmware::protocol::topics::PREFIX_APP)]
     topic_prefix: String,
-    /// State file: device versions, results, blocked versions.
-    #[arg(long, value_name = "FILE", default_value = "otactl-state.json")]
+    /// State database (SQLite): device versions, results, blocked versions, history. A JSON
+    /// state file (FILE.json, or the .json next to FILE) is imported once into FILE.db and kept
+    /// as FILE.json.imported.
+    #[arg(long, value_name = "FILE", default_value = "otactl-state.db")]
     state: PathBuf,
     /// Clear a device's blocked versions (DEVICE as shown by `otactl status`, or "all") first.
     #[arg(long, value_name = "DEVICE")]
@@ -271,13 +274,15 @@ impl Cmd {
             None => JobTemplate::default(),
         };
         if !self.unblock.is_empty() {
-            let _lock = StateLock::acquire(&self.state, "otactl publish --unblock")?;
-            let mut st = State::load(&self.state)?;
+            let who = store::command_id("otactl publish --unblock");
+            let (mut st, imported) = store::open_sqlite(&self.state, &who)?;
+            if let Some(i) = imported {
+                log::warn!("{i}");
+            }
             for d in &self.unblock {
-                let n = st.unblock((d != "all").then_some(d.as_str()), None);
+                let n = st.unblock((d != "all").then_some(d.as_str()), None)?;
                 log::info!("unblocked {n} version(s) for {d}");
             }
-            st.save(&self.state)?;
         }
         if let Some(addr) = self.embedded_broker {
             publish::embedded::start(addr)?;
