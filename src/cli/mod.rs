@@ -136,7 +136,7 @@ pub enum Command {
     #[command(about = "Serve updates to devices over MQTT")]
     Publish(Box<publish::Cmd>),
     #[command(
-        about = "Show devices, versions, results and blocked versions from a publisher's state file"
+        about = "Show devices, versions, results and blocked versions from a publisher's state database, and a device's history"
     )]
     Status(status::Cmd),
     #[command(

@@ -22,8 +22,8 @@ use super::Ctx;
 ///
 /// Answers "Update Availability" with a job document when the image is newer than the device's
 /// version (else "No Update Available"), streams the image for "Request Update", broadcasts it
-/// for "Send Direct Update", serves "Request Data Chunk", and keeps results and blocked versions
-/// in the state file.
+/// for "Send Direct Update", serves "Request Data Chunk", and keeps results, blocked versions and
+/// each device's history in the state database (`otactl status` reads it meanwhile).
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Cmd {
@@ -98,7 +98,7 @@ pub struct Cmd {
     #[arg(long, value_name = "N", default_value_t = publish::core::DEFAULT_CHUNK_RATE,
           value_parser = clap::value_parser!(u32).range(1..))]
     chunk_rate: u32,
-    /// Device records kept in the state file; beyond it unidentified records and records
+    /// Device records kept in the state database; beyond it unidentified records and records
     /// without blocked versions are dropped first, least recently seen first.
     #[arg(long, value_name = "N", default_value_t = publish::state::MAX_DEVICES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(100..=10_000_000))]

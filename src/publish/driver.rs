@@ -405,3 +405,88 @@ impl Driver {
         (core, fatal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::state::{DeviceRecord, State, StateError};
+    use crate::publish::store::HistoryEvent;
+
+    /// A store whose writes fail while `down`; it keeps what it was given.
+    #[derive(Default)]
+    struct Flaky {
+        down: bool,
+        written: Vec<Batch>,
+    }
+
+    impl Store for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        fn load(&mut self) -> Result<State, StateError> {
+            Ok(State::new())
+        }
+        fn write(&mut self, batch: &Batch) -> Result<(), StateError> {
+            if self.down {
+                return Err(StateError::Database {
+                    what: "flaky".into(),
+                    source: "connection refused".into(),
+                });
+            }
+            self.written.push(batch.clone());
+            Ok(())
+        }
+        fn unblocked_since(&mut self) -> Result<Vec<Unblocked>, StateError> {
+            Ok(Vec::new())
+        }
+        fn unblock(&mut self, _: Option<&str>, _: Option<&str>) -> Result<usize, StateError> {
+            Ok(0)
+        }
+        fn history(&mut self, _: &str) -> Result<Vec<HistoryEvent>, StateError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn batch(device: &str, version: &str) -> Batch {
+        Batch {
+            records: vec![(
+                device.into(),
+                DeviceRecord {
+                    version: Some(version.into()),
+                    ..DeviceRecord::default()
+                },
+            )],
+            ..Batch::default()
+        }
+    }
+
+    #[test]
+    fn a_store_that_goes_away_gets_the_backlog_when_it_returns() {
+        let mut store = Flaky {
+            down: true,
+            ..Flaky::default()
+        };
+        let (mut backlog, mut failing) = (None, false);
+        for (d, v) in [("B/1", "1"), ("B/2", "1"), ("B/1", "2")] {
+            match &mut backlog {
+                Some(b) => Batch::merge(b, batch(d, v)),
+                None => backlog = Some(batch(d, v)),
+            }
+            flush(&mut store, &mut backlog, &mut failing);
+            assert!(failing && backlog.is_some() && store.written.is_empty());
+        }
+        store.down = false;
+        flush(&mut store, &mut backlog, &mut failing);
+        assert!(!failing && backlog.is_none());
+        let keys: Vec<(&str, Option<&str>)> = store.written[0]
+            .records
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.version.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [("B/2", Some("1")), ("B/1", Some("2"))],
+            "the latest of each"
+        );
+    }
+}

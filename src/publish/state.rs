@@ -107,7 +107,7 @@ pub enum StateError {
         device: String,
     },
     /// Another process holds the state.
-    #[error("the state file {} is in use by {holder}; stop that publisher first (or give this one its own --state)", path.display())]
+    #[error("the state database {} is in use by {holder}; stop that publisher first (or give this one its own --state)", path.display())]
     Locked {
         /// The file.
         path: std::path::PathBuf,

@@ -168,3 +168,44 @@ fn a_json_state_file_is_imported_once_and_kept_as_a_backup() {
     let (ok, _, err) = status(&json, &[]);
     assert!(ok && !err.contains("imported"), "once: {err}");
 }
+
+/// A state database that cannot be used is a clear exit-2 error naming the file, for
+/// `otactl status` and for `otactl publish` (before it connects anywhere).
+#[test]
+fn an_unusable_state_database_is_an_exit_2_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::cli::precedence::signed_image(d);
+    std::fs::write(
+        d.join("bad.db"),
+        "this is not a database, just some text\n".repeat(100),
+    )
+    .unwrap();
+    let publish = [
+        "publish",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+        "--board",
+        BOARD,
+        "--image",
+        "app.signed",
+        "--key",
+        "k.pem",
+        "--state",
+        "bad.db",
+    ];
+    let cases: [(&[&str], &str); 3] = [
+        (&["status", "--state", "bad.db"], "state database bad.db"),
+        (&publish, "state database bad.db"),
+        (
+            &["status", "--state", "missing.db"],
+            "missing.db: no such state database",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = otactl().current_dir(d).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

@@ -63,9 +63,17 @@ pub struct SqliteStore {
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StateError + '_ {
-    move |e| StateError::Database {
-        what: path.display().to_string(),
-        source: Box::new(e),
+    move |e| {
+        // SQLite's own words, once (rusqlite's error repeats them with the code as its cause).
+        let text = match &e {
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+            rusqlite::Error::SqliteFailure(f, None) => f.to_string(),
+            other => other.to_string(),
+        };
+        StateError::Database {
+            what: path.display().to_string(),
+            source: text.into(),
+        }
     }
 }
 
