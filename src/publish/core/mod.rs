@@ -763,9 +763,13 @@ impl Core {
         let contested = identified && self.busy_elsewhere(now, &key, topic);
         let rec = self.state.device(&key, board, identified);
         rec.last_seen = state::now();
-        if contested && !rec.shared {
+        let newly_shared = contested && !rec.shared;
+        if newly_shared {
             rec.shared = true;
-            self.changed(&key);
+        }
+        // Every request that identifies a device is stored (new record, last seen).
+        self.changed(&key);
+        if newly_shared {
             self.warn(
                 now,
                 topic,
