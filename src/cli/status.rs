@@ -59,8 +59,9 @@ impl Cmd {
         }
         if !store::exists(&self.state) {
             anyhow::bail!(
-                "{}: no such state database (pass --state)",
-                store::database_path(&self.state).display()
+                "{}: no such state database, and no {} to import (pass --state)",
+                store::database_path(&self.state).display(),
+                store::legacy_path(&self.state).display()
             );
         }
         let who = store::command_id(if self.unblock.is_some() {
