@@ -5,6 +5,8 @@
 //! With FLEET > 0 it then runs a fleet: FLEET devices (each with its own serial) ask at the same
 //! moment and the publisher, with its default flags, serves them all.
 //!
+//! The publisher keeps its state in the default SQLite store (in a temporary directory).
+//!
 //! Usage: `bench_publish PORT [RUNS] [FLEET]` (the broker must already listen on 127.0.0.1:PORT).
 
 #[path = "../tests/publish/device.rs"]
@@ -151,7 +153,10 @@ fn main() {
     let served = fixture::served(fixture::BOARD, &path);
     let chunks = served.chunks.clone();
     rt.block_on(async {
-        let cfg = fixture::config(port, vec![served]);
+        let mut cfg = fixture::config(port, vec![served]);
+        // The default state store, as `otactl publish` runs it.
+        let state = dir.path().join("state.db");
+        cfg.state_file = Some(state.clone());
         let inflight = cfg.inflight;
         let p = fixture::Running::start(cfg).await;
         let mut job = Vec::new();
@@ -178,6 +183,8 @@ fn main() {
             rawd.push(raw(port, &chunks, inflight, r).await);
         }
         p.stop().await;
+        let size = std::fs::metadata(&state).map_or(0, |m| m.len());
+        println!("state database: {:.1} KiB", size as f64 / 1024.0);
         let (j, c, w) = (median(job), median(chunk), median(rawd));
         println!("image: {} bytes ({:.2} MiB), {} chunks, {runs} runs, medians:", image.len(), image.len() as f64 / 1048576.0, chunks.len());
         println!("job mode   (Update Availability -> job -> Request Update -> all chunks): {:>8.1} ms  {:>6.2} MiB/s", j.as_secs_f64() * 1e3, mib_s(image.len(), j));

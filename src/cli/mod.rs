@@ -139,9 +139,7 @@ pub enum Command {
     Job(job::Cmd),
     #[command(about = "Serve updates to devices over MQTT")]
     Publish(Box<publish::Cmd>),
-    #[command(
-        about = "Show devices, versions, results and blocked versions from a publisher's state file"
-    )]
+    #[command(about = "Show a publisher's devices, results, blocked versions and history")]
     Status(status::Cmd),
     #[command(
         about = "Run the whole update story on this machine: broker, publisher and a simulated board"

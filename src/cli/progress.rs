@@ -104,6 +104,9 @@ fn line(e: &Event) -> Option<String> {
             version,
             result,
         } => format!("{device}: {result} ({version})"),
+        Event::Unblocked { device, version } => {
+            format!("{device}: {version} unblocked by another process; offered again")
+        }
         Event::Warning { topic, message } if topic.is_empty() => format!("warning: {message}"),
         Event::Warning { topic, message } => format!("warning: {topic}: {message}"),
         Event::Notice { message, .. } => format!("note: {message}"),

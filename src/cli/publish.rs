@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use otactl::mqtt;
+use otactl::publish::store::{self, Store};
 use otactl::publish::{
     self, load_public_key, ClientOptions, Event, EventSink, JobTemplate, Profile, PublishConfig,
-    ServedImage, State, StateLock,
+    ServedImage,
 };
 
 use super::board;
@@ -22,8 +23,8 @@ use super::Ctx;
 ///
 /// Answers "Update Availability" with a job document when the image is newer than the device's
 /// version (else "No Update Available"), streams the image for "Request Update", broadcasts it
-/// for "Send Direct Update", serves "Request Data Chunk", and keeps results and blocked versions
-/// in the state file.
+/// for "Send Direct Update", serves "Request Data Chunk", and keeps results, blocked versions and
+/// each device's history in the state database (`otactl status` reads it meanwhile).
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Cmd {
@@ -43,8 +44,10 @@ pub struct Cmd {
     /// Company topic prefix (COMPANY_TOPIC_PREPEND of the devices).
     #[arg(long, default_value = firmware::protocol::topics::PREFIX_APP)]
     topic_prefix: String,
-    /// State file: device versions, results, blocked versions.
-    #[arg(long, value_name = "FILE", default_value = "otactl-state.json")]
+    /// State database (SQLite): device versions, results, blocked versions, history. A JSON
+    /// state file (FILE.json, or the .json next to FILE) is imported once into FILE.db and kept
+    /// as FILE.json.imported.
+    #[arg(long, value_name = "FILE", default_value = "otactl-state.db")]
     state: PathBuf,
     /// Clear a device's blocked versions (DEVICE as shown by `otactl status`, or "all") first.
     #[arg(long, value_name = "DEVICE")]
@@ -81,7 +84,7 @@ pub struct Cmd {
     #[arg(long, value_name = "N", default_value_t = publish::core::DEFAULT_CHUNK_RATE,
           value_parser = clap::value_parser!(u32).range(1..))]
     chunk_rate: u32,
-    /// Device records kept in the state file; beyond it unidentified records and records
+    /// Device records kept in the state database; beyond it unidentified records and records
     /// without blocked versions are dropped first, least recently seen first.
     #[arg(long, value_name = "N", default_value_t = publish::state::MAX_DEVICES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(100..=10_000_000))]
@@ -257,13 +260,15 @@ impl Cmd {
             None => JobTemplate::default(),
         };
         if !self.unblock.is_empty() {
-            let _lock = StateLock::acquire(&self.state, "otactl publish --unblock")?;
-            let mut st = State::load(&self.state)?;
+            let who = store::command_id("otactl publish --unblock");
+            let (mut st, imported) = store::open_sqlite(&self.state, &who)?;
+            if let Some(i) = imported {
+                log::warn!("{i}");
+            }
             for d in &self.unblock {
-                let n = st.unblock((d != "all").then_some(d.as_str()), None);
+                let n = st.unblock((d != "all").then_some(d.as_str()), None)?;
                 log::info!("unblocked {n} version(s) for {d}");
             }
-            st.save(&self.state)?;
         }
         if let Some(addr) = self.embedded_broker {
             publish::embedded::start(addr)?;

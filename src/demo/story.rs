@@ -184,7 +184,7 @@ impl Stage<'_> {
             BOARD,
             image,
             self.setup.pubkey,
-            self.setup.dir.join("publisher-state.json"),
+            self.setup.dir.join("publisher-state.db"),
             self.events_tx.clone(),
         )
     }

@@ -2,7 +2,9 @@
 //! every connection's event loop, so the order of everything is exact. Each event loop is polled
 //! by one future that owns it and hands it back with its event (never cancelled mid-way, except
 //! at shutdown); between events the task hands the core's transmits to the clients, runs the
-//! core's timers and reports saves.
+//! core's timers and reports saves. The state store runs on a blocking task of its own: it
+//! writes the core's batches (retrying, with the backlog merged, while the database is away) and
+//! watches for unblocks by other processes, which it feeds back to the core.
 //!
 //! Acknowledgements: rumqttc reports each of our PUBLISHes as it goes out (with its packet id),
 //! in the order the client was given them, and each PUBACK by packet id; this loop maps packet
@@ -12,7 +14,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use tokio::time::Instant;
 
 use super::core::{Core, Input, Tag};
 use super::events::{Event, EventSink};
-use super::state::State;
+use super::store::{Batch, Store, Unblocked};
 use super::transport::{self, Client, ClientOptions, Loop, NetError, NetEvent, Tuning};
 
 /// One connection's client and packet-id bookkeeping.
@@ -54,28 +55,97 @@ fn poll_owned(mut lp: Loop, delay: Duration) -> Polling {
     })
 }
 
-/// Saves snapshots off the loop (coalescing bursts) and reports the change each save covered.
-fn spawn_writer(
-    path: PathBuf,
-    saved: tokio::sync::mpsc::UnboundedSender<u64>,
+/// How often the store is asked for unblocks by other processes (and a failed write retried).
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// What the store task tells the loop.
+enum FromStore {
+    /// Every change up to this number was handled (written, or kept for a retry).
+    Saved(u64),
+    /// Versions other processes unblocked.
+    Unblocked(Vec<Unblocked>),
+}
+
+/// Writes `backlog` if there is one; says so when the database fails and when it is back.
+fn flush(store: &mut dyn Store, backlog: &mut Option<Batch>, failing: &mut bool) {
+    let Some(b) = backlog.as_ref() else {
+        return;
+    };
+    match store.write(b) {
+        Ok(()) => {
+            if std::mem::take(failing) {
+                log::warn!(
+                    "{}: the state store works again; {} record(s) and {} event(s) held in memory were written",
+                    store.describe(),
+                    b.records.len(),
+                    b.events.len()
+                );
+            }
+            *backlog = None;
+        }
+        Err(e) if !*failing => {
+            *failing = true;
+            log::error!("{e}; devices are served from memory and the changes written when the store is back");
+        }
+        Err(_) => {}
+    }
+}
+
+/// Runs the store off the loop: writes each batch (one at a time; the loop sends the next once
+/// this one is reported), retries a failed one with later batches merged in, and reports
+/// unblocks by other processes. Ends, after a last write, when the sender is dropped.
+fn spawn_store(
+    mut store: Box<dyn Store>,
+    out: tokio::sync::mpsc::UnboundedSender<FromStore>,
 ) -> (
-    tokio::sync::watch::Sender<Option<(u64, State)>>,
+    std::sync::mpsc::Sender<(u64, Batch)>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (tx, mut rx) = tokio::sync::watch::channel::<Option<(u64, State)>>(None);
-    let task = tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
-            let Some((upto, snapshot)) = rx.borrow_and_update().clone() else {
-                continue;
+    use std::sync::mpsc::RecvTimeoutError;
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, Batch)>();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut backlog: Option<Batch> = None;
+        let mut failing = false;
+        let mut watch_failed = false;
+        loop {
+            let next = rx.recv_timeout(WATCH_EVERY);
+            let closed = matches!(next, Err(RecvTimeoutError::Disconnected));
+            let upto = match next {
+                Ok((upto, batch)) => {
+                    match &mut backlog {
+                        Some(b) => b.merge(batch),
+                        None => backlog = Some(batch),
+                    }
+                    Some(upto)
+                }
+                Err(_) => None,
             };
-            let p = path.clone();
-            let r = tokio::task::spawn_blocking(move || snapshot.save(&p)).await;
-            if let Ok(Err(e)) = r {
-                log::error!("{e}");
+            flush(&mut *store, &mut backlog, &mut failing);
+            // Also after a failed write (logged): a broken store must not hold up devices.
+            if let Some(n) = upto {
+                let _ = out.send(FromStore::Saved(n));
             }
-            // Also after a failed save (logged above): a broken disk must not hold up devices.
-            if saved.send(upto).is_err() {
+            if closed {
+                if let Some(b) = backlog {
+                    log::error!(
+                        "{}: {} record(s) and {} event(s) could not be written before the publisher stopped",
+                        store.describe(),
+                        b.records.len(),
+                        b.events.len()
+                    );
+                }
                 return;
+            }
+            match store.unblocked_since() {
+                Ok(v) if !v.is_empty() => {
+                    let _ = out.send(FromStore::Unblocked(v));
+                }
+                Ok(_) => watch_failed = false,
+                Err(e) if !watch_failed => {
+                    watch_failed = true;
+                    log::warn!("cannot read unblocks from the state store: {e}");
+                }
+                Err(_) => {}
             }
         }
     });
@@ -93,7 +163,7 @@ pub(super) struct Driver {
     /// The served boards' request topics.
     pub filters: Vec<String>,
     pub events: EventSink,
-    pub state_file: Option<PathBuf>,
+    pub store: Option<Box<dyn Store>>,
 }
 
 impl Driver {
@@ -111,10 +181,10 @@ impl Driver {
             wide,
             filters,
             events,
-            state_file,
+            store,
         } = self;
         let (saved_tx, mut saved_rx) = tokio::sync::mpsc::unbounded_channel();
-        let writer = state_file.map(|p| spawn_writer(p, saved_tx));
+        let writer = store.map(|s| spawn_store(s, saved_tx));
         let mut conns = Vec::new();
         let mut polls: Vec<Option<Polling>> = Vec::new();
         for o in options {
@@ -149,12 +219,11 @@ impl Driver {
             while let Some(e) = core.poll_event() {
                 (events)(e);
             }
-            // One snapshot at a time: while the writer saves, changes accumulate in the core
-            // and the next snapshot covers them all (a large state is not copied per change).
+            // One batch at a time: while the store writes, changes accumulate in the core and
+            // the next batch covers them all (one transaction per burst).
             if let (Some((tx, _)), false) = (&writer, saving) {
-                if let Some(snapshot) = core.take_save() {
-                    tx.send_replace(Some(snapshot));
-                    saving = true;
+                if let Some(batch) = core.take_save() {
+                    saving = tx.send(batch).is_ok();
                 }
             }
             let wake = core.poll_timeout().map_or_else(
@@ -175,9 +244,22 @@ impl Driver {
             let (i, lp, ev) = tokio::select! {
                 () = &mut shutdown => break 'run,
                 r = next => r,
-                Some(n) = saved_rx.recv() => {
-                    saving = false;
-                    core.handle(Instant::now().into_std(), Input::Saved(n));
+                Some(m) = saved_rx.recv() => {
+                    let now = Instant::now().into_std();
+                    match m {
+                        FromStore::Saved(n) => {
+                            saving = false;
+                            core.handle(now, Input::Saved(n));
+                        }
+                        FromStore::Unblocked(v) => {
+                            for u in &v {
+                                core.handle(now, Input::Unblocked {
+                                    device: &u.device,
+                                    version: &u.version,
+                                });
+                            }
+                        }
+                    }
                     continue;
                 }
                 () = tokio::time::sleep_until(wake) => {
@@ -299,8 +381,12 @@ impl Driver {
         while let Some(e) = core.poll_event() {
             (events)(e);
         }
-        if let Some((_, task)) = writer {
-            task.abort();
+        if let Some((tx, task)) = writer {
+            if let Some(batch) = core.take_save() {
+                let _ = tx.send(batch);
+            }
+            drop(tx);
+            let _ = task.await;
         }
         for c in &conns {
             c.client.try_disconnect();
@@ -317,5 +403,90 @@ impl Driver {
         })
         .await;
         (core, fatal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::state::{DeviceRecord, State, StateError};
+    use crate::publish::store::HistoryEvent;
+
+    /// A store whose writes fail while `down`; it keeps what it was given.
+    #[derive(Default)]
+    struct Flaky {
+        down: bool,
+        written: Vec<Batch>,
+    }
+
+    impl Store for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        fn load(&mut self) -> Result<State, StateError> {
+            Ok(State::new())
+        }
+        fn write(&mut self, batch: &Batch) -> Result<(), StateError> {
+            if self.down {
+                return Err(StateError::Database {
+                    what: "flaky".into(),
+                    source: "connection refused".into(),
+                });
+            }
+            self.written.push(batch.clone());
+            Ok(())
+        }
+        fn unblocked_since(&mut self) -> Result<Vec<Unblocked>, StateError> {
+            Ok(Vec::new())
+        }
+        fn unblock(&mut self, _: Option<&str>, _: Option<&str>) -> Result<usize, StateError> {
+            Ok(0)
+        }
+        fn history(&mut self, _: &str) -> Result<Vec<HistoryEvent>, StateError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn batch(device: &str, version: &str) -> Batch {
+        Batch {
+            records: vec![(
+                device.into(),
+                DeviceRecord {
+                    version: Some(version.into()),
+                    ..DeviceRecord::default()
+                },
+            )],
+            ..Batch::default()
+        }
+    }
+
+    #[test]
+    fn a_store_that_goes_away_gets_the_backlog_when_it_returns() {
+        let mut store = Flaky {
+            down: true,
+            ..Flaky::default()
+        };
+        let (mut backlog, mut failing) = (None, false);
+        for (d, v) in [("B/1", "1"), ("B/2", "1"), ("B/1", "2")] {
+            match &mut backlog {
+                Some(b) => Batch::merge(b, batch(d, v)),
+                None => backlog = Some(batch(d, v)),
+            }
+            flush(&mut store, &mut backlog, &mut failing);
+            assert!(failing && backlog.is_some() && store.written.is_empty());
+        }
+        store.down = false;
+        flush(&mut store, &mut backlog, &mut failing);
+        assert!(!failing && backlog.is_none());
+        let keys: Vec<(&str, Option<&str>)> = store.written[0]
+            .records
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.version.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [("B/2", Some("1")), ("B/1", Some("2"))],
+            "the latest of each"
+        );
     }
 }

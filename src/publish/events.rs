@@ -96,6 +96,14 @@ pub enum Event {
         /// The result.
         result: String,
     },
+    /// Another process (`otactl status --unblock`) cleared a blocked version while this
+    /// publisher runs: it is offered again.
+    Unblocked {
+        /// Device key.
+        device: String,
+        /// The version.
+        version: String,
+    },
     /// Something an operator should know once (said once per board): e.g. why revert
     /// protection is off for a board's devices.
     Notice {

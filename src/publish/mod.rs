@@ -29,6 +29,7 @@ pub mod image;
 pub mod job;
 pub mod profile;
 pub mod state;
+pub mod store;
 pub mod transport;
 
 use std::collections::HashMap;
@@ -96,7 +97,9 @@ pub struct PublishConfig {
     pub images: Vec<Arc<ServedImage>>,
     /// Job document template.
     pub template: JobTemplate,
-    /// Where results and blocked versions persist (`None`: memory only).
+    /// Where results, blocked versions and history persist (`None`: memory only): the SQLite
+    /// database for `--state PATH` (see [`store::database_path`]; a JSON state file is
+    /// imported once).
     pub state_file: Option<PathBuf>,
     /// MQTT 5 shared-subscription group.
     pub share_group: Option<String>,
@@ -204,8 +207,9 @@ impl PublishConfig {
 
 /// Runs the publisher until `shutdown` completes. Reconnects by itself; returns only on
 /// shutdown or a start-up error. With a state file, holds its lock for the whole run (a second
-/// publisher on the same file is refused, naming this one) and checks at start that the file
-/// can be written.
+/// publisher on the same database is refused, naming this one), opens and migrates the
+/// database at start (importing a JSON state file once), and writes every change to it as it
+/// happens; other processes may read it and unblock versions meanwhile.
 ///
 /// # Errors
 /// [`PublishError`] for configuration and state-file problems found at start.
@@ -218,16 +222,22 @@ pub async fn run(
     let filters = cfg.filters()?;
     let wide = cfg.wide_filter();
     let _lock = match &cfg.state_file {
-        Some(p) => Some(StateLock::acquire(p, "otactl publish")?),
+        Some(p) => Some(StateLock::acquire(
+            &store::database_path(p),
+            "otactl publish",
+        )?),
         None => None,
     };
-    let mut state = match &cfg.state_file {
+    let (mut state, store) = match &cfg.state_file {
         Some(p) => {
-            let s = State::load(p)?;
-            s.save(p)?;
-            s
+            let (mut s, imported) = store::open_sqlite(p, &cfg.mqtt.client_id())?;
+            if let Some(i) = imported {
+                log::warn!("{i}");
+            }
+            let state = store::Store::load(&mut s)?;
+            (state, Some(Box::new(s) as Box<dyn store::Store>))
         }
-        None => State::new(),
+        None => (State::new(), None),
     };
     state.max_devices = cfg.max_devices;
     // Twice rumqttc's in-flight window: the next PUBLISHes wait in its channel, so the wire never
@@ -267,12 +277,9 @@ pub async fn run(
         wide,
         filters,
         events,
-        state_file: cfg.state_file.clone(),
+        store,
     };
-    let (core, fatal) = driver.run(core, shutdown).await;
-    if let Some(p) = &cfg.state_file {
-        core.state().save(p)?;
-    }
+    let (_core, fatal) = driver.run(core, shutdown).await;
     match fatal {
         Some(why) => Err(PublishError::Connect(why)),
         None => Ok(()),

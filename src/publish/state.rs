@@ -1,5 +1,6 @@
-//! What the publisher remembers about devices, persisted as JSON (`--state FILE`): running
-//! versions, last results, and per-device blocked versions.
+//! What the publisher remembers about devices: running versions, last results, and per-device
+//! blocked versions. It lives in the state store ([`super::store`]); [`State::load`] reads the
+//! JSON state files of older otactl versions, which are imported once.
 //!
 //! Devices have no reliable identity on the wire (spec §1.4, §2.1): the unique topic changes
 //! every session, and the example's templates hard-code `SerialNumber`. A device is keyed as
@@ -28,13 +29,11 @@ use std::path::Path;
 use firmware::protocol::{AppVersion, TEMPLATE_SERIAL};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{self, Mode, Overwrite};
-
 mod lock;
 
 pub use lock::StateLock;
 
-/// Format version of the state file.
+/// Format version of the JSON state file (and of `otactl status --json`).
 pub const STATE_FORMAT: u32 = 1;
 /// Default cap on device records (`--max-devices`).
 pub const MAX_DEVICES: usize = 100_000;
@@ -80,8 +79,35 @@ pub enum StateError {
         #[source]
         source: anyhow::Error,
     },
+    /// The state database cannot be opened, read or written.
+    #[error("state database {what}: {source}")]
+    Database {
+        /// The file (or the database address, without its password).
+        what: String,
+        /// What the database said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database was written by a newer otactl.
+    #[error("state database {what} has schema version {found}; this otactl knows versions up to {known} (was it written by a newer otactl?)")]
+    Schema {
+        /// The file or database.
+        what: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest this otactl knows.
+        known: i64,
+    },
+    /// No record for the device named.
+    #[error("{what}: no device {device:?} (the DEVICE column of `otactl status`)")]
+    NoDevice {
+        /// The file or database.
+        what: String,
+        /// The key asked for.
+        device: String,
+    },
     /// Another process holds the state.
-    #[error("the state file {} is in use by {holder}; stop that publisher first (or give this one its own --state)", path.display())]
+    #[error("the state database {} is in use by {holder}; stop that publisher first (or give this one its own --state)", path.display())]
     Locked {
         /// The file.
         path: std::path::PathBuf,
@@ -100,6 +126,10 @@ pub struct State {
     /// Cap on records (0: [`MAX_DEVICES`]); beyond it the least useful records are dropped.
     #[serde(skip)]
     pub max_devices: usize,
+    /// Keys of records dropped beyond the cap since [`State::take_evicted`] was last called
+    /// (the store deletes them).
+    #[serde(skip)]
+    pub evicted: Vec<String>,
 }
 
 /// The record key of a device of `board` that sent `serial`, and whether that serial can be an
@@ -306,22 +336,6 @@ impl State {
         Ok(s)
     }
 
-    /// Writes the state atomically.
-    ///
-    /// # Errors
-    /// I/O errors (named).
-    pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let write = || -> anyhow::Result<()> {
-            let mut text = serde_json::to_vec_pretty(self)?;
-            text.push(b'\n');
-            fsutil::write_atomic(path, &text, Mode::Public, Overwrite::Allow)
-        };
-        write().map_err(|source| StateError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
     /// The record for `key`, created for `board` if new (unidentified unless `identified`).
     /// Beyond the cap, records are dropped in batches, least useful first: unidentified before
     /// identified, records without blocked versions before those with, oldest seen first.
@@ -358,7 +372,13 @@ impl State {
         let drop: Vec<String> = order[..excess].iter().map(|e| e.3.clone()).collect();
         for k in drop {
             self.devices.remove(&k);
+            self.evicted.push(k);
         }
+    }
+
+    /// The keys of records evicted since the last call.
+    pub fn take_evicted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Clears blocked versions: of one device (`Some(key)`) or all; one version or all.

@@ -7,7 +7,7 @@
 mod help;
 mod init;
 mod mistakes;
-mod precedence;
+pub(crate) mod precedence;
 mod real_board;
 mod status;
 

@@ -43,7 +43,7 @@ fn keygen(dir: &Path, name: &str) {
     assert_code(&o, 0);
 }
 
-pub(super) fn signed_image(dir: &Path) {
+pub(crate) fn signed_image(dir: &Path) {
     keygen(dir, "k.pem");
     std::fs::write(dir.join("app.bin"), vec![1u8; 3000]).unwrap();
     let o = otactl_in(dir)

@@ -28,7 +28,7 @@ fn watch_follows_a_running_publisher() {
         .unwrap();
     let lines = lines_of(&mut watch);
     let limit = Duration::from_secs(20);
-    let waiting = wait_line(&lines, "waiting for s.json", limit);
+    let waiting = wait_line(&lines, "waiting for s.db", limit);
     let mut publisher = otactl_in(d)
         .args([
             "publish",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firmware::protocol::TEMPLATE_SERIAL;
-use otactl::publish::{Event, State};
+use otactl::publish::Event;
 
 use super::device::{self, DeviceConfig, Flow, Outcome};
 use super::fixture::{signed_image, Running, BOARD};
@@ -79,7 +79,7 @@ fn template_serial_devices_all_update_in_job_and_chunk_mode() {
         );
         p.stop().await;
     });
-    let st = State::load(&w.state).unwrap();
+    let st = super::load_state(&w.state);
     let rec = &st.devices[&format!("{BOARD}/{TEMPLATE_SERIAL}")];
     assert!(rec.shared, "recorded as unidentified");
     assert!(rec.blocked.is_empty(), "never blocked: {:?}", rec.blocked);
@@ -116,7 +116,7 @@ fn an_identified_device_that_reverts_is_the_only_one_blocked() {
         updated(&device::session(&fresh).await, &image, "a new device");
         p.stop().await;
     });
-    let st = State::load(&w.state).unwrap();
+    let st = super::load_state(&w.state);
     let blocked: Vec<&String> = st
         .devices
         .iter()

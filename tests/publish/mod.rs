@@ -9,6 +9,7 @@ mod fleet;
 pub(crate) mod infineon;
 mod pacing;
 mod resilience;
+mod store;
 mod tls;
 
 use std::time::Duration;
@@ -225,6 +226,13 @@ fn several_boards_each_get_their_own_image() {
     });
 }
 
+/// Every record of the state database for `--state PATH`, as a publisher would load it.
+pub fn load_state(path: &std::path::Path) -> otactl::publish::State {
+    use otactl::publish::store::{self, Store};
+    let (mut db, _) = store::open_sqlite(path, "test").unwrap();
+    db.load().unwrap()
+}
+
 /// What most publisher tests start from: a plain mosquitto, a signed image file (with `extra`
 /// bytes appended to the file) and a state file path, in one temp dir.
 pub struct World {
@@ -250,7 +258,7 @@ impl World {
             broker,
             path,
             image: std::sync::Arc::new(image),
-            state: dir.path().join("state.json"),
+            state: dir.path().join("state.db"),
             _dir: dir,
         })
     }

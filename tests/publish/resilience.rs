@@ -207,9 +207,10 @@ fn blocklist_survives_a_publisher_restart() {
             device::session(&d).await,
             Outcome::NoUpdate("invalid_version")
         ));
-        // The device heard back only once the state file held the revert.
-        let saved = std::fs::read_to_string(&state).unwrap();
-        assert!(saved.contains("\"reverted\""), "{saved}");
+        // The device heard back only once the state database held the revert.
+        let saved = super::load_state(&state);
+        let last = saved.devices[&device_key].last_result.as_ref().unwrap();
+        assert_eq!(last.result, "reverted", "{saved:?}");
         assert_eq!(
             p.events
                 .wait_count(

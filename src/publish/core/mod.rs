@@ -1,6 +1,7 @@
 //! Every decision of the publisher, without I/O: what to answer, what to send, what to record,
 //! what to block. [`Core`] takes `(now, input)` and produces transmits ([`Core::poll_transmit`]),
-//! events ([`Core::poll_event`]) and state snapshots to save ([`Core::take_save`]); it owns its
+//! events ([`Core::poll_event`]) and batches of changes to store ([`Core::take_save`]: the
+//! records it touched and a history event per offer, transfer, result, revert and block); it owns its
 //! state, takes no locks, and never touches a socket, a timer or a file (the shape of rumqttc's
 //! `MqttState` and of the device agent). `super::driver` runs it on tokio; the unit and property
 //! tests run it with made-up inputs and clocks.
@@ -20,7 +21,7 @@
 mod pace;
 mod transfer;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use super::events::{Event, Mode};
 use super::image::ServedImage;
 use super::job::JobTemplate;
 use super::state::{self, State};
+use super::store::{Batch, HistoryEvent, HistoryKind};
 
 use pace::Bucket;
 use transfer::{Pull, Push};
@@ -150,6 +152,13 @@ pub enum Input<'a> {
     Refused(Tag, Refusal),
     /// The state writer stored every change up to this number.
     Saved(u64),
+    /// Another process (`otactl status --unblock`) cleared `version` for `device` in the store.
+    Unblocked {
+        /// Device key.
+        device: &'a str,
+        /// The version no longer blocked.
+        version: &'a str,
+    },
 }
 
 /// Why a broker refused a PUBLISH (MQTT 5 PUBACK reason codes that matter).
@@ -237,6 +246,10 @@ pub struct Core {
     events: VecDeque<Event>,
     changes: u64,
     taken: u64,
+    /// Records changed since the last batch.
+    dirty: BTreeSet<String>,
+    /// History since the last batch.
+    journal: Vec<HistoryEvent>,
     told: HashSet<String>,
     next_sweep: Option<Instant>,
     warn_window: Option<Instant>,
@@ -281,6 +294,8 @@ impl Core {
             events: VecDeque::new(),
             changes: 0,
             taken: 0,
+            dirty: BTreeSet::new(),
+            journal: Vec::new(),
             told: HashSet::new(),
             next_sweep: None,
             warn_window: None,
@@ -312,13 +327,29 @@ impl Core {
         self.events.pop_front()
     }
 
-    /// A snapshot to save and the change number it covers, when anything changed since the
-    /// last one.
-    pub fn take_save(&mut self) -> Option<(u64, State)> {
-        (self.changes > self.taken).then(|| {
-            self.taken = self.changes;
-            (self.changes, self.state.clone())
-        })
+    /// What changed since the last batch (the touched records as they are now, the evicted
+    /// ones, the history) and the change number it covers; `None` when nothing did.
+    pub fn take_save(&mut self) -> Option<(u64, Batch)> {
+        if self.changes == self.taken {
+            return None;
+        }
+        self.taken = self.changes;
+        let mut batch = Batch {
+            records: Vec::with_capacity(self.dirty.len()),
+            removed: self.state.take_evicted(),
+            events: std::mem::take(&mut self.journal),
+        };
+        batch
+            .removed
+            .retain(|k| !self.state.devices.contains_key(k));
+        for k in std::mem::take(&mut self.dirty) {
+            match self.state.devices.get(&k) {
+                Some(r) => batch.records.push((k, r.clone())),
+                None if !batch.removed.contains(&k) => batch.removed.push(k),
+                None => {}
+            }
+        }
+        Some((self.changes, batch))
     }
 
     /// When [`Core::handle_timeout`] wants to run next.
@@ -373,6 +404,16 @@ impl Core {
                     self.queue(now, h.reply);
                 }
             }
+            Input::Unblocked { device, version } => {
+                if let Some(r) = self.state.devices.get_mut(device) {
+                    if r.blocked.remove(version) {
+                        self.emit(Event::Unblocked {
+                            device: device.to_string(),
+                            version: version.to_string(),
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -407,9 +448,45 @@ impl Core {
         });
     }
 
-    fn changed(&mut self) -> u64 {
+    /// Notes that `device`'s record changed; returns the change number.
+    fn changed(&mut self, device: &str) -> u64 {
+        if !self.dirty.contains(device) {
+            self.dirty.insert(device.to_string());
+        }
         self.changes += 1;
         self.changes
+    }
+
+    /// Adds a history event (and notes the record changed).
+    fn record(&mut self, kind: HistoryKind, device: &str, version: &str, detail: &str) -> u64 {
+        self.journal.push(HistoryEvent {
+            at: state::now(),
+            device: device.to_string(),
+            version: version.to_string(),
+            kind,
+            detail: detail.to_string(),
+            publisher: String::new(),
+        });
+        self.changed(device)
+    }
+
+    /// Records a settled result (and the block it caused, if any) in the history.
+    fn record_result(&mut self, device: &str, r: &state::LastResult, blocked_before: bool) {
+        let kind = if r.result == "reverted" {
+            HistoryKind::Revert
+        } else {
+            HistoryKind::Result
+        };
+        self.record(kind, device, &r.version, &r.result);
+        let blocked_now = self
+            .state
+            .devices
+            .get(device)
+            .is_some_and(|d| d.blocked.contains(&r.version));
+        if blocked_now && !blocked_before {
+            let why = format!("after {}", r.result);
+            self.record(HistoryKind::Block, device, &r.version, &why);
+        }
     }
 
     fn new_tag(&mut self, conn: usize, owner: Owner) -> Tag {
@@ -686,9 +763,13 @@ impl Core {
         let contested = identified && self.busy_elsewhere(now, &key, topic);
         let rec = self.state.device(&key, board, identified);
         rec.last_seen = state::now();
-        if contested && !rec.shared {
+        let newly_shared = contested && !rec.shared;
+        if newly_shared {
             rec.shared = true;
-            self.changed();
+        }
+        // Every request that identifies a device is stored (new record, last seen).
+        self.changed(&key);
+        if newly_shared {
             self.warn(
                 now,
                 topic,
@@ -754,12 +835,19 @@ impl Core {
         let running = Self::running(req);
         let (epoch, block_after) = (self.epoch, self.cfg.block_after.max(1));
         let rec = self.state.device(&device, &image.board, true);
+        let sent_blocked = rec.sent.as_ref().is_some_and(|v| rec.blocked.contains(v));
         let settled = rec.observe_version(running, epoch, block_after);
         let decision = rec.decide(running, image.version);
         if decision.is_ok() {
             rec.offered = Some(image.version.to_string());
         }
-        let change = self.changed();
+        if let Some(r) = &settled {
+            self.record_result(&device, r, sent_blocked);
+        }
+        if decision.is_ok() {
+            self.record(HistoryKind::Offer, &device, &image.version.to_string(), "");
+        }
+        let change = self.changed(&device);
         let must_save = settled.is_some();
         if let Some(r) = settled {
             self.emit(Event::Result {
@@ -859,6 +947,7 @@ impl Core {
         }
         if let Some(rec) = self.state.devices.get_mut(&device) {
             rec.sent = None;
+            self.changed(&device);
         }
         self.remember(now, topic, &device, &image.board, image.version);
         self.start_push(now, image, topic, &device, Mode::Push);
@@ -907,11 +996,11 @@ impl Core {
             return;
         };
         let success = req.kind == MessageKind::Success;
-        let r = self
-            .state
-            .device(&device, &board, true)
-            .observe_result(success, &version);
-        let change = self.changed();
+        let rec = self.state.device(&device, &board, true);
+        let was_blocked = rec.blocked.contains(&version);
+        let r = rec.observe_result(success, &version);
+        self.record_result(&device, &r, was_blocked);
+        let change = self.changed(&device);
         self.emit(Event::Result {
             device,
             version: r.version,

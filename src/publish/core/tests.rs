@@ -259,6 +259,46 @@ fn an_identified_device_that_reverts_is_blocked_alone() {
     assert!(matches!(h.session("SN-new", OLD, 900), Outcome::Updated(_)));
 }
 
+/// Batches carry only the records that changed and one history event per step; an unblock
+/// from the store clears the block in memory without a block being written again.
+#[test]
+fn batches_hold_what_changed_and_an_unblock_from_the_store_is_honoured() {
+    use crate::publish::store::HistoryKind::{Block, Offer, Revert, Transfer};
+    let mut h = H::new(1, Limits::default());
+    assert!(matches!(h.session("SN1", OLD, 1), Outcome::Updated(_)));
+    assert!(matches!(h.session("SN2", OLD, 2), Outcome::Updated(_)));
+    let (_, first) = h.core.take_save().expect("changes");
+    assert_eq!(first.records.len(), 2);
+    assert!(h.core.take_save().is_none(), "nothing new");
+    assert_eq!(h.session("SN1", OLD, 3), Outcome::NoUpdate);
+    let (_, b) = h.core.take_save().expect("the revert");
+    let keys: Vec<&str> = b.records.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, [format!("{B}/SN1")], "only the device that changed");
+    let kinds: Vec<_> = b.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [Revert, Block]);
+    let all: Vec<_> = first.events.iter().map(|e| e.kind).collect();
+    assert_eq!(all, [Offer, Transfer, Offer, Transfer]);
+    assert!(h.blocked("SN1"));
+    let device = format!("{B}/SN1");
+    let version = "1.1.0";
+    h.core.handle(
+        h.now,
+        Input::Unblocked {
+            device: &device,
+            version,
+        },
+    );
+    h.pump();
+    assert!(!h.blocked("SN1"));
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Unblocked { device: d, .. } if *d == device)));
+    assert!(matches!(h.session("SN1", OLD, 4), Outcome::Updated(_)));
+    let (_, b) = h.core.take_save().expect("offered again");
+    assert!(b.events.iter().all(|e| e.kind != Block));
+}
+
 #[test]
 fn replies_go_only_to_the_requesting_boards_unique_topic() {
     let mut h = H::new(1, Limits::default());

@@ -12,6 +12,7 @@ use super::pace::Bucket;
 use super::{Core, Owner, Reply, Tag, Transmit};
 use crate::publish::events::{Event, Mode};
 use crate::publish::image::ServedImage;
+use crate::publish::store::HistoryKind;
 
 /// A pull with no request for this long is finished (for progress and busy-ness).
 const PULL_IDLE: Duration = Duration::from_secs(30);
@@ -317,7 +318,7 @@ impl Core {
             if let Some(rec) = self.state.devices.get_mut(&p.device) {
                 rec.sent = Some(version.clone());
                 rec.sent_epoch = Some(self.epoch);
-                self.changed();
+                self.record(HistoryKind::Transfer, &p.device, &version, "push");
             }
         }
         self.emit(Event::Sent {
@@ -507,7 +508,7 @@ impl Core {
         if let Some(rec) = self.state.devices.get_mut(device) {
             rec.sent = Some(version.clone());
             rec.sent_epoch = Some(self.epoch);
-            self.changed();
+            self.record(HistoryKind::Transfer, device, &version, "pull");
         }
         self.emit(Event::Sent {
             device: device.to_string(),

@@ -1,5 +1,6 @@
-//! One owner per state file: an advisory lock on `FILE.lock`, held for as long as a publisher
-//! (or `otactl status --unblock`) uses the state. The lock file names its holder so the next
+//! One publisher per state database: an advisory lock on `FILE.lock`, held for as long as a
+//! publisher runs on it (readers and `otactl status --unblock` go through the database's own
+//! locking). The lock file names its holder so the next
 //! process can say who it is. The operating system drops the lock when the holder exits, however
 //! it exits, so a stale lock file never blocks anyone.
 
