@@ -18,7 +18,7 @@
 //! | [`aws`] | AWS IoT Core: its broker limits, least-privilege policy documents |
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
 //! | [`publish`] | the update server |
-//! | [`demo`] | `otactl demo`: builds the device application, runs broker, publisher and a simulated board |
+//! | [`demo`] | `otactl demo`: signs three versions of the device application, runs broker, publisher and a simulated board |
 #![forbid(unsafe_code)]
 
 pub mod aws;
