@@ -219,18 +219,24 @@ struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    fn publish(&self, version: usize) -> Result<Serving> {
+    /// Starts the publisher for `BUILDS[version]` and waits until it listens for requests
+    /// (events of the previous run still arriving are narrated).
+    fn publish(&mut self, version: usize) -> Result<Serving> {
         let image = &self.setup.images[version];
         (self.notes)(Note::Publisher(format!("serving {}", image.display())));
-        publisher::serve(
+        let serving = publisher::serve(
             self.rt,
+            &format!("otactl-demo-{}", BUILDS[version].version),
             self.port,
             BOARD,
             image,
             self.setup.pubkey,
             self.setup.dir.join("publisher-state.json"),
             self.events_tx.clone(),
-        )
+        )?;
+        self.next_event(|e| matches!(e, Event::Connected { .. }))
+            .context("waiting for the publisher to connect to the broker")?;
+        Ok(serving)
     }
 
     fn board(&mut self, needle: &str) -> Result<()> {
@@ -243,19 +249,25 @@ impl Stage<'_> {
 
     /// Waits for a publisher event whose JSON contains every `needle`.
     fn publisher(&mut self, needles: &[&str]) -> Result<()> {
+        self.next_event(|e| {
+            let json = e.to_json();
+            needles.iter().all(|n| json.contains(n))
+        })
+        .with_context(|| format!("waiting for the publisher to report {needles:?}"))?;
+        (self.notes)(Note::Observed(format!("publisher: {}", needles.join(" "))));
+        Ok(())
+    }
+
+    /// Narrates publisher events until one satisfies `pred` (at most [`STEP`]).
+    fn next_event(&mut self, pred: impl Fn(&Event) -> bool) -> Result<()> {
         let deadline = Instant::now() + STEP;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let e = self
-                .events
-                .recv_timeout(left)
-                .with_context(|| format!("waiting for the publisher to report {needles:?}"))?;
+            let e = self.events.recv_timeout(left)?;
             if let Some(line) = publisher::describe(&e) {
                 (self.notes)(Note::Publisher(line));
             }
-            let json = e.to_json();
-            if needles.iter().all(|n| json.contains(n)) {
-                (self.notes)(Note::Observed(format!("publisher: {}", needles.join(" "))));
+            if pred(&e) {
                 return Ok(());
             }
         }
