@@ -110,9 +110,31 @@ fn cargo_run_build(dir: &Path) -> Option<CargoBuild> {
     })
 }
 
+/// Whether `cargo run` set the variable `name` for the program it runs (about the package:
+/// `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, …). Build scripts that watch such a variable
+/// (`ring`'s do) would be rebuilt by a cargo that inherits them, and again by the next plain
+/// cargo.
+fn set_by_cargo_run(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || [
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ]
+        .contains(&&*name)
+}
+
 impl CargoBuild {
     fn run(&self) -> Result<()> {
-        let status = Command::new(&self.cargo)
+        let mut cmd = Command::new(&self.cargo);
+        for (name, _) in std::env::vars_os() {
+            if set_by_cargo_run(&name) {
+                cmd.env_remove(name);
+            }
+        }
+        let status = cmd
             .current_dir(&self.manifest_dir)
             .args([
                 "build",
@@ -134,5 +156,26 @@ impl CargoBuild {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_run;
+
+    #[test]
+    fn only_the_variables_cargo_run_sets_about_the_package_are_dropped() {
+        for v in ["CARGO_PKG_NAME", "CARGO_MANIFEST_DIR", "CARGO_BIN_NAME"] {
+            assert!(set_by_cargo_run(v.as_ref()), "{v}");
+        }
+        for v in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO",
+            "PATH",
+            "RUSTFLAGS",
+        ] {
+            assert!(!set_by_cargo_run(v.as_ref()), "{v}");
+        }
     }
 }

@@ -22,16 +22,15 @@ pub(super) struct Serving {
     rt: tokio::runtime::Handle,
 }
 
-/// Starts serving `image` for `board` through the broker at `port` as the MQTT client `client_id`
-/// (each run its own: a new connection under the previous run's id could be taken for it and
+/// Starts serving `image` for `board` through the broker and client identity of `mqtt` (each run
+/// its own client id: a new connection under the previous run's id could be taken for it and
 /// dropped by the broker); every publisher event is sent to `events`.
 ///
 /// # Errors
 /// The image does not verify with `key`.
 pub(super) fn serve(
     rt: &tokio::runtime::Handle,
-    client_id: &str,
-    port: u16,
+    mqtt: ClientOptions,
     board: &str,
     image: &Path,
     key: PublicKey,
@@ -40,10 +39,7 @@ pub(super) fn serve(
 ) -> Result<Serving> {
     let served = ServedImage::load(board, image, &[key])
         .with_context(|| format!("serving {}", image.display()))?;
-    let mut cfg = PublishConfig::new(
-        ClientOptions::plain(client_id, "127.0.0.1", port, false),
-        vec![Arc::new(served)],
-    );
+    let mut cfg = PublishConfig::new(mqtt, vec![Arc::new(served)]);
     cfg.state_file = Some(state);
     cfg.profile.device_rate = BOARD_RATE;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -17,7 +17,7 @@ use super::publisher::{self, Serving};
 use super::{DemoConfig, Note};
 use crate::fsutil::{write_atomic, Mode, Overwrite};
 use crate::image::{FlashmapOptions, Payload, SignOptions, Signer};
-use crate::publish::Event;
+use crate::publish::{ClientOptions, Event};
 use crate::sign::SigningKey;
 
 /// The board string of the example's kit.
@@ -226,8 +226,12 @@ impl Stage<'_> {
         (self.notes)(Note::Publisher(format!("serving {}", image.display())));
         let serving = publisher::serve(
             self.rt,
-            &format!("otactl-demo-{}", BUILDS[version].version),
-            self.port,
+            ClientOptions::plain(
+                &format!("otactl-demo-{}", BUILDS[version].version),
+                "127.0.0.1",
+                self.port,
+                false,
+            ),
             BOARD,
             image,
             self.setup.pubkey,
