@@ -10,8 +10,8 @@
 //! | [`boot`] | MCUboot-equivalent bootloader logic: swap type, swap/overwrite/revert, resume |
 //! | [`agent`] | the device OTA agent: a sans-IO state machine that downloads into the secondary slot |
 //! | `sim` | (feature `sim`) `SimFlash`, a NOR flash with power-cut injection and optional file backing, and `SimDevice`, a board's flashes + boot |
-//! | `app` | (feature `host`) the device application: LED task + OTA task over rumqttc/rustls (`devapp`) |
-//! | `board` | (feature `host`) the simulated board: bootloader, watchdog, resets, transcript (`simboard`) |
+//! | `app` | (feature `host`) the device application: LED task + OTA task over rumqttc/rustls (`otactl-devapp`) |
+//! | `board` | (feature `host`) the simulated board: bootloader, watchdog, resets, transcript (`otactl-simboard`) |
 //!
 //! The core is `no_std` and allocation-free; build it with `--no-default-features`. Only the
 //! `rsa` feature (RSA signature verification) needs a global allocator.
@@ -22,7 +22,8 @@
 //! - `p384`, `ed25519`, `rsa`: verify ECDSA P-384, Ed25519 and RSA-2048/3072 (PSS) signatures
 //!   besides ECDSA P-256 (MCUboot's `MCUBOOT_SIGN_*`); `sim` turns all three on.
 //! - `sim`: the simulated flash and board (host only).
-//! - `host`: the host device application (`simboard`), MQTT over rumqttc + rustls.
+//! - `host`: the simulated board and the host device application, MQTT over rumqttc + rustls
+//!   (their executables, `otactl-simboard` and `otactl-devapp`, are built by the `otactl` package).
 //! - `log`: log through the `log` crate.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]

@@ -4,35 +4,46 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use otactl::demo::{self, build::Builder, DemoConfig, Note};
+use otactl::demo::{self, DemoConfig, Note};
 
 use super::Ctx;
 
-/// Build the device application three times (1.0.0, 1.1.0 with a faster LED, a bad 1.2.0),
-/// sign them, start an embedded broker, the publisher and a simulated board on 1.0.0, and
-/// narrate: no update at 1.0.0 → update to 1.1.0 → bad 1.2.0 reverted by the watchdog and
+/// Sign three versions of the device application (1.0.0, 1.1.0 with a faster LED, a bad
+/// 1.2.0 that hangs), start an embedded broker, the publisher and a simulated board on 1.0.0,
+/// and narrate: no update at 1.0.0 → update to 1.1.0 → bad 1.2.0 reverted by the watchdog and
 /// MCUboot → 1.2.0 not offered again. Exits 0 only when every step was observed.
 ///
-/// Needs cargo and this source tree (it builds the application the way the example's
-/// Makefile does).
+/// The board and the application are otactl-simboard and otactl-devapp, installed beside
+/// otactl; each version is otactl-devapp with its build record (version, LED period,
+/// TEST_REVERT) appended before signing. Nothing is built and no source tree is needed.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
-    after_help = "Examples:\n  cargo run --release -- demo\n  otactl demo --dir demo-run --show-build"
+    after_help = "Examples:\n  otactl demo\n  otactl demo --dir demo-run\n  cargo run --release -- demo"
 )]
 pub struct Cmd {
     /// Keep keys, images, flash and state in this directory (default: a temporary one).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The board's flash map (default: flashmap/board-host_swap.json of the source tree).
+    /// The board's flash map (default: otactl's copy of flashmap/board-host_swap.json).
     #[arg(long, value_name = "FILE")]
     flashmap: Option<PathBuf>,
     /// Port of the embedded broker (default: a free one).
     #[arg(long)]
     port: Option<u16>,
-    /// Show cargo's build output.
-    #[arg(long)]
-    show_build: bool,
+    /// Seconds between the device application's update checks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = positive_secs)]
+    check_secs: f64,
+    /// The board's watchdog timeout (how long the bad 1.2.0 hangs before the reset), in ms.
+    #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    watchdog_ms: u64,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| (0.1..=3600.0).contains(v))
+        .ok_or_else(|| format!("{s:?} is not a number of seconds between 0.1 and 3600"))
 }
 
 /// Prints a note. Write errors are ignored: if the reader goes away (`otactl demo | head`), the
@@ -51,21 +62,23 @@ fn print(note: &Note) {
 
 impl Cmd {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let mut builder = Builder::this_workspace();
-        builder.verbose = self.show_build;
         let cfg = DemoConfig {
             dir: self.dir,
             flashmap: self.flashmap,
-            builder,
             port: self.port,
+            check_secs: self.check_secs,
+            watchdog_ms: self.watchdog_ms,
         };
         let quiet = ctx.quiet;
-        demo::run(&cfg, move |n| {
+        let story = demo::run(&cfg, move |n| {
             if !quiet || matches!(n, Note::Step(_)) {
                 print(&n);
             }
         })?;
-        outln!("\ndemo complete: every step of the update story was observed");
+        outln!(
+            "\ndemo complete: every step of the update story was observed (the story took {:.1} s)",
+            story.as_secs_f64()
+        );
         Ok(())
     }
 }

@@ -7,17 +7,22 @@
 //!    MCUboot swaps 1.1.0 back;
 //! 4. the publisher saw 1.1.0 come back and blocks 1.2.0 for the device: never offered again.
 //!
+//! Nothing is built while the demo runs: the board (`otactl-simboard`) and the device
+//! application (`otactl-devapp`) are installed beside `otactl`. The three versions are one
+//! executable with three build records appended before signing
+//! ([`firmware::app::record`]): version, LED period and `TEST_REVERT` travel inside the signed
+//! image the board boots from its primary slot.
+//!
 //! [`run`] succeeds only when every step was observed (each wait has a timeout).
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | [`build`] | building the device application (`APP_VERSION`, `BLINKY_DELAY_MS`, `test-revert`) |
-//! | [`board`] | running `simboard` and following its transcript |
-//! | [`publisher`] | the in-process publisher, one image at a time |
+//! | `bins` | finding `otactl-simboard` and `otactl-devapp` beside `otactl` |
+//! | `story` | keys, the three signed images, the steps and what each must show |
+//! | `publisher` | the in-process publisher, one image at a time |
 
-pub mod board;
-pub mod build;
-pub mod publisher;
+mod bins;
+mod publisher;
 mod story;
 
 use std::path::PathBuf;
@@ -30,12 +35,26 @@ pub struct DemoConfig {
     /// Keep every file here (keys, images, flash, state); `None`: a temporary directory that is
     /// removed afterwards.
     pub dir: Option<PathBuf>,
-    /// The board's flash map (`None`: `flashmap/board-host_swap.json` of the source tree).
+    /// The board's flash map (`None`: otactl's copy of `flashmap/board-host_swap.json`).
     pub flashmap: Option<PathBuf>,
-    /// How to build the device application.
-    pub builder: build::Builder,
     /// Port of the embedded broker (`None`: a free one).
     pub port: Option<u16>,
+    /// Seconds between the device application's update checks.
+    pub check_secs: f64,
+    /// The board's watchdog timeout in milliseconds (how long the bad 1.2.0 hangs).
+    pub watchdog_ms: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            flashmap: None,
+            port: None,
+            check_secs: 2.0,
+            watchdog_ms: 3000,
+        }
+    }
 }
 
 /// What the demo tells its user.
@@ -43,7 +62,7 @@ pub struct DemoConfig {
 pub enum Note {
     /// A new step of the story.
     Step(String),
-    /// Something being prepared (keys, builds, signing).
+    /// Something being prepared (keys, images, signing).
     Setup(String),
     /// A line of the board transcript.
     Board(String),

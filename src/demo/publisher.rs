@@ -9,21 +9,28 @@ use firmware::image::verify::PublicKey;
 
 use crate::publish::{self, ClientOptions, Event, PublishConfig, ServedImage};
 
+/// How fast the demo's board takes a push (bytes per second). It is a process on this machine
+/// writing a file, far faster than the Wi-Fi MCU the publisher's default pace
+/// ([`publish::profile::DEFAULT_DEVICE_RATE`]) protects, as `otactl publish --device-rate` would
+/// be told.
+const BOARD_RATE: u32 = 64 << 20;
+
 /// A publisher task serving one image; stopped on [`Self::stop`] or drop.
-pub struct Serving {
+pub(super) struct Serving {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     rt: tokio::runtime::Handle,
 }
 
-/// Starts serving `image` for `board` through the broker at `port`; every publisher event is
-/// sent to `events`.
+/// Starts serving `image` for `board` through the broker and client identity of `mqtt` (each run
+/// its own client id: a new connection under the previous run's id could be taken for it and
+/// dropped by the broker); every publisher event is sent to `events`.
 ///
 /// # Errors
 /// The image does not verify with `key`.
-pub fn serve(
+pub(super) fn serve(
     rt: &tokio::runtime::Handle,
-    port: u16,
+    mqtt: ClientOptions,
     board: &str,
     image: &Path,
     key: PublicKey,
@@ -32,11 +39,9 @@ pub fn serve(
 ) -> Result<Serving> {
     let served = ServedImage::load(board, image, &[key])
         .with_context(|| format!("serving {}", image.display()))?;
-    let mut cfg = PublishConfig::new(
-        ClientOptions::plain("otactl-demo", "127.0.0.1", port, false),
-        vec![Arc::new(served)],
-    );
+    let mut cfg = PublishConfig::new(mqtt, vec![Arc::new(served)]);
     cfg.state_file = Some(state);
+    cfg.profile.device_rate = BOARD_RATE;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let sink: publish::EventSink = Arc::new(move |e| {
         let _ = events.send(e);
@@ -82,7 +87,7 @@ impl Drop for Serving {
 
 /// One line about a publisher event, for the narration (`None`: not worth telling).
 #[must_use]
-pub fn describe(e: &Event) -> Option<String> {
+pub(super) fn describe(e: &Event) -> Option<String> {
     Some(match e {
         Event::Offered {
             running, version, ..

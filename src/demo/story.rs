@@ -5,23 +5,57 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::sign::SigningKey;
 use anyhow::{bail, Context, Result};
+use firmware::app::record::AppRecord;
+use firmware::board::{BoardProcess, BoardSpec};
 use firmware::image::verify::PublicKey;
 use firmware::image::Version;
+use firmware::protocol::AppVersion;
 
-use super::board::{Board, BoardSpec};
-use super::build::AppSpec;
+use super::bins::{self, DEVAPP};
 use super::publisher::{self, Serving};
 use super::{DemoConfig, Note};
 use crate::fsutil::{write_atomic, Mode, Overwrite};
 use crate::image::{FlashmapOptions, Payload, SignOptions, Signer};
-use crate::publish::Event;
+use crate::publish::{ClientOptions, Event};
+use crate::sign::SigningKey;
 
 /// The board string of the example's kit.
 const BOARD: &str = "APP_CY8CPROTO_062S2_43439";
 /// Bound for each observed step.
 const STEP: Duration = Duration::from_secs(90);
+
+/// The flash map the demo's board uses unless told otherwise (swap using scratch, 16 MiB slots:
+/// room for the device application of a debug build), and its platform file (64 KiB sectors).
+const FLASHMAP: [(&str, &str); 2] = [
+    (
+        "board-host_swap.json",
+        include_str!("../../flashmap/board-host_swap.json"),
+    ),
+    (
+        "board-host_platform.json",
+        include_str!("../../flashmap/board-host_platform.json"),
+    ),
+];
+
+/// The three builds of the story, as the example's Makefile would make them.
+const BUILDS: [AppRecord; 3] = [
+    AppRecord {
+        version: AppVersion::new(1, 0, 0),
+        blinky_ms: 1000,
+        test_revert: false,
+    },
+    AppRecord {
+        version: AppVersion::new(1, 1, 0),
+        blinky_ms: 250,
+        test_revert: false,
+    },
+    AppRecord {
+        version: AppVersion::new(1, 2, 0),
+        blinky_ms: 1000,
+        test_revert: true,
+    },
+];
 
 type Notes = Arc<dyn Fn(Note) + Send + Sync>;
 
@@ -34,11 +68,12 @@ struct Setup {
     images: [PathBuf; 3],
 }
 
-/// Runs the demo (see the module docs); `notes` receives the narration.
+/// Runs the demo (see the module docs); `notes` receives the narration. Returns how long the
+/// story took, from the board's start to the last step.
 ///
 /// # Errors
-/// Any step not observed within its timeout, or a failed build, signing or start.
-pub fn run(cfg: &DemoConfig, notes: impl Fn(Note) + Send + Sync + 'static) -> Result<()> {
+/// Any step not observed within its timeout, missing executables, or a failed signing or start.
+pub fn run(cfg: &DemoConfig, notes: impl Fn(Note) + Send + Sync + 'static) -> Result<Duration> {
     let notes: Notes = Arc::new(notes);
     let tmp;
     let dir = if let Some(d) = &cfg.dir {
@@ -62,7 +97,7 @@ pub fn run(cfg: &DemoConfig, notes: impl Fn(Note) + Send + Sync + 'static) -> Re
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    story(&setup, port, rt.handle(), &notes)
+    story(cfg, &setup, port, rt.handle(), &notes)
 }
 
 fn free_port() -> Result<u16> {
@@ -72,14 +107,28 @@ fn free_port() -> Result<u16> {
 }
 
 fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
-    let flashmap = cfg.flashmap.clone().unwrap_or_else(|| {
-        cfg.builder
-            .source_dir
-            .join("flashmap")
-            .join("board-host_swap.json")
-    });
-    // Read the map first: a wrong path fails now, not after minutes of building.
+    let flashmap = if let Some(f) = &cfg.flashmap {
+        f.clone()
+    } else {
+        for (name, text) in FLASHMAP {
+            write_atomic(
+                &dir.join(name),
+                text.as_bytes(),
+                Mode::Public,
+                Overwrite::Allow,
+            )?;
+        }
+        dir.join(FLASHMAP[0].0)
+    };
     let fm = FlashmapOptions::read(&flashmap, None, None)?;
+    let exes = bins::locate(&|s| notes(Note::Setup(s)))?;
+    notes(Note::Setup(format!(
+        "board {}, device application {}",
+        exes.simboard.display(),
+        exes.devapp.display()
+    )));
+    let app = std::fs::read(&exes.devapp)
+        .with_context(|| format!("reading {}", exes.devapp.display()))?;
     let key = crate::sign::generate(firmware::image::KeyType::EcdsaP256);
     let pubkey = key.public_key();
     let key_path = dir.join("signing-key.pem");
@@ -97,57 +146,49 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
         Overwrite::Allow,
     )?;
     notes(Note::Setup(format!("signing key {}", key_path.display())));
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    let specs = [
-        AppSpec::good("1.0.0", 1000),
-        AppSpec::good("1.1.0", 250),
-        AppSpec::bad("1.2.0", 1000),
-    ];
-    let mut simboard = PathBuf::new();
     let mut images: [PathBuf; 3] = Default::default();
-    for (i, spec) in specs.iter().enumerate() {
-        let what = if spec.test_revert {
-            "bad TEST_REVERT image"
-        } else {
-            "image"
-        };
+    for (image, build) in images.iter_mut().zip(&BUILDS) {
+        let exe = build.stamp(app.clone()).with_context(|| {
+            format!("{} carries a malformed build record", exes.devapp.display())
+        })?;
+        *image = sign(exe, build.version, &fm, &key, dir)?;
         notes(Note::Setup(format!(
-            "building the device application {} ({what}, BLINKY_DELAY_MS={}) with cargo --release",
-            spec.version, spec.blinky_ms
+            "{} {}: {DEVAPP} + build record (BLINKY_DELAY_MS={}{}), signed: {}",
+            if build.test_revert {
+                "bad image"
+            } else {
+                "image"
+            },
+            build.version,
+            build.blinky_ms,
+            if build.test_revert {
+                ", TEST_REVERT"
+            } else {
+                ""
+            },
+            image.display()
         )));
-        let exes = cfg.builder.build(spec, &["devapp", "simboard"])?;
-        let exe = bin.join(format!("devapp-{}", spec.version));
-        std::fs::copy(&exes[0], &exe)?;
-        if i == 0 {
-            simboard = bin.join("simboard");
-            std::fs::copy(&exes[1], &simboard)?;
-        }
-        images[i] = sign(&exe, &spec.version, &fm, &key, dir)?;
-        notes(Note::Setup(format!("signed {}", images[i].display())));
     }
     Ok(Setup {
         dir: dir.to_path_buf(),
         flashmap,
         pubkey,
         pubkey_pem,
-        simboard,
+        simboard: exes.simboard,
         images,
     })
 }
 
 fn sign(
-    exe: &Path,
-    version: &str,
+    exe: Vec<u8>,
+    version: AppVersion,
     fm: &FlashmapOptions,
     key: &SigningKey,
     dir: &Path,
 ) -> Result<PathBuf> {
-    let mut opts = SignOptions::new(
-        Version::parse(version).map_err(|e| anyhow::anyhow!("version {version}: {e:?}"))?,
-        fm.header_size,
-        fm.slot_size,
-    );
+    let image_version = Version::parse(&version.to_string())
+        .map_err(|e| anyhow::anyhow!("version {version}: {e:?}"))?;
+    let mut opts = SignOptions::new(image_version, fm.header_size, fm.slot_size);
     opts.pad_header = fm.pad_header;
     opts.align = fm.align;
     opts.max_sectors = fm.max_sectors;
@@ -155,9 +196,12 @@ fn sign(
     opts.load_addr = fm.load_addr;
     opts.overwrite_only = fm.overwrite_only;
     opts.header_pad_erased = fm.recipe.header_pad_erased();
-    let payload = Payload::read(exe)?;
+    let payload = Payload {
+        data: exe,
+        base_addr: None,
+    };
     let signed = crate::image::build(&opts, payload, &Signer::Key(key))
-        .with_context(|| format!("signing {}", exe.display()))?;
+        .with_context(|| format!("signing the device application {version}"))?;
     let out = dir.join(format!("app-{version}-signed.bin"));
     write_atomic(&out, &signed.to_bin(), Mode::Public, Overwrite::Allow)?;
     Ok(out)
@@ -169,54 +213,78 @@ struct Stage<'a> {
     port: u16,
     rt: &'a tokio::runtime::Handle,
     notes: &'a Notes,
-    board: Board,
+    board: BoardProcess,
     events: mpsc::Receiver<Event>,
     events_tx: mpsc::Sender<Event>,
 }
 
 impl Stage<'_> {
-    fn publish(&self, version: usize) -> Result<Serving> {
+    /// Starts the publisher for `BUILDS[version]` and waits until it listens for requests
+    /// (events of the previous run still arriving are narrated).
+    fn publish(&mut self, version: usize) -> Result<Serving> {
         let image = &self.setup.images[version];
         (self.notes)(Note::Publisher(format!("serving {}", image.display())));
-        publisher::serve(
+        let serving = publisher::serve(
             self.rt,
-            self.port,
+            ClientOptions::plain(
+                &format!("otactl-demo-{}", BUILDS[version].version),
+                "127.0.0.1",
+                self.port,
+                false,
+            ),
             BOARD,
             image,
             self.setup.pubkey,
             self.setup.dir.join("publisher-state.db"),
             self.events_tx.clone(),
-        )
+        )?;
+        self.next_event(|e| matches!(e, Event::Connected { .. }))
+            .context("waiting for the publisher to connect to the broker")?;
+        Ok(serving)
     }
 
     fn board(&mut self, needle: &str) -> Result<()> {
-        self.board.wait_for(needle, STEP)?;
+        self.board
+            .wait_for(needle, STEP)
+            .with_context(|| format!("waiting for the board to print {needle:?}"))?;
         (self.notes)(Note::Observed(format!("board: {needle}")));
         Ok(())
     }
 
     /// Waits for a publisher event whose JSON contains every `needle`.
     fn publisher(&mut self, needles: &[&str]) -> Result<()> {
+        self.next_event(|e| {
+            let json = e.to_json();
+            needles.iter().all(|n| json.contains(n))
+        })
+        .with_context(|| format!("waiting for the publisher to report {needles:?}"))?;
+        (self.notes)(Note::Observed(format!("publisher: {}", needles.join(" "))));
+        Ok(())
+    }
+
+    /// Narrates publisher events until one satisfies `pred` (at most [`STEP`]).
+    fn next_event(&mut self, pred: impl Fn(&Event) -> bool) -> Result<()> {
         let deadline = Instant::now() + STEP;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let e = self
-                .events
-                .recv_timeout(left)
-                .with_context(|| format!("waiting for the publisher to report {needles:?}"))?;
+            let e = self.events.recv_timeout(left)?;
             if let Some(line) = publisher::describe(&e) {
                 (self.notes)(Note::Publisher(line));
             }
-            let json = e.to_json();
-            if needles.iter().all(|n| json.contains(n)) {
-                (self.notes)(Note::Observed(format!("publisher: {}", needles.join(" "))));
+            if pred(&e) {
                 return Ok(());
             }
         }
     }
 }
 
-fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -> Result<()> {
+fn story(
+    cfg: &DemoConfig,
+    setup: &Setup,
+    port: u16,
+    rt: &tokio::runtime::Handle,
+    notes: &Notes,
+) -> Result<Duration> {
     let spec = BoardSpec {
         simboard: setup.simboard.clone(),
         flash: setup.dir.join("flash"),
@@ -226,8 +294,8 @@ fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -
         broker: format!("mqtt://127.0.0.1:{port}"),
         tls: None,
         tls_server_name: None,
-        check_secs: 2.0,
-        watchdog_ms: 3000,
+        check_secs: cfg.check_secs,
+        watchdog_ms: cfg.watchdog_ms,
         boot_erase_delay_us: 0,
         // The board's own serial (what `otactl cert-to-c --header` gives a real board): with the
         // template serial the publisher could not tell it from other boards and would not block
@@ -238,7 +306,9 @@ fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -
     if spec.flash.exists() {
         std::fs::remove_dir_all(&spec.flash)?;
     }
-    let mut board = spec.start(Some(&setup.images[0]))?;
+    let started = Instant::now();
+    let mut board = BoardProcess::start(&spec, Some(&setup.images[0]))
+        .with_context(|| format!("starting {}", spec.simboard.display()))?;
     let n = Arc::clone(notes);
     board.echo(move |l| n(Note::Board(l.to_string())));
     let (events_tx, events) = mpsc::channel();
@@ -299,5 +369,5 @@ fn story(setup: &Setup, port: u16, rt: &tokio::runtime::Handle, notes: &Notes) -
         bail!("1.2.0 was downloaded again after the revert");
     }
     s.board.kill();
-    Ok(())
+    Ok(started.elapsed())
 }

@@ -1,9 +1,10 @@
-//! End to end: a real mosquitto, `otactl publish` (the binary) and `simboard` running the real
-//! device application, whose versions are read from the board's transcript.
+//! End to end: a real mosquitto, `otactl publish` (the binary) and `otactl-simboard` running
+//! the real device application, whose versions are read from the board's transcript; and
+//! `otactl demo` itself ([`story`]).
 //!
-//! The device application is built once per test run (three versions, like the demo) into
-//! `target/e2e/`, a target directory of its own so the nested cargo never waits for the lock
-//! of the cargo running these tests.
+//! The three application versions are the `otactl-devapp` cargo built for these tests with a
+//! build record appended (`firmware::app::record`), as the demo makes them: nothing is built
+//! while the tests run.
 
 mod device;
 mod kill;
@@ -17,14 +18,15 @@ use std::process::{Child, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
+use firmware::app::record::AppRecord;
+use firmware::board::{BoardProcess as Board, BoardSpec};
 use firmware::flashmap::infineon;
-use otactl::demo::board::{Board, BoardSpec};
-use otactl::demo::build::{AppSpec, Builder};
+use firmware::protocol::AppVersion;
 
 use crate::util::{self, Mosquitto};
 
 pub const BOARD: &str = "APP_CY8CPROTO_062S2_43439";
-/// Generous bound for one step of the story (builds are done before any timer starts).
+/// Generous bound for one step of the story.
 pub const STEP: Duration = Duration::from_secs(60);
 
 /// The three application builds and the board executable.
@@ -35,46 +37,33 @@ pub struct Apps {
     pub v120_bad: PathBuf,
 }
 
-fn build_apps() -> Apps {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let out = target.join("e2e").join("apps");
-    std::fs::create_dir_all(&out).unwrap();
-    let b = Builder {
-        source_dir: root.clone(),
-        target_dir: Some(target.join("e2e")),
-        verbose: true,
-    };
-    let one = |spec: AppSpec, name: &str, with_board: bool| -> PathBuf {
-        let bins: &[&str] = if with_board {
-            &["devapp", "simboard"]
-        } else {
-            &["devapp"]
+fn stamp_apps() -> Apps {
+    let devapp = Path::new(env!("CARGO_BIN_EXE_otactl-devapp"));
+    let dir = devapp.parent().unwrap().join("e2e-apps");
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = std::fs::read(devapp).unwrap();
+    let one = |(major, minor, patch), blinky_ms, test_revert| -> PathBuf {
+        let record = AppRecord {
+            version: AppVersion::new(major, minor, patch),
+            blinky_ms,
+            test_revert,
         };
-        let exes = b.build(&spec, bins).unwrap_or_else(|e| panic!("{e:#}"));
-        let dest = out.join(name);
-        std::fs::copy(&exes[0], &dest).unwrap();
-        if with_board {
-            std::fs::copy(&exes[1], out.join("simboard")).unwrap();
-        }
-        dest
+        let path = dir.join(format!("devapp-{}", record.version));
+        std::fs::write(&path, record.stamp(app.clone()).unwrap()).unwrap();
+        path
     };
-    let v100 = one(AppSpec::good("1.0.0", 1000), "devapp-1.0.0", true);
-    let v110 = one(AppSpec::good("1.1.0", 250), "devapp-1.1.0", false);
-    let v120_bad = one(AppSpec::bad("1.2.0", 100), "devapp-1.2.0", false);
     Apps {
-        simboard: out.join("simboard"),
-        v100,
-        v110,
-        v120_bad,
+        simboard: PathBuf::from(env!("CARGO_BIN_EXE_otactl-simboard")),
+        v100: one((1, 0, 0), 1000, false),
+        v110: one((1, 1, 0), 250, false),
+        v120_bad: one((1, 2, 0), 100, true),
     }
 }
 
-/// The builds, made on first use.
+/// The builds, made on first use (in `e2e-apps/` beside the executables).
 pub fn apps() -> &'static Apps {
     static APPS: OnceLock<Apps> = OnceLock::new();
-    APPS.get_or_init(build_apps)
+    APPS.get_or_init(stamp_apps)
 }
 
 /// A host flash map of the board.
@@ -193,6 +182,8 @@ impl World {
         let mut child = util::otactl()
             .arg("publish")
             .args(["--broker", url])
+            // The boards here take a push far faster than the Wi-Fi MCU of the default pace.
+            .args(["--device-rate", "8388608"])
             .args(extra)
             .arg("--image")
             .arg(format!("{BOARD}={}", image.display()))
@@ -267,7 +258,7 @@ impl Drop for Publisher {
 pub fn expect(board: &mut Board, needle: &str) -> String {
     board
         .wait_for(needle, STEP)
-        .unwrap_or_else(|e| panic!("{e:#}"))
+        .unwrap_or_else(|e| panic!("waiting for the board to print {needle:?}: {e}"))
 }
 
 /// Echo the transcript into the test output (shown on failure or with --nocapture).
@@ -277,7 +268,7 @@ pub fn echo(board: &mut Board, name: &'static str) {
 
 /// Starts a board, echoing its transcript.
 pub fn start(spec: &BoardSpec, provision: Option<&Path>, name: &'static str) -> Board {
-    let mut b = spec.start(provision).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut b = Board::start(spec, provision).unwrap_or_else(|e| panic!("starting the board: {e}"));
     echo(&mut b, name);
     b
 }

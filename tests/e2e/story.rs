@@ -1,6 +1,91 @@
-//! The seed's story with `otactl publish`: swap mode in full, overwrite mode 1.0.0 → 1.1.0.
+//! The story: `otactl demo` as a user runs it, and the same story with `otactl publish` and
+//! mosquitto (swap mode in full, overwrite mode 1.0.0 → 1.1.0).
+
+use std::time::Duration;
 
 use super::{apps, expect, start, World};
+use crate::util;
+
+/// What `otactl demo` must print, in this order: every step and every observation.
+const DEMO_STORY: &[&str] = &[
+    "==> 1/4 the board runs 1.0.0",
+    "board: programmed ",
+    "boot: primary slot image 1.0.0+0 valid, jumping to it",
+    "✓ board: app: version 1.0.0 started",
+    "✓ board: led: blink period 1000 ms",
+    "✓ publisher: no_update not_newer",
+    "✓ board: no update: invalid_version",
+    "==> 2/4 publish 1.1.0",
+    "✓ publisher: offered 1.1.0",
+    "✓ board: download 100%",
+    "✓ board: swap type test",
+    "boot: primary slot image 1.1.0+0 valid, jumping to it",
+    "✓ board: app: version 1.1.0 started",
+    "✓ board: led: blink period 250 ms",
+    "✓ board: image confirmed",
+    "==> 3/4 publish a bad 1.2.0",
+    "boot: primary slot image 1.2.0+0 valid, jumping to it",
+    "✓ board: app: version 1.2.0 started",
+    "app: TEST_REVERT build: hanging before the watchdog is fed",
+    "board: watchdog: not fed for 1500 ms, resetting",
+    "✓ board: watchdog: not fed",
+    "✓ board: swap type revert",
+    "boot: primary slot image 1.1.0+0 valid, jumping to it",
+    "✓ board: app: version 1.1.0 started",
+    "==> 4/4 the publisher blocks 1.2.0",
+    "✓ publisher: reverted 1.2.0",
+    "✓ publisher: no_update blocked",
+    "✓ board: no update: invalid_version",
+    "demo complete: every step of the update story was observed",
+];
+
+/// `otactl demo` from an empty directory, with shorter check and watchdog intervals: it finds
+/// its board and application beside itself (nothing is built), each version's behaviour comes
+/// from its signed image, and every step of the story is observed in order.
+#[test]
+fn demo_runs_the_whole_story_from_an_empty_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = util::output_within(
+        util::otactl().current_dir(cwd.path()).args([
+            "demo",
+            "--check-secs",
+            "1",
+            "--watchdog-ms",
+            "1500",
+        ]),
+        Duration::from_secs(300),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "otactl demo failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let mut at = 0;
+    for want in DEMO_STORY {
+        let Some(i) = lines[at..].iter().position(|l| l.contains(want)) else {
+            panic!("after line {at}, `otactl demo` never printed {want:?}:\n{stdout}");
+        };
+        at += i + 1;
+    }
+    // Three images of one executable, told apart by their build records; nothing was built.
+    for v in ["image 1.0.0", "image 1.1.0", "bad image 1.2.0"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(v) && l.contains("otactl-devapp + build record")),
+            "no {v:?} line:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("building"), "{stdout}");
+    // The bad image was taken once: no download after the revert.
+    let after_revert = stdout.split("✓ board: swap type revert").nth(1).unwrap();
+    assert!(!after_revert.contains("update accepted"), "{stdout}");
+    // Everything went to a temporary directory, removed afterwards.
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}
 
 #[test]
 fn swap_mode_whole_story_update_revert_and_blocklist() {

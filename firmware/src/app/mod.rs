@@ -3,11 +3,10 @@
 //!
 //! It is the host twin of the example's firmware (`mtb-example-ota-mqtt`): a **LED task** that
 //! toggles every `BLINKY_DELAY_MS` and keeps the watchdog fed, and an **OTA task** that runs the
-//! device OTA agent ([`crate::agent`]) over MQTT ([`link`]) against the board's flash. Its
-//! version and blink period are fixed at build time (`APP_VERSION`, `BLINKY_DELAY_MS`, read by
-//! the `devapp` binary with `option_env!`, as the example's Makefile passes `-D` flags), and the
-//! `test-revert` feature builds the example's `TEST_REVERT` image, which hangs before it feeds
-//! the watchdog.
+//! device OTA agent ([`crate::agent`]) over MQTT ([`link`]) against the board's flash. What the
+//! example's Makefile fixes per build (`APP_VERSION`, `BLINKY_DELAY_MS`, the `TEST_REVERT` image
+//! that hangs before it feeds the watchdog) comes from the [`record`] at the end of the
+//! application's own executable: the signed image the bootloader booted decides what runs.
 //!
 //! The OTA task's loop ([`ota::drive`]) reports [`step::Step`]s to an observer; the
 //! application prints them as transcript lines, and `otactl device` runs the same loop
@@ -23,6 +22,7 @@
 pub mod config;
 pub mod link;
 pub mod ota;
+pub mod record;
 pub mod step;
 
 use std::io::Read;
@@ -30,19 +30,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub use crate::board::launch::{FEED, RESET_EXIT_CODE};
-use crate::protocol::AppVersion;
 use config::DeviceConfig;
-
-/// What the build fixed: the example's Makefile variables.
-#[derive(Clone, Copy, Debug)]
-pub struct AppBuild {
-    /// `APP_VERSION` (`major.minor.build`).
-    pub version: &'static str,
-    /// `BLINKY_DELAY_MS`: the LED toggles this often (the "blink period" in the transcript).
-    pub blinky_ms: u64,
-    /// The `TEST_REVERT` image: hang before feeding the watchdog.
-    pub test_revert: bool,
-}
+use record::AppRecord;
 
 /// Prints one transcript line.
 pub fn say(tag: &str, message: &str) {
@@ -82,17 +71,35 @@ fn watch_power() {
     });
 }
 
-/// The application's `main`.
+/// The build record of the running executable (see [`record`]); without one, the Makefile's
+/// defaults.
+fn own_record() -> Result<AppRecord, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
+    match AppRecord::read(&exe) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => {
+            say(
+                "app",
+                "no build record in this executable: the Makefile's defaults (1.0.0, 1000 ms)",
+            );
+            Ok(AppRecord::MAKEFILE_DEFAULTS)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The application's `main` (the `otactl-devapp` executable).
 #[must_use]
-pub fn main(build: AppBuild) -> ExitCode {
+pub fn main() -> ExitCode {
     watch_power();
-    let Some(version) = AppVersion::parse_strict(build.version) else {
-        say(
-            "app",
-            &format!("APP_VERSION {:?} is not major.minor.build", build.version),
-        );
-        return ExitCode::from(2);
+    let build = match own_record() {
+        Ok(r) => r,
+        Err(e) => {
+            say("app", &e);
+            return ExitCode::from(2);
+        }
     };
+    let version = build.version;
     say("app", &format!("version {version} started"));
     if build.test_revert {
         say(

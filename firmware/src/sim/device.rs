@@ -1,6 +1,6 @@
 //! A simulated device's flash: primary, secondary and scratch [`SimFlash`]es for a flash map.
 //!
-//! A board loop (the `simboard` binary, or a test) does on every (re)boot:
+//! A board loop (`crate::board`, or a test) does on every (re)boot:
 //!
 //! ```text
 //! let mut dev = SimDevice::open(dir, map, seed)?;     // or SimDevice::new(map, seed)
