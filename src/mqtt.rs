@@ -218,13 +218,14 @@ pub fn tls_for(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<rustls::Clie
             log::warn!("--tls-server-name has no effect with --insecure");
         }
     }
-    let mut config = client_config(tls)?;
-    if url.port == 443 {
-        // AWS IoT Core serves MQTT with X.509 client certificates on 443 only to clients that
-        // ask for this ALPN protocol.
-        config.alpn_protocols = vec![crate::aws::ALPN_MQTT_443.as_bytes().to_vec()];
-    }
-    Ok(Some(config))
+    // AWS IoT Core serves MQTT with X.509 client certificates on 443 only to clients that ask
+    // for this ALPN protocol.
+    let alpn = if url.port == 443 {
+        vec![crate::aws::ALPN_MQTT_443.as_bytes().to_vec()]
+    } else {
+        Vec::new()
+    };
+    Ok(Some(tls::client_config_alpn(tls, alpn)?))
 }
 
 /// MQTT 3.1.1 options for `url` (rumqttc defaults otherwise). For TLS, the broker's certificate

@@ -10,6 +10,7 @@
 //! | [`boot`] | MCUboot-equivalent bootloader logic: swap type, swap/overwrite/revert, resume |
 //! | [`agent`] | the device OTA agent: a sans-IO state machine that downloads into the secondary slot |
 //! | `sim` | (feature `sim`) `SimFlash`, a NOR flash with power-cut injection and optional file backing, and `SimDevice`, a board's flashes + boot |
+//! | `pem`, `tls` | (features `pem`, `tls`, host only) PEM certificates and keys; the one rustls client config of otactl and the device application |
 //! | `app` | (feature `host`) the device application: LED task + OTA task over rumqttc/rustls (`otactl-devapp`) |
 //! | `board` | (feature `host`) the simulated board: bootloader, watchdog, resets, transcript (`otactl-simboard`) |
 //!
@@ -22,6 +23,8 @@
 //! - `p384`, `ed25519`, `rsa`: verify ECDSA P-384, Ed25519 and RSA-2048/3072 (PSS) signatures
 //!   besides ECDSA P-256 (MCUboot's `MCUBOOT_SIGN_*`); `sim` turns all three on.
 //! - `sim`: the simulated flash and board (host only).
+//! - `pem`: read certificates and private keys from PEM text (host only).
+//! - `tls`: build the rustls client config for MQTT over TLS (host only; otactl uses it too).
 //! - `host`: the simulated board and the host device application, MQTT over rumqttc + rustls
 //!   (their executables, `otactl-simboard` and `otactl-devapp`, are built by the `otactl` package).
 //! - `log`: log through the `log` crate.
@@ -41,6 +44,8 @@ pub mod pem;
 pub mod protocol;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[cfg(feature = "host")]
 pub mod app;

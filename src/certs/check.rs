@@ -15,13 +15,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use firmware::tls::{self, key_matches, FileError};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::SigningKey;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::x509::SubjectPublicKeyInfo;
-
-use super::pem::{self, PemError};
 
 mod names;
 mod rules;
@@ -74,30 +72,12 @@ pub struct Options {
 /// A file that cannot be checked at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// Not PEM.
-    #[error("{}: invalid PEM", path.display())]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// The parser's complaint.
-        #[source]
-        source: PemError,
-    },
-    /// No `CERTIFICATE` block.
-    #[error("{}: no CERTIFICATE found", path.display())]
-    NoCertificate {
-        /// The file.
-        path: PathBuf,
-    },
+    /// Not PEM, or no certificate or key in it.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A `CERTIFICATE` block that is not X.509.
     #[error("{}: not a readable X.509 certificate", path.display())]
     NotX509 {
-        /// The file.
-        path: PathBuf,
-    },
-    /// No private key block.
-    #[error("{}: no PRIVATE KEY found", path.display())]
-    NoKey {
         /// The file.
         path: PathBuf,
     },
@@ -173,17 +153,12 @@ impl Report {
 
 /// The certificates of a PEM file (at least one), as DER.
 fn certificates(pem: Pem<'_>) -> Result<Vec<CertificateDer<'static>>, CheckError> {
-    let path = || pem.path.to_path_buf();
-    let certs = pem::certs(pem.data).map_err(|source| CheckError::Pem {
-        path: path(),
-        source,
-    })?;
-    if certs.is_empty() {
-        return Err(CheckError::NoCertificate { path: path() });
-    }
+    let certs = tls::certs_in(pem.path, pem.data)?;
     for der in &certs {
         if X509Certificate::from_der(der).is_err() {
-            return Err(CheckError::NotX509 { path: path() });
+            return Err(CheckError::NotX509 {
+                path: pem.path.to_path_buf(),
+            });
         }
     }
     Ok(certs)
@@ -191,26 +166,13 @@ fn certificates(pem: Pem<'_>) -> Result<Vec<CertificateDer<'static>>, CheckError
 
 /// The signing key in a PEM file (PKCS#8, PKCS#1 or SEC1).
 fn signing_key(pem: Pem<'_>) -> Result<Arc<dyn SigningKey>, CheckError> {
-    let path = || pem.path.to_path_buf();
-    let der: PrivateKeyDer<'static> = pem::private_key(pem.data)
-        .map_err(|source| CheckError::Pem {
-            path: path(),
-            source,
-        })?
-        .ok_or_else(|| CheckError::NoKey { path: path() })?;
+    let der: PrivateKeyDer<'static> = tls::key_in(pem.path, pem.data)?;
     rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(der)
-        .map_err(|_| CheckError::UnsupportedKey { path: path() })
-}
-
-/// Whether `key` is the private half of `cert`'s public key.
-pub(crate) fn key_matches(key: &dyn SigningKey, cert: &X509Certificate<'_>) -> bool {
-    key.public_key().is_some_and(|spki| {
-        SubjectPublicKeyInfo::from_der(&spki).is_ok_and(|(_, k)| {
-            k.subject_public_key.data == cert.public_key().subject_public_key.data
+        .map_err(|_| CheckError::UnsupportedKey {
+            path: pem.path.to_path_buf(),
         })
-    })
 }
 
 fn parse<'a>(der: &'a CertificateDer<'_>) -> X509Certificate<'a> {

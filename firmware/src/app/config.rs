@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::agent::Delivery;
 use crate::protocol::topics::PREFIX_APP;
 use crate::protocol::TEMPLATE_SERIAL;
+use crate::tls::{ClientTls, NameAdvice, Roots};
 
 /// The board string of the example's default kit.
 pub const DEFAULT_BOARD: &str = "APP_CY8CPROTO_062S2_43439";
@@ -87,6 +88,27 @@ pub struct TlsFiles {
     pub client: Option<(PathBuf, PathBuf)>,
     /// Verify the broker's certificate for this name instead of the broker's host.
     pub server_name: Option<String>,
+}
+
+impl TlsFiles {
+    /// The shared TLS client builder for these files: the broker is verified against the CA
+    /// (under [`TlsFiles::server_name`] when set, else the host), the client certificate is
+    /// sent as the file's bytes (X.509 version 1 works) after its key is checked to belong to
+    /// it. A wrong name is explained with the board's `--tls-server-name` flag.
+    #[must_use]
+    pub fn client_tls(&self) -> ClientTls {
+        let mut tls = ClientTls::new(Roots::File(self.ca.clone())).name_advice(NameAdvice {
+            setting: "--tls-server-name".into(),
+            elsewhere: "OTA_DEVICE_TLS_SERVER_NAME for the device application".into(),
+        });
+        if let Some((cert, key)) = &self.client {
+            tls = tls.client_auth(cert, key);
+        }
+        if let Some(name) = &self.server_name {
+            tls = tls.server_name(name);
+        }
+        tls
+    }
 }
 
 fn var(name: &str) -> Option<String> {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{DeviceConfig, OtaConfig};
-use super::link::{tls_config, Link};
+use super::link::Link;
 use super::say;
 use super::step::{Observer, Step};
 use crate::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
@@ -84,9 +84,15 @@ pub async fn ota_task(cfg: DeviceConfig, running: AppVersion) -> String {
         Ok(s) => s,
         Err(e) => halt(&format!("cannot start: {e}")).await,
     };
-    let tls = match cfg.tls.as_ref().map(tls_config).transpose() {
+    let tls = match cfg.tls.as_ref().map(|f| f.client_tls().build()).transpose() {
         Ok(t) => t.map(Arc::new),
-        Err(e) => halt(&format!("TLS configuration: {e}")).await,
+        Err(e) => {
+            halt(&format!(
+                "TLS configuration: {}",
+                crate::tls::error_chain(&e)
+            ))
+            .await
+        }
     };
     let keys = [key];
     let run = Drive {
