@@ -39,15 +39,8 @@ pub enum Cmd {
     after_help = "Examples:\n  otactl certs gen --ip 192.168.0.10 --dns broker.local --out certs/\n  mosquitto -c certs/mosquitto.conf\n  otactl certs gen --ip 192.168.0.10 --ca-cert mosquitto_ca.crt --ca-key mosquitto_ca.key"
 )]
 pub struct GenCmd {
-    /// IP address devices use to reach the broker (an IP SAN); repeat for several.
-    #[arg(long, value_name = "ADDR")]
-    ip: Vec<IpAddr>,
-    /// DNS name of the broker (a DNS SAN); repeat for several.
-    #[arg(long, value_name = "NAME")]
-    dns: Vec<String>,
-    /// Broker address, IP or name (sorted into --ip / --dns); repeat for several.
-    #[arg(long, value_name = "HOST")]
-    host: Vec<String>,
+    #[command(flatten)]
+    broker: BrokerNames,
     /// TLS port of the mosquitto listener.
     #[arg(long, value_name = "PORT")]
     port: Option<u16>,
@@ -93,15 +86,8 @@ pub struct GenCmd {
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServerCmd {
-    /// IP address devices use to reach the broker (an IP SAN); repeat for several.
-    #[arg(long, value_name = "ADDR")]
-    ip: Vec<IpAddr>,
-    /// DNS name of the broker (a DNS SAN); repeat for several.
-    #[arg(long, value_name = "NAME")]
-    dns: Vec<String>,
-    /// Broker address, IP or name (sorted into --ip / --dns); repeat for several.
-    #[arg(long, value_name = "HOST")]
-    host: Vec<String>,
+    #[command(flatten)]
+    broker: BrokerNames,
     /// Folder with ca.crt and ca.key; server.crt and server.key go there too.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -197,26 +183,42 @@ fn report(ctx: &Ctx, files: &[PathBuf]) {
     }
 }
 
-/// The broker's addresses from --ip, --dns and --host.
-fn addresses(ip: &[IpAddr], dns: &[String], host: &[String]) -> Result<(Vec<IpAddr>, Vec<String>)> {
-    let (mut ips, mut dns) = (ip.to_vec(), dns.to_vec());
-    for h in host {
-        match h.parse::<IpAddr>() {
-            Ok(ip) => ips.push(ip),
-            Err(_) => dns.push(h.clone()),
+/// The broker's addresses: what `certs gen` and `certs server` put in its certificate's SANs.
+#[derive(Debug, Args)]
+struct BrokerNames {
+    /// IP address devices use to reach the broker (an IP SAN); repeat for several.
+    #[arg(long, value_name = "ADDR")]
+    ip: Vec<IpAddr>,
+    /// DNS name of the broker (a DNS SAN); repeat for several.
+    #[arg(long, value_name = "NAME")]
+    dns: Vec<String>,
+    /// Broker address, IP or name (sorted into --ip / --dns); repeat for several.
+    #[arg(long, value_name = "HOST")]
+    host: Vec<String>,
+}
+
+impl BrokerNames {
+    /// The IP and DNS SANs, with --host sorted into them.
+    fn sans(&self) -> Result<(Vec<IpAddr>, Vec<String>)> {
+        let (mut ips, mut dns) = (self.ip.clone(), self.dns.clone());
+        for h in &self.host {
+            match h.parse::<IpAddr>() {
+                Ok(ip) => ips.push(ip),
+                Err(_) => dns.push(h.clone()),
+            }
         }
+        ips.dedup();
+        dns.dedup();
+        if ips.is_empty() && dns.is_empty() {
+            bail!("name the broker: --ip ADDR and/or --dns NAME (what devices connect to)");
+        }
+        Ok((ips, dns))
     }
-    ips.dedup();
-    dns.dedup();
-    if ips.is_empty() && dns.is_empty() {
-        bail!("name the broker: --ip ADDR and/or --dns NAME (what devices connect to)");
-    }
-    Ok((ips, dns))
 }
 
 impl ServerCmd {
     fn run(self, ctx: &Ctx) -> Result<()> {
-        let (ips, dns) = addresses(&self.ip, &self.dns, &self.host)?;
+        let (ips, dns) = self.broker.sans()?;
         let key_type = self.key_type.as_deref().map(str::parse).transpose()?;
         let files = certs::write_server(
             &out_dir(self.out),
@@ -237,7 +239,7 @@ impl ServerCmd {
 
 impl GenCmd {
     fn run(self, ctx: &Ctx) -> Result<()> {
-        let (ips, dns) = addresses(&self.ip, &self.dns, &self.host)?;
+        let (ips, dns) = self.broker.sans()?;
         let params = GenParams {
             ips,
             dns,
