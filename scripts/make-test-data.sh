@@ -27,7 +27,7 @@ chmod 0755 "$tmp"
 echo "== checking $src/vectors against its SHA256SUMS"
 (cd "$src/vectors" && sha256sum --check --quiet SHA256SUMS)
 
-# The sign inputs, keys and getpub outputs (tests/image/cli.rs, firmware/tests/vectors.rs), then
+# The sign inputs, keys and getpub outputs (tests/image/cli.rs, firmware/host/tests/vectors.rs), then
 # every output recorded in out/commands.log with its --sig-out signature; for the HEX output
 # also the raw binary imgtool's HEX converts to (v04).
 files=(
@@ -245,8 +245,8 @@ exists. The descriptions are the repository's own.
 
 | data | tests |
 | --- | --- |
-| `vectors/` | `tests/image/` (sign, verify, info, getpub against the vectors and live imgtool), `tests/cli/` (the test key), `firmware/tests/vectors.rs` (bootloader on imgtool's trailers) |
-| `flashmap/` | `tests/image/` (`sign --flashmap`), `tests/cli/` (project folders for `otactl init`), `src/image/flashmap.rs` and `firmware/src/flashmap/infineon/tests.rs` (unit tests), `firmware/tests/vectors.rs` |
+| `vectors/` | `tests/image/` (sign, verify, info, getpub against the vectors and live imgtool), `tests/cli/` (the test key), `firmware/host/tests/vectors.rs` (bootloader on imgtool's trailers) |
+| `flashmap/` | `tests/image/` (`sign --flashmap`), `tests/cli/` (project folders for `otactl init`), `src/image/flashmap.rs` and `firmware/core/src/flashmap/infineon/tests.rs` (unit tests), `firmware/host/tests/vectors.rs` |
 EOF
 } > "$tmp/README.md"
 

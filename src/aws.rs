@@ -16,7 +16,7 @@
 //! IoT policies read `*` as any run of characters and `?` as any one character (`+` and `#` are
 //! literal), so `?` … `?????` covers exactly the agent's tick numbers 0–65535 by length.
 
-use firmware::protocol::topics::{self, TopicError};
+use ota_core::protocol::topics::{self, TopicError};
 use serde::{Deserialize, Serialize};
 
 /// Inbound PUBLISH requests per second per connection (not adjustable).
@@ -352,7 +352,7 @@ impl PolicySpec {
 }
 
 /// The part of a device's client ID before its tick number: the identifier cut to 18 bytes,
-/// or the agent's default `cy_device` when empty (as `firmware::protocol::topics::client_id`).
+/// or the agent's default `cy_device` when empty (as `ota_core::protocol::topics::client_id`).
 #[must_use]
 pub fn device_client_id_base(identifier: &str) -> &str {
     let base = if identifier.is_empty() {

@@ -25,7 +25,7 @@ pub mod check;
 mod files;
 mod templates;
 
-pub use firmware::pem;
+pub use ota_tls::pem;
 
 pub use c_text::{c_header, c_literal, check_serial, CNames, SerialError};
 pub use files::{

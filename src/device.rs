@@ -1,6 +1,6 @@
 //! The stand-in board behind `otactl device`.
 //!
-//! Each device is the firmware crate's OTA task ([`firmware::app::ota::drive`], the loop the
+//! Each device is the firmware crate's OTA task ([`ota_host::app::ota::drive`], the loop the
 //! simulated board's application runs, around the sans-IO agent) run in-process on
 //! memory-backed flash ([`SimDevice`]) against the user's broker: it asks for an update like
 //! the example firmware ("Update Availability" with its version, then "Request Update"),
@@ -16,20 +16,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firmware::agent::Delivery;
-use firmware::app::config::OtaConfig;
-use firmware::app::link::LinkError;
-use firmware::app::ota::{drive, Drive, Ending};
-use firmware::app::step::Step;
-use firmware::flashmap::{Area, Device, FlashMap, UpgradeMode};
-use firmware::image::verify::{validate, PublicKey};
-use firmware::protocol::{AppVersion, ErrorCode};
-use firmware::sim::SimDevice;
+use ota_core::agent::Delivery;
+use ota_core::flashmap::{Area, Device, FlashMap, UpgradeMode};
+use ota_core::image::verify::{validate, PublicKey};
+use ota_core::protocol::{AppVersion, ErrorCode};
+use ota_host::app::config::OtaConfig;
+use ota_host::app::link::LinkError;
+use ota_host::app::ota::{drive, Drive, Ending};
+use ota_host::app::step::Step;
+use ota_host::sim::SimDevice;
 
 use crate::mqtt::BrokerUrl;
 use crate::publish::transport::{classify_v4, Role};
 
-/// How long the agent waits for the job document (see [`firmware::app::ota::drive`]).
+/// How long the agent waits for the job document (see [`ota_host::app::ota::drive`]).
 const JOB_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The flash map of a stand-in without one: overwrite-only, 8 MiB slots of 4 KiB sectors,
@@ -150,7 +150,7 @@ pub type Reporter = Arc<dyn Fn(Who<'_>, &Step<'_>) + Send + Sync>;
 /// When a device's task panics.
 pub async fn run(cfg: Arc<StandIn>, serials: Vec<String>, report: Reporter) -> Vec<Outcome> {
     let n = serials.len().max(1) as u64;
-    let base = firmware::app::ota::boot_ms();
+    let base = ota_host::app::ota::boot_ms();
     let mut tasks = Vec::new();
     for (i, serial) in serials.into_iter().enumerate() {
         let boot_ms = (base + i as u64 * (0x1_0000 / n)) & 0xffff;

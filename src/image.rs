@@ -11,15 +11,15 @@
 //!   → [--pad: erased fill up to the slot size, trailer magic, image_ok with --confirm]
 //! ```
 //!
-//! The layout types and encodings come from [`firmware::image`]; this module adds files,
+//! The layout types and encodings come from [`ota_core::image`]; this module adds files,
 //! private keys and the checks a user needs before anything is written: the image must fit in
 //! the slot with its trailer, the header must be large enough, a fixed signature must verify.
 //! [`build`] never touches the file system, so a refused image leaves nothing behind.
 
 use std::path::Path;
 
-use firmware::image::tlv::{self, TlvKind, TlvWriter, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
-use firmware::image::{
+use ota_core::image::tlv::{self, TlvKind, TlvWriter, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
+use ota_core::image::{
     HashAlg, ImageFlags, ImageHash, ImageHeader, PublicKey, TrailerLayout, Version,
     IMAGE_HEADER_SIZE,
 };
@@ -92,7 +92,7 @@ pub enum ImageBuildError {
     PayloadTooLarge,
     /// TLV encoding failed (an area over 64 KiB).
     #[error("TLV area: {0}")]
-    Tlv(firmware::image::ImageError),
+    Tlv(ota_core::image::ImageError),
     /// Both `-L` and `-F`.
     #[error("--load-addr and --rom-fixed cannot be used together")]
     LoadAndRomFixed,
@@ -338,7 +338,7 @@ impl SignOptions {
 pub enum Signer<'a> {
     /// No key: header, payload and SHA256 TLV only.
     Unsigned,
-    /// Sign with this private key (any [`firmware::image::KeyType`]).
+    /// Sign with this private key (any [`ota_core::image::KeyType`]).
     Key(&'a SigningKey),
     /// `--fix-sig` / `--fix-sig-pubkey`: a signature made elsewhere, with its public key.
     Fixed {

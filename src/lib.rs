@@ -6,7 +6,7 @@
 //!
 //! The library holds everything the `otactl` binary does, without any terminal UI, so tests and
 //! benchmarks call it directly. On-wire and on-flash formats are not defined here: they live once,
-//! in the [`firmware`] crate that the device also runs.
+//! in the `ota-core` crate that the device also runs.
 //!
 //! | module | owns |
 //! | --- | --- |
@@ -33,7 +33,7 @@ pub mod mqtt;
 pub mod publish;
 pub mod sign;
 
-pub use firmware::image::KeyType;
+pub use ota_core::image::KeyType;
 
 /// A "no" answer: verification failed, a device rejected the update. The CLI exits with 1 for it
 /// (2 for every other error).

@@ -46,7 +46,9 @@ fn init_logging(quiet: bool, verbose: u8) {
     // rumqttd (the embedded broker) reports its tracing spans as ERROR-level log records even
     // when nothing is wrong; it speaks only from -vv on.
     let broker = if verbose >= 2 { level } else { "off" };
-    let filter = format!("{deps},otactl={level},firmware={level},rumqttd={broker}");
+    let filter = format!(
+        "{deps},otactl={level},ota_core={level},ota_host={level},ota_tls={level},rumqttd={broker}"
+    );
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter))
         .format_timestamp(None)
         .format_target(false)

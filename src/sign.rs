@@ -2,15 +2,15 @@
 //! generate, load (PEM, as imgtool reads them), export the public half in imgtool's `getpub` /
 //! `getpubhash` encodings, and sign an image digest.
 //!
-//! Private keys exist only in this module; the device side (`firmware::image`) sees public keys.
-//! What each type signs, and with which TLV, is in [`firmware::image::key`]. ECDSA and Ed25519
+//! Private keys exist only in this module; the device side (`ota_core::image`) sees public keys.
+//! What each type signs, and with which TLV, is in [`ota_core::image::key`]. ECDSA and Ed25519
 //! signatures are deterministic (RFC 6979, RFC 8032): the same key and image give the same bytes,
 //! which MCUboot accepts exactly like imgtool's randomised ECDSA ones. RSA-PSS signatures carry a
 //! random salt, as imgtool's do.
 
 use std::path::PathBuf;
 
-use firmware::image::{HashAlg, ImageHash, KeyType, PublicKey};
+use ota_core::image::{HashAlg, ImageHash, KeyType, PublicKey};
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::pkcs8::LineEnding;
 use rand_core::OsRng;

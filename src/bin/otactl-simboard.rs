@@ -1,6 +1,6 @@
-//! The simulated board: `firmware::board` (see `otactl-simboard --help`). Installed next to
+//! The simulated board: `ota_host::board` (see `otactl-simboard --help`). Installed next to
 //! `otactl`, where `otactl demo` finds it.
 
 fn main() -> std::process::ExitCode {
-    firmware::board::cli::main()
+    ota_host::board::cli::main()
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use firmware::protocol::{DeviceIdentity, MessageKind};
+use ota_core::protocol::{DeviceIdentity, MessageKind};
 use rustls::pki_types::pem::SectionKind;
 
 /// Macro names of the header [`c_header`] writes.
@@ -426,8 +426,8 @@ mod tests {
     /// the simulated device's requests (which are G1/G2 with the template serial).
     #[test]
     fn templates_print_what_the_simulated_device_sends() {
-        use firmware::protocol::codec::{encode_direct_request, encode_request};
-        use firmware::protocol::AppVersion;
+        use ota_core::protocol::codec::{encode_direct_request, encode_request};
+        use ota_core::protocol::AppVersion;
         let topic = "MyUniqueTopic/APP_CY8CPROTO_062S2_43439/OTAImage/10234";
         for serial in [TEMPLATE_SERIAL, "board-7"] {
             let id = DeviceIdentity {

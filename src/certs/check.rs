@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use firmware::tls::{self, key_matches, FileError};
+use ota_tls::{key_matches, FileError};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::SigningKey;
 use time::OffsetDateTime;
@@ -153,7 +153,7 @@ impl Report {
 
 /// The certificates of a PEM file (at least one), as DER.
 fn certificates(pem: Pem<'_>) -> Result<Vec<CertificateDer<'static>>, CheckError> {
-    let certs = tls::certs_in(pem.path, pem.data)?;
+    let certs = ota_tls::certs_in(pem.path, pem.data)?;
     for der in &certs {
         if X509Certificate::from_der(der).is_err() {
             return Err(CheckError::NotX509 {
@@ -166,7 +166,7 @@ fn certificates(pem: Pem<'_>) -> Result<Vec<CertificateDer<'static>>, CheckError
 
 /// The signing key in a PEM file (PKCS#8, PKCS#1 or SEC1).
 fn signing_key(pem: Pem<'_>) -> Result<Arc<dyn SigningKey>, CheckError> {
-    let der: PrivateKeyDer<'static> = tls::key_in(pem.path, pem.data)?;
+    let der: PrivateKeyDer<'static> = ota_tls::key_in(pem.path, pem.data)?;
     rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(der)

@@ -58,7 +58,7 @@ pub struct PolicyCmd {
     #[arg(value_enum, value_name = "ROLE")]
     role: RoleArg,
     /// Company topic prefix (COMPANY_TOPIC_PREPEND of the devices).
-    #[arg(long, alias = "prefix", value_name = "PFX", default_value = firmware::protocol::topics::PREFIX_APP)]
+    #[arg(long, alias = "prefix", value_name = "PFX", default_value = ota_core::protocol::topics::PREFIX_APP)]
     topic_prefix: String,
     /// Board string (CY_TARGET_BOARD_STRING); repeat for several boards.
     #[arg(long, value_name = "BRD", required = true)]

@@ -252,7 +252,7 @@ impl GenCmd {
             topic_prefix: self
                 .topic_prefix
                 .clone()
-                .unwrap_or_else(|| firmware::protocol::topics::PREFIX_APP.to_string()),
+                .unwrap_or_else(|| ota_core::protocol::topics::PREFIX_APP.to_string()),
             publisher: certs::PUBLISHER_CN.to_string(),
             user: None,
         };

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use firmware::agent::Delivery;
-use firmware::app::step::Step;
-use firmware::protocol::AppVersion;
+use ota_core::agent::Delivery;
+use ota_core::protocol::AppVersion;
+use ota_host::app::step::Step;
 use otactl::device::{self, Outcome, StandIn, Who};
 use otactl::mqtt::{self, BrokerUrl};
 use serde_json::json;
@@ -44,7 +44,7 @@ pub struct Cmd {
     #[arg(long)]
     board: Option<String>,
     /// Company topic prefix (COMPANY_TOPIC_PREPEND).
-    #[arg(long, default_value = firmware::protocol::topics::PREFIX_APP)]
+    #[arg(long, default_value = ota_core::protocol::topics::PREFIX_APP)]
     topic_prefix: String,
     /// Signing key (private PEM) or its public half: downloaded images must verify with it.
     #[arg(long, value_name = "FILE")]
@@ -94,7 +94,7 @@ impl Cmd {
             (Some(s), 1) => vec![s.clone()],
             (Some(s), n) => (1..=n).map(|i| format!("{s}-{i}")).collect(),
             (None, n) => {
-                let tag = firmware::app::ota::boot_ms();
+                let tag = ota_host::app::ota::boot_ms();
                 (1..=n).map(|i| format!("sim-{tag:04x}-{i}")).collect()
             }
         }
@@ -124,7 +124,7 @@ impl Cmd {
             Some(p) => {
                 let bad =
                     |e: &dyn std::fmt::Display| anyhow::anyhow!("flash map {}: {e}", p.display());
-                let map = firmware::flashmap::infineon::load(p, None).map_err(|e| bad(&e))?;
+                let map = ota_core::flashmap::infineon::load(p, None).map_err(|e| bad(&e))?;
                 map.validate().map_err(|e| bad(&e))?;
                 map
             }

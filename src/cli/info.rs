@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use firmware::image::{ParsedImage, Tlv};
+use ota_core::image::{ParsedImage, Tlv};
 use otactl::image::{hex_string, not_an_image, read_image_file, read_trailer, TrailerInfo};
 use serde_json::{json, Value};
 
@@ -68,8 +68,8 @@ fn tlv_json(t: &Tlv<'_>) -> Value {
 
 /// The encryption an image says it has: the flag and the key-exchange TLV (`null` for none).
 fn encryption(img: &ParsedImage<'_>) -> Value {
-    use firmware::image::enc::EncScheme;
-    use firmware::image::ImageFlags;
+    use ota_core::image::enc::EncScheme;
+    use ota_core::image::ImageFlags;
     let flag = img.header.flags.contains(ImageFlags::ENCRYPTED_AES128);
     let tlv = img
         .tlvs()
@@ -100,7 +100,7 @@ fn describe(
         "file": path.display().to_string(),
         "file_size": file_len,
         "header": {
-            "magic": format!("{:#010x}", firmware::image::IMAGE_MAGIC),
+            "magic": format!("{:#010x}", ota_core::image::IMAGE_MAGIC),
             "load_addr": h.load_addr,
             "hdr_size": h.hdr_size,
             "protect_tlv_size": h.protect_tlv_size,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use firmware::protocol::AppVersion;
+use ota_core::protocol::AppVersion;
 use otactl::image::{read_image_file, verify_image};
 use otactl::publish::{load_public_key, JobTemplate};
 

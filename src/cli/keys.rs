@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use firmware::image::enc::EncScheme;
+use ota_core::image::enc::EncScheme;
 use otactl::fsutil::{self, Mode, Overwrite};
 use otactl::sign::{self, HashEncoding, PubEncoding};
 use otactl::KeyType;

@@ -42,7 +42,7 @@ pub struct Cmd {
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// Company topic prefix (COMPANY_TOPIC_PREPEND of the devices).
-    #[arg(long, default_value = firmware::protocol::topics::PREFIX_APP)]
+    #[arg(long, default_value = ota_core::protocol::topics::PREFIX_APP)]
     topic_prefix: String,
     /// State database (SQLite): device versions, results, blocked versions, history. A JSON
     /// state file (FILE.json, or the .json next to FILE) is imported once into FILE.db and kept

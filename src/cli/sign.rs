@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use firmware::image::{KeyType, Version};
+use ota_core::image::{KeyType, Version};
 use otactl::fsutil;
 use otactl::image::{
     self, parse_custom_tlv, parse_dependencies, parse_int, FileFormat, Payload, PublicKeyFormat,
@@ -362,7 +362,7 @@ fn check_key_pair(
     enc: Option<&otactl::sign::enc::EncPublicKey>,
     enc_path: Option<&std::path::Path>,
 ) -> Result<()> {
-    use firmware::image::enc::EncScheme;
+    use ota_core::image::enc::EncScheme;
     let (Some(enc), Some(path)) = (enc, enc_path) else {
         return Ok(());
     };

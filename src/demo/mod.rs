@@ -10,7 +10,7 @@
 //! Nothing is built while the demo runs: the board (`otactl-simboard`) and the device
 //! application (`otactl-devapp`) are installed beside `otactl`. The three versions are one
 //! executable with three build records appended before signing
-//! ([`firmware::app::record`]): version, LED period and `TEST_REVERT` travel inside the signed
+//! ([`ota_host::app::record`]): version, LED period and `TEST_REVERT` travel inside the signed
 //! image the board boots from its primary slot.
 //!
 //! [`run`] succeeds only when every step was observed (each wait has a timeout).

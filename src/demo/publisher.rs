@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use anyhow::{Context, Result};
-use firmware::image::verify::PublicKey;
+use ota_core::image::verify::PublicKey;
 
 use crate::publish::{self, ClientOptions, Event, PublishConfig, ServedImage};
 

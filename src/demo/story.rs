@@ -6,11 +6,11 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use firmware::app::record::AppRecord;
-use firmware::board::{BoardProcess, BoardSpec};
-use firmware::image::verify::PublicKey;
-use firmware::image::Version;
-use firmware::protocol::AppVersion;
+use ota_core::image::verify::PublicKey;
+use ota_core::image::Version;
+use ota_core::protocol::AppVersion;
+use ota_host::app::record::AppRecord;
+use ota_host::board::{BoardProcess, BoardSpec};
 
 use super::bins::{self, DEVAPP};
 use super::publisher::{self, Serving};
@@ -129,7 +129,7 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
     )));
     let app = std::fs::read(&exes.devapp)
         .with_context(|| format!("reading {}", exes.devapp.display()))?;
-    let key = crate::sign::generate(firmware::image::KeyType::EcdsaP256);
+    let key = crate::sign::generate(ota_core::image::KeyType::EcdsaP256);
     let pubkey = key.public_key();
     let key_path = dir.join("signing-key.pem");
     let pubkey_pem = dir.join("signing-key.pub.pem");

@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use firmware::image::enc::{Decrypting, EncPrivateKey, ImageKey};
-use firmware::image::trailer;
-use firmware::image::verify::{self, OutOfBounds, VerifiedImage, VerifyError};
-use firmware::image::{
+use ota_core::image::enc::{Decrypting, EncPrivateKey, ImageKey};
+use ota_core::image::trailer;
+use ota_core::image::verify::{self, OutOfBounds, VerifiedImage, VerifyError};
+use ota_core::image::{
     FlagState, ImageError, ImageFlags, ImageHeader, MagicState, ParsedImage, PublicKey, SwapType,
     TlvKind, TrailerLayout,
 };

@@ -1,16 +1,16 @@
 //! `sign -E`: the encryption step of [`super::build`], as imgtool 2.5.0 does it (layout in
-//! [`firmware::image::enc`]).
+//! [`ota_core::image::enc`]).
 
-use firmware::image::tlv::TlvKind;
+use ota_core::image::tlv::TlvKind;
 
 use crate::sign::enc::EncPublicKey;
 
 /// Pads the image (header space + payload) with zeros to a multiple of the AES block, as imgtool
 /// does before hashing an image it encrypts (the padding counts in `img_size`).
 pub(super) fn pad_to_block(bytes: &mut Vec<u8>) {
-    let rem = bytes.len() % firmware::image::enc::BLOCK as usize;
+    let rem = bytes.len() % ota_core::image::enc::BLOCK as usize;
     if rem != 0 {
-        bytes.resize(bytes.len() + firmware::image::enc::BLOCK as usize - rem, 0);
+        bytes.resize(bytes.len() + ota_core::image::enc::BLOCK as usize - rem, 0);
     }
 }
 

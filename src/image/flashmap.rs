@@ -35,7 +35,7 @@
 
 use std::path::Path;
 
-use firmware::flashmap::{infineon, FlashMap};
+use ota_core::flashmap::{infineon, FlashMap};
 
 /// Infineon's `MCUBOOT_HEADER_SIZE`.
 pub const INFINEON_HEADER_SIZE: u32 = 0x400;

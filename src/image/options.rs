@@ -1,7 +1,7 @@
 //! Parsing imgtool's option values: integers with `0x`/`0o`/`0b` prefixes, `-s N|auto`,
 //! `-d "(id,version)…"`, `--custom-tlv TAG VALUE`.
 
-use firmware::image::{TlvKind, Version};
+use ota_core::image::{TlvKind, Version};
 
 /// `-s/--security-counter`: a number or `auto` (derived from the version).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,7 +25,7 @@ impl SignedImage {
         out.resize(t.slot_size as usize - 16, t.erased_val);
         out.extend_from_slice(&t.magic());
         if self.confirmed {
-            out[t.image_ok_off() as usize] = firmware::image::trailer::FLAG_SET;
+            out[t.image_ok_off() as usize] = ota_core::image::trailer::FLAG_SET;
         }
         out
     }
@@ -49,7 +49,7 @@ impl SignedImage {
             return Err(ImageBuildError::HexAddressOverflow);
         }
         let (rec, n) = t.flag_record(if self.confirmed {
-            firmware::image::trailer::FLAG_SET
+            ota_core::image::trailer::FLAG_SET
         } else {
             t.erased_val
         });

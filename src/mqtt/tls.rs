@@ -1,6 +1,6 @@
 //! otactl's TLS flags (`--ca`, `--cert`, `--client-key`, `--tls-server-name`, `--insecure`) and
 //! their wording; the client config itself comes from the builder otactl shares with the device
-//! application, [`firmware::tls::ClientTls`] (see there for what is verified, X.509 version 1
+//! application, [`ota_tls::ClientTls`] (see there for what is verified, X.509 version 1
 //! client certificates and the keys that work).
 //!
 //! - Without `--ca` the broker is verified against the system's root certificates.
@@ -11,10 +11,10 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
-use firmware::tls::{ClientTls, NameAdvice, Roots, TlsError};
+use ota_tls::{ClientTls, NameAdvice, Roots, TlsError};
 use rustls::ClientConfig;
 
-pub use firmware::tls::{load_certs, load_key, subject_alt_names, NameMismatch};
+pub use ota_tls::{load_certs, load_key, subject_alt_names, NameMismatch};
 
 /// TLS files and options for `mqtts://` (the `--ca`, `--cert`, `--client-key`,
 /// `--tls-server-name`, `--insecure` flags).

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use firmware::image::{verify, ImageHeader, PublicKey};
-use firmware::protocol::{AppVersion, ChunkHeader, CHUNK_HEADER_SIZE, CHUNK_SIZE};
+use ota_core::image::{verify, ImageHeader, PublicKey};
+use ota_core::protocol::{AppVersion, ChunkHeader, CHUNK_HEADER_SIZE, CHUNK_SIZE};
 
 use super::PublishError;
 
@@ -61,7 +61,7 @@ impl ServedImage {
         if keys.is_empty() {
             return Err("no public key to verify it with".into());
         }
-        firmware::protocol::topics::check_level(board)
+        ota_core::protocol::topics::check_level(board)
             .map_err(|e| format!("board {board:?}: {e}"))?;
         let total = u32::try_from(data.len()).map_err(|_| "larger than 4 GiB".to_string())?;
         if let Some(why) = crate::image::not_an_image(&data) {
@@ -153,7 +153,7 @@ pub fn load_public_key(path: &Path) -> Result<PublicKey, PublishError> {
 impl ServedImage {
     /// An image of `len` bytes for `board` at `version`, not signed (core unit tests).
     pub(crate) fn for_tests(board: &str, version: (u16, u16, u16), len: usize) -> Self {
-        use firmware::image::{ImageFlags, Version};
+        use ota_core::image::{ImageFlags, Version};
         let header = ImageHeader {
             load_addr: 0,
             hdr_size: 32,

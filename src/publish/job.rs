@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use firmware::protocol::codec::JobWriter;
-use firmware::protocol::json;
-use firmware::protocol::{AppVersion, MessageKind, JOB_DOC_MAX};
+use ota_core::protocol::codec::JobWriter;
+use ota_core::protocol::json;
+use ota_core::protocol::{AppVersion, MessageKind, JOB_DOC_MAX};
 
 /// The built-in template (the example's `ota_update.json`, with an empty Broker and Port).
 pub const EXAMPLE_TEMPLATE: &str = include_str!("../../templates/ota_update.json");

@@ -1,5 +1,5 @@
 //! The update server: serves MCUboot images to unmodified Infineon `ota-update` devices over
-//! MQTT, speaking `firmware::protocol` (spec/protocol.md) exactly.
+//! MQTT, speaking `ota_core::protocol` (spec/protocol.md) exactly.
 //!
 //! - One MQTT connection for every device ([`transport`]); chunks go out at QoS 1 through a
 //!   bounded window, never stop-and-wait; "sent" means acknowledged by the broker.
@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firmware::protocol::topics;
+use ota_core::protocol::topics;
 
 pub use events::{Event, EventSink, Mode};
 pub use image::{load_public_key, ServedImage};

@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use firmware::protocol::{AppVersion, TEMPLATE_SERIAL};
+use ota_core::protocol::{AppVersion, TEMPLATE_SERIAL};
 use serde::{Deserialize, Serialize};
 
 mod lock;

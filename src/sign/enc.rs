@@ -2,12 +2,12 @@
 //! `getpub`/`getpriv` of them): ECIES-P256 keys are P-256 keys (as imgtool's), ECIES-X25519 keys
 //! X25519 keys, both PKCS#8 PEM on disk.
 //!
-//! The image side (AES key, key-exchange TLV, decryption) is [`firmware::image::enc`]; this
+//! The image side (AES key, key-exchange TLV, decryption) is [`ota_core::image::enc`]; this
 //! module adds key files, key generation and the ephemeral half of the key exchange.
 
 use std::path::Path;
 
-use firmware::image::enc::{wrap_key, EncPrivateKey, EncScheme, ImageKey};
+use ota_core::image::enc::{wrap_key, EncPrivateKey, EncScheme, ImageKey};
 use p256::pkcs8::der::Decode;
 use p256::pkcs8::LineEnding;
 use rand_core::{OsRng, RngCore};
@@ -246,7 +246,7 @@ pub fn parse_enc_key(pem: &[u8], path: &Path) -> Result<EncKeyFile, SignError> {
         }
         Ok(kf) => {
             let pk = kf.public_key();
-            if pk.key_type() == firmware::image::KeyType::EcdsaP256 {
+            if pk.key_type() == ota_core::image::KeyType::EcdsaP256 {
                 use p256::pkcs8::DecodePublicKey;
                 let point = p256::PublicKey::from_public_key_der(&pk.to_spki_der())
                     .map_err(|e| invalid(e.to_string()))?;
@@ -293,8 +293,8 @@ mod tests {
     #[test]
     fn signing_keys_other_than_p256_are_not_encryption_keys() {
         for kind in [
-            firmware::image::KeyType::Ed25519,
-            firmware::image::KeyType::EcdsaP384,
+            ota_core::image::KeyType::Ed25519,
+            ota_core::image::KeyType::EcdsaP384,
         ] {
             let pem = super::super::private_key_pem(&super::super::generate(kind)).unwrap();
             let e = parse_enc_key(pem.as_bytes(), Path::new("s.pem")).unwrap_err();

@@ -1,6 +1,6 @@
 //! `imgtool getpub` / `getpubhash` output, byte for byte, for every key type.
 
-use firmware::image::PublicKey;
+use ota_core::image::PublicKey;
 use p256::pkcs8::LineEnding;
 
 /// `imgtool getpub -e …` encodings.

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use firmware::image::key::KeyError;
-use firmware::image::PublicKey;
+use ota_core::image::key::KeyError;
+use ota_core::image::PublicKey;
 use p256::pkcs8::der::Decode;
 use p256::pkcs8::DecodePrivateKey;
 

@@ -3,8 +3,8 @@
 //! agent prints them, must give the golden requests of spec/protocol.md §8 with only the serial
 //! changed.
 
-use firmware::protocol::codec::{encode_direct_request, encode_request};
-use firmware::protocol::{AppVersion, DeviceIdentity, MessageKind};
+use ota_core::protocol::codec::{encode_direct_request, encode_request};
+use ota_core::protocol::{AppVersion, DeviceIdentity, MessageKind};
 
 use super::{compile_and_run, gen, path};
 use crate::util::{otactl, run, tool};
@@ -28,7 +28,7 @@ fn expected(serial: &str) -> [String; 3] {
     [G1.to_owned(), G2.to_owned(), direct].map(|g| g.replace(TEMPLATE_SERIAL, serial))
 }
 
-/// The same requests from the simulated device's encoders (firmware::protocol::codec).
+/// The same requests from the simulated device's encoders (ota_core::protocol::codec).
 fn encoded(serial: &str) -> [String; 3] {
     let id = DeviceIdentity {
         serial_number: serial,

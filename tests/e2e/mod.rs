@@ -3,7 +3,7 @@
 //! `otactl demo` itself ([`story`]).
 //!
 //! The three application versions are the `otactl-devapp` cargo built for these tests with a
-//! build record appended (`firmware::app::record`), as the demo makes them: nothing is built
+//! build record appended (`ota_host::app::record`), as the demo makes them: nothing is built
 //! while the tests run.
 
 mod device;
@@ -18,10 +18,10 @@ use std::process::{Child, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-use firmware::app::record::AppRecord;
-use firmware::board::{BoardProcess as Board, BoardSpec};
-use firmware::flashmap::infineon;
-use firmware::protocol::AppVersion;
+use ota_core::flashmap::infineon;
+use ota_core::protocol::AppVersion;
+use ota_host::app::record::AppRecord;
+use ota_host::board::{BoardProcess as Board, BoardSpec};
 
 use crate::util::{self, Mosquitto};
 

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use firmware::image::enc::EncScheme;
-use firmware::image::{ImageFlags, ParsedImage, TlvKind};
+use ota_core::image::enc::EncScheme;
+use ota_core::image::{ImageFlags, ParsedImage, TlvKind};
 use otactl::sign::enc::{load_enc_key, EncKeyFile};
 
 use super::keytypes::{imgtool, ok, ours, s};
@@ -67,7 +67,7 @@ fn payloads(d: &Path) -> Vec<PathBuf> {
     vec![vectors_dir().join("payload-64k.bin"), odd]
 }
 
-fn private(path: &Path) -> firmware::image::enc::EncPrivateKey {
+fn private(path: &Path) -> ota_core::image::enc::EncPrivateKey {
     match load_enc_key(path).unwrap() {
         EncKeyFile::Private(k) => k,
         EncKeyFile::Public(_) => panic!("{}: public", path.display()),
@@ -377,15 +377,15 @@ fn sign_for_map(map: &Path, extra: &[&str], input: &Path, out: &Path, version: &
 
 #[test]
 fn encrypted_images_of_both_tools_boot_on_the_simulated_board() {
-    use firmware::boot::app::set_pending;
-    use firmware::sim::SimDevice;
+    use ota_core::boot::app::set_pending;
+    use ota_host::sim::SimDevice;
     let Some((bin, dir)) = with_imgtool() else {
         return;
     };
     let d = dir.path();
     let map_file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("flashmap/psoc62_2m_ext_overwrite_sim.json");
-    let map = firmware::flashmap::infineon::load(&map_file, None).unwrap();
+    let map = ota_core::flashmap::infineon::load(&map_file, None).unwrap();
     let slot = format!("{:#x}", map.primary.size);
     let input = vectors_dir().join("payload-64k.bin");
     for (scheme, _, enc_ty, sign_ty) in SCHEMES {

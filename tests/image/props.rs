@@ -1,8 +1,8 @@
 //! Properties of otactl's image assembler: whatever the options, the output parses, validates
 //! with the signing key, carries the requested trailer, and its HEX form holds the same bytes.
 
-use firmware::image::verify::validate;
-use firmware::image::{FlagState, MagicState, ParsedImage, PublicKey, Version};
+use ota_core::image::verify::validate;
+use ota_core::image::{FlagState, MagicState, ParsedImage, PublicKey, Version};
 use otactl::image::{self, hex, read_trailer, Payload, SecurityCounter, SignOptions, Signer};
 use proptest::prelude::*;
 

@@ -7,12 +7,12 @@
 //! else, with clean or dirty padding; good, erased, torn and foreign magics; both erased values
 //! and every write alignment from 1 to 32 bytes.
 
-use firmware::agent::{Agent, AgentConfig, BootReport};
-use firmware::boot::{app, BootConfig, BootLoader};
-use firmware::flashmap::{Area, AreaKind, Device, FlashMap, UpgradeMode};
-use firmware::image::{FlagState, MagicState, SwapType};
-use firmware::protocol::AppVersion;
-use firmware::sim::{PowerRail, SimFlash};
+use ota_core::agent::{Agent, AgentConfig, BootReport};
+use ota_core::boot::{app, BootConfig, BootLoader};
+use ota_core::flashmap::{Area, AreaKind, Device, FlashMap, UpgradeMode};
+use ota_core::image::{FlagState, MagicState, SwapType};
+use ota_core::protocol::AppVersion;
+use ota_host::sim::{PowerRail, SimFlash};
 use otactl::image::read_trailer;
 use proptest::prelude::*;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
-use firmware::image::{ImageFlags, ParsedImage, TlvKind};
+use ota_core::image::{ImageFlags, ParsedImage, TlvKind};
 
 use crate::util::{flashmap_dir, otactl, run, tool, vectors_dir};
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firmware::protocol::TEMPLATE_SERIAL;
+use ota_core::protocol::TEMPLATE_SERIAL;
 use otactl::publish::{Event, PublishError, StateError};
 
 use super::device::{self, DeviceConfig, Outcome};
@@ -324,7 +324,7 @@ fn job_len() -> usize {
     otactl::publish::JobTemplate::default()
         .render(
             BOARD,
-            firmware::protocol::AppVersion::new(1, 1, 0),
+            ota_core::protocol::AppVersion::new(1, 1, 0),
             &format!("MyUniqueTopic/{BOARD}/OTAImage/990"),
         )
         .unwrap()

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use firmware::image::tlv::{encode_entry_header, encode_info, TLV_INFO_MAGIC};
-use firmware::image::{ImageFlags, ImageHeader, PublicKey, TlvKind, Version};
+use ota_core::image::tlv::{encode_entry_header, encode_info, TLV_INFO_MAGIC};
+use ota_core::image::{ImageFlags, ImageHeader, PublicKey, TlvKind, Version};
 use otactl::publish::{self, ClientOptions, Event, EventSink, PublishConfig, ServedImage};
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use firmware::protocol::TEMPLATE_SERIAL;
+use ota_core::protocol::TEMPLATE_SERIAL;
 use otactl::publish::Event;
 
 use super::device::{self, DeviceConfig, Flow, Outcome};

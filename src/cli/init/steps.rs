@@ -25,7 +25,7 @@ pub fn flashmaps_in(dir: &Path) -> Vec<PathBuf> {
 
 /// The flash map must parse and pass the geometry checks (the same parser `sign` uses).
 pub fn check_flashmap(path: &Path) -> Result<()> {
-    firmware::flashmap::infineon::load(path, None)
+    ota_core::flashmap::infineon::load(path, None)
         .with_context(|| format!("{} is not a usable flash map", path.display()))?;
     Ok(())
 }

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use firmware::protocol::codec::{encode_no_update, encode_result_received};
-use firmware::protocol::{self, topics, AppVersion, MessageKind, Request};
+use ota_core::protocol::codec::{encode_no_update, encode_result_received};
+use ota_core::protocol::{self, topics, AppVersion, MessageKind, Request};
 
 use super::events::{Event, Mode};
 use super::image::ServedImage;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firmware::protocol::codec::{encode_chunk_request, encode_request, encode_result};
-use firmware::protocol::{AppVersion, DeviceIdentity, MessageKind, TEMPLATE_SERIAL};
+use ota_core::protocol::codec::{encode_chunk_request, encode_request, encode_result};
+use ota_core::protocol::{AppVersion, DeviceIdentity, MessageKind, TEMPLATE_SERIAL};
 use proptest::prelude::*;
 
 use super::{Core, CoreConfig, Input, Limits, Refusal, Transmit};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firmware::protocol::{self, ChunkSize, Request};
+use ota_core::protocol::{self, ChunkSize, Request};
 
 use super::pace::Bucket;
 use super::{Core, Owner, Reply, Tag, Transmit};
