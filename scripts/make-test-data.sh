@@ -246,7 +246,7 @@ exists. The descriptions are the repository's own.
 | data | tests |
 | --- | --- |
 | `vectors/` | `tests/image/` (sign, verify, info, getpub against the vectors and live imgtool), `tests/cli/` (the test key), `firmware/host/tests/vectors.rs` (bootloader on imgtool's trailers) |
-| `flashmap/` | `tests/image/` (`sign --flashmap`), `tests/cli/` (project folders for `otactl init`), `src/image/flashmap.rs` and `firmware/core/src/flashmap/infineon/tests.rs` (unit tests), `firmware/host/tests/vectors.rs` |
+| `flashmap/` | `tests/image/` (`sign --flashmap`), `tests/cli/` (project folders for `otactl init`), `src/assemble/recipe.rs` and `firmware/core/src/flashmap/infineon/tests.rs` (unit tests), `firmware/host/tests/vectors.rs` |
 EOF
 } > "$tmp/README.md"
 

@@ -13,7 +13,7 @@
 //! | [`fsutil`] | atomic file writes, private-key files (0600), refuse-to-overwrite |
 //! | [`config`] | `otactl.toml` |
 //! | [`sign`] | signing keys (ECDSA P-256/P-384, Ed25519, RSA-2048/3072): generate, load (PEM), getpub encodings, signing |
-//! | [`image`] | assembling a signed MCUboot image (imgtool `sign`), Intel HEX in/out, flashmap-derived options |
+//! | [`assemble`] | assembling a signed MCUboot image (imgtool `sign`), Intel HEX in/out, flashmap-derived options |
 //! | [`certs`] | TLS material (CA, broker, publisher, device certificates), mosquitto config, C headers, whether a set belongs together |
 //! | [`aws`] | AWS IoT Core: its broker limits, least-privilege policy documents |
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
@@ -22,13 +22,13 @@
 //! | [`demo`] | `otactl demo`: signs three versions of the device application, runs broker, publisher and a simulated board |
 #![forbid(unsafe_code)]
 
+pub mod assemble;
 pub mod aws;
 pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod device;
 pub mod fsutil;
-pub mod image;
 pub mod mqtt;
 pub mod publish;
 pub mod sign;

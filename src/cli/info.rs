@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use ota_core::image::{ParsedImage, Tlv};
-use otactl::image::{hex_string, not_an_image, read_image_file, read_trailer, TrailerInfo};
+use otactl::assemble::{hex_string, not_an_image, read_image_file, read_trailer, TrailerInfo};
 use serde_json::{json, Value};
 
 use super::Ctx;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use ota_core::protocol::AppVersion;
-use otactl::image::{read_image_file, verify_image};
+use otactl::assemble::{read_image_file, verify_image};
 use otactl::publish::{load_public_key, JobTemplate};
 
 use super::Ctx;

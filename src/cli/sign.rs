@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ota_core::image::{KeyType, Version};
-use otactl::fsutil;
-use otactl::image::{
+use otactl::assemble::{
     self, parse_custom_tlv, parse_dependencies, parse_int, FileFormat, Payload, PublicKeyFormat,
     Recipe, SecurityCounter, SignOptions, Signer,
 };
+use otactl::fsutil;
 
 use super::Ctx;
 
@@ -199,7 +199,7 @@ impl SignArgs {
     fn run(self) -> Result<()> {
         let derived = match &self.flashmap {
             Some(p) => {
-                let d = image::FlashmapOptions::read(p, self.platform.as_deref(), self.recipe)?;
+                let d = assemble::FlashmapOptions::read(p, self.platform.as_deref(), self.recipe)?;
                 log::info!(
                     "{}: {}: {}",
                     p.display(),
@@ -222,7 +222,7 @@ impl SignArgs {
         };
         check_key_pair(&signer, opts.encrypt.as_ref(), self.encrypt.as_deref())?;
         let input = Payload::read(&self.infile)?;
-        let img = image::build(&opts, input, &signer)
+        let img = assemble::build(&opts, input, &signer)
             .with_context(|| format!("cannot sign {}", self.infile.display()))?;
         if let Some(d) = derived.as_ref() {
             if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {
@@ -262,7 +262,7 @@ impl SignArgs {
     }
 
     /// Encodes everything first, then writes the image and `--sig-out` atomically.
-    fn write_outputs(&self, img: &image::SignedImage, hex_addr: Option<u32>) -> Result<()> {
+    fn write_outputs(&self, img: &assemble::SignedImage, hex_addr: Option<u32>) -> Result<()> {
         use base64::Engine;
         let format = FileFormat::from_path(&self.outfile);
         let out = img
@@ -285,7 +285,7 @@ impl SignArgs {
     }
 
     /// The imgtool options from the flags (flash map derivation comes first, flags win).
-    fn options(&self, d: Option<&image::FlashmapOptions>) -> Result<SignOptions> {
+    fn options(&self, d: Option<&assemble::FlashmapOptions>) -> Result<SignOptions> {
         let text = self
             .image_version
             .as_deref()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use otactl::image::{hex_string, read_image_file, verify_image_with};
+use otactl::assemble::{hex_string, read_image_file, verify_image_with};
 use otactl::Rejected;
 
 use super::Ctx;

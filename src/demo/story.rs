@@ -15,8 +15,8 @@ use ota_host::board::{BoardProcess, BoardSpec};
 use super::bins::{self, DEVAPP};
 use super::publisher::{self, Serving};
 use super::{DemoConfig, Note};
+use crate::assemble::{FlashmapOptions, Payload, SignOptions, Signer};
 use crate::fsutil::{write_atomic, Mode, Overwrite};
-use crate::image::{FlashmapOptions, Payload, SignOptions, Signer};
 use crate::publish::{ClientOptions, Event};
 use crate::sign::SigningKey;
 
@@ -200,7 +200,7 @@ fn sign(
         data: exe,
         base_addr: None,
     };
-    let signed = crate::image::build(&opts, payload, &Signer::Key(key))
+    let signed = crate::assemble::build(&opts, payload, &Signer::Key(key))
         .with_context(|| format!("signing the device application {version}"))?;
     let out = dir.join(format!("app-{version}-signed.bin"));
     write_atomic(&out, &signed.to_bin(), Mode::Public, Overwrite::Allow)?;

@@ -3,7 +3,7 @@
 //!
 //! - One MQTT connection for every device ([`transport`]); chunks go out at QoS 1 through a
 //!   bounded window, never stop-and-wait; "sent" means acknowledged by the broker.
-//! - "Update Availability" → the job document (from [`job::JobTemplate`]) when the image is
+//! - "Update Availability" → the job document (from [`document::JobTemplate`]) when the image is
 //!   newer than the device's version and not blocked for it, else "No Update Available" (G5).
 //! - "Request Update" → every chunk to the device's unique topic; "Send Direct Update" → every
 //!   chunk on `PFX/BRD/OTAImage`; "Request Data Chunk" → one chunk (`Size` `-1` = the rest).
@@ -22,12 +22,12 @@
 //! Call [`run`] with a [`PublishConfig`], a shutdown future and an [`EventSink`].
 
 pub mod core;
+pub mod document;
 mod driver;
 pub mod embedded;
 pub mod events;
-pub mod image;
-pub mod job;
 pub mod profile;
+pub mod served;
 pub mod state;
 pub mod store;
 pub mod transport;
@@ -40,9 +40,9 @@ use std::time::Duration;
 
 use ota_core::protocol::topics;
 
+pub use document::JobTemplate;
 pub use events::{Event, EventSink, Mode};
-pub use image::{load_public_key, ServedImage};
-pub use job::JobTemplate;
+pub use served::{load_public_key, ServedImage};
 pub use state::{State, StateError, StateLock};
 pub use transport::ClientOptions;
 

@@ -118,7 +118,7 @@ fn fake_build(dir: &Path, version: &str, path: &str) {
     let code: Vec<u8> = (0..20_000u32).map(|i| (i as u8) ^ seed).collect();
     let p = dir.join(path);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, otactl::image::hex::write(&[(LINK_ADDR, &code)])).unwrap();
+    std::fs::write(p, otactl::assemble::hex::write(&[(LINK_ADDR, &code)])).unwrap();
 }
 
 /// The environment of the session: the test otactl and mosquitto first on PATH.

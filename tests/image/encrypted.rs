@@ -110,7 +110,7 @@ fn imgtool_encrypted_images_decrypt_to_the_plaintext_and_verify_through_the_key(
                 scheme.tlv_len()
             );
 
-            let plain = otactl::image::decrypt_image(&image, &private(&enc)).unwrap();
+            let plain = otactl::assemble::decrypt_image(&image, &private(&enc)).unwrap();
             let want = std::fs::read(&input).unwrap();
             let payload = &plain[0x400..0x400 + parsed.header.img_size as usize];
             assert_eq!(&payload[..want.len()], &want[..], "{what}: plaintext");
@@ -170,7 +170,7 @@ fn otactl_encrypted_images_pass_imgtool_verify_once_decrypted_independently() {
             ok(&imgtool(&bin, &["verify", "-k", s(&sig), s(&plain)]), &what);
             let image = std::fs::read(&out).unwrap();
             assert_eq!(
-                otactl::image::decrypt_image(&image, &private(&enc)).unwrap(),
+                otactl::assemble::decrypt_image(&image, &private(&enc)).unwrap(),
                 std::fs::read(&plain).unwrap(),
                 "{what}: otactl and the independent decryption agree"
             );
@@ -259,8 +259,8 @@ fn otactl_and_imgtool_encrypted_images_differ_only_in_their_random_parts() {
             );
             assert_ne!(pa.payload(), pb.payload(), "{what}: different AES keys");
             let (da, db) = (
-                otactl::image::decrypt_image(&a, &key).unwrap(),
-                otactl::image::decrypt_image(&b, &key).unwrap(),
+                otactl::assemble::decrypt_image(&a, &key).unwrap(),
+                otactl::assemble::decrypt_image(&b, &key).unwrap(),
             );
             let plain_end = 0x400 + pa.header.img_size as usize;
             assert!(da[..plain_end] == db[..plain_end], "{what}: plaintext");
@@ -414,7 +414,7 @@ fn encrypted_images_of_both_tools_boot_on_the_simulated_board() {
         for update in [theirs, mine] {
             let what = format!("{scheme:?} {}", update.display());
             let stored = std::fs::read(&update).unwrap();
-            let plain = otactl::image::decrypt_image(&stored, &device_key).unwrap();
+            let plain = otactl::assemble::decrypt_image(&stored, &device_key).unwrap();
             for (key, installs) in [(None, false), (Some(&device_key), true)] {
                 let mut dev = SimDevice::new(map, 1);
                 dev.primary.program(0, &old);

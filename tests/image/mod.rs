@@ -28,7 +28,7 @@ fn test_data_matches_its_sha256sums() {
     for line in sums.lines() {
         let (want, name) = line.split_once("  ").expect("`HASH  PATH` lines");
         let bytes = std::fs::read(data.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = otactl::image::hex_string(&Sha256::digest(&bytes));
+        let got = otactl::assemble::hex_string(&Sha256::digest(&bytes));
         assert_eq!(got, want, "{name} differs from tests/data/SHA256SUMS");
         listed.insert(name.to_string());
     }

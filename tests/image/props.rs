@@ -3,7 +3,7 @@
 
 use ota_core::image::verify::validate;
 use ota_core::image::{FlagState, MagicState, ParsedImage, PublicKey, Version};
-use otactl::image::{self, hex, read_trailer, Payload, SecurityCounter, SignOptions, Signer};
+use otactl::assemble::{self, hex, read_trailer, Payload, SecurityCounter, SignOptions, Signer};
 use proptest::prelude::*;
 
 fn options() -> impl Strategy<Value = SignOptions> {
@@ -37,7 +37,7 @@ fn options() -> impl Strategy<Value = SignOptions> {
                 o.max_sectors = 16;
                 o.security_counter = sc.map(SecurityCounter::Value);
                 if full {
-                    o.public_key_format = otactl::image::PublicKeyFormat::Full;
+                    o.public_key_format = otactl::assemble::PublicKeyFormat::Full;
                 }
                 o
             },
@@ -56,7 +56,7 @@ proptest! {
         let pk = PublicKey::from_verifying_key(*key.verifying_key());
         let key = otactl::sign::SigningKey::from(key);
         let input = Payload { data: payload.clone(), base_addr: Some(0x1000_0000) };
-        let img = image::build(&opts, input, &Signer::Key(&key)).unwrap();
+        let img = assemble::build(&opts, input, &Signer::Key(&key)).unwrap();
         let bin = img.to_bin();
         let p = ParsedImage::parse(&bin).unwrap();
         prop_assert_eq!(p.header.version, opts.version);

@@ -13,7 +13,7 @@ use ota_core::flashmap::{Area, AreaKind, Device, FlashMap, UpgradeMode};
 use ota_core::image::{FlagState, MagicState, SwapType};
 use ota_core::protocol::AppVersion;
 use ota_host::sim::{PowerRail, SimFlash};
-use otactl::image::read_trailer;
+use otactl::assemble::read_trailer;
 use proptest::prelude::*;
 
 const SLOT: u32 = 0x8000;

@@ -47,7 +47,7 @@ fn otactl_sign(map: &str, extra: &[&str], out: &Path) -> std::process::Output {
 }
 
 fn image_bytes(path: &Path) -> Vec<u8> {
-    otactl::image::read_image_file(path).unwrap()
+    otactl::assemble::read_image_file(path).unwrap()
 }
 
 #[test]

@@ -165,7 +165,7 @@ fn publish_and_job_accept_the_signed_hex_that_sign_writes() {
     for extra in [&[][..], &["--pad"][..]] {
         let hex = sign(dir.path(), &key, &program, "app.hex", extra);
         let bin = std::fs::read(sign(dir.path(), &key, &program, "app.bin", extra)).unwrap();
-        let (base, data) = otactl::image::hex::parse(&std::fs::read(&hex).unwrap()).unwrap();
+        let (base, data) = otactl::assemble::hex::parse(&std::fs::read(&hex).unwrap()).unwrap();
         assert_eq!(
             base, 0x1800_0000,
             "{extra:?}: the HEX starts at the image header"

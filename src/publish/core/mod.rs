@@ -29,9 +29,9 @@ use bytes::Bytes;
 use ota_core::protocol::codec::{encode_no_update, encode_result_received};
 use ota_core::protocol::{self, topics, AppVersion, MessageKind, Request};
 
+use super::document::JobTemplate;
 use super::events::{Event, Mode};
-use super::image::ServedImage;
-use super::job::JobTemplate;
+use super::served::ServedImage;
 use super::state::{self, State};
 use super::store::{Batch, HistoryEvent, HistoryKind};
 

@@ -10,9 +10,9 @@ use ota_core::protocol::{AppVersion, DeviceIdentity, MessageKind, TEMPLATE_SERIA
 use proptest::prelude::*;
 
 use super::{Core, CoreConfig, Input, Limits, Refusal, Transmit};
+use crate::publish::document::JobTemplate;
 use crate::publish::events::Event;
-use crate::publish::image::ServedImage;
-use crate::publish::job::JobTemplate;
+use crate::publish::served::ServedImage;
 use crate::publish::state::State;
 
 const B: &str = "APP_CY8CPROTO_062S2_43439";

@@ -11,7 +11,7 @@ use ota_core::protocol::{self, ChunkSize, Request};
 use super::pace::Bucket;
 use super::{Core, Owner, Reply, Tag, Transmit};
 use crate::publish::events::{Event, Mode};
-use crate::publish::image::ServedImage;
+use crate::publish::served::ServedImage;
 use crate::publish::store::HistoryKind;
 
 /// A pull with no request for this long is finished (for progress and busy-ness).

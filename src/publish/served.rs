@@ -31,7 +31,7 @@ pub struct ServedImage {
 
 impl ServedImage {
     /// Loads `path` for `board` (a signed `.bin`, or the signed Intel HEX `otactl sign` writes,
-    /// served as the bytes from the image header on: see [`crate::image::image_bytes`]), checks
+    /// served as the bytes from the image header on: see [`crate::assemble::image_bytes`]), checks
     /// it with [`verify::validate`] against `keys` (at least one key is required; an encrypted
     /// image with [`verify::validate_encrypted_as_stored`]), and cuts it into 4096-byte chunks.
     ///
@@ -43,7 +43,7 @@ impl ServedImage {
             reason,
         };
         let raw = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let data = crate::image::image_bytes(path, raw)
+        let data = crate::assemble::image_bytes(path, raw)
             .map_err(|e| err(format!("not valid Intel HEX: {e}")))?;
         Self::from_bytes(board, path, data, keys).map_err(err)
     }
@@ -64,7 +64,7 @@ impl ServedImage {
         ota_core::protocol::topics::check_level(board)
             .map_err(|e| format!("board {board:?}: {e}"))?;
         let total = u32::try_from(data.len()).map_err(|_| "larger than 4 GiB".to_string())?;
-        if let Some(why) = crate::image::not_an_image(&data) {
+        if let Some(why) = crate::assemble::not_an_image(&data) {
             return Err(why);
         }
         // An encrypted image (`sign -E`) is hashed over its plaintext, which only the device can

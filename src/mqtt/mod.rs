@@ -292,5 +292,4 @@ pub fn client_v4(
 }
 
 #[cfg(test)]
-#[path = "mqtt_tests.rs"]
 mod tests;

@@ -29,20 +29,20 @@ use crate::sign::SigningKey;
 
 mod check;
 mod encrypt;
-mod flashmap;
 pub mod hex;
 mod options;
 mod output;
+mod recipe;
 
 pub use check::{
     decrypt_image, image_bytes, not_an_image, read_image_file, read_trailer, verify_image,
     verify_image_with, TrailerInfo,
 };
-pub use flashmap::{FlashmapOptions, Recipe};
 pub use options::{
     parse_custom_tlv, parse_dependencies, parse_int, CustomTlv, Dependency, PublicKeyFormat,
     SecurityCounter,
 };
+pub use recipe::{FlashmapOptions, Recipe};
 
 /// Why an image could not be built.
 #[derive(Debug, thiserror::Error)]
