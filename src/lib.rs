@@ -19,14 +19,12 @@
 //! | [`mqtt`] | the one place that builds MQTT options and rustls client configs |
 //! | [`publish`] | the update server |
 //! | [`device`] | `otactl device`: the firmware's OTA task in-process as stand-in boards against the user's broker |
-//! | [`demo`] | `otactl demo`: signs three versions of the device application, runs broker, publisher and a simulated board |
 #![forbid(unsafe_code)]
 
 pub mod assemble;
 pub mod aws;
 pub mod certs;
 pub mod config;
-pub mod demo;
 pub mod device;
 pub mod fsutil;
 pub mod mqtt;

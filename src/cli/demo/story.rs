@@ -15,10 +15,10 @@ use ota_host::board::{BoardProcess, BoardSpec};
 use super::bins::{self, DEVAPP};
 use super::publisher::{self, Serving};
 use super::{DemoConfig, Note};
-use crate::assemble::{FlashmapOptions, Payload, SignOptions, Signer};
-use crate::fsutil::{write_atomic, Mode, Overwrite};
-use crate::publish::{ClientOptions, Event};
-use crate::sign::SigningKey;
+use otactl::assemble::{FlashmapOptions, Payload, SignOptions, Signer};
+use otactl::fsutil::{write_atomic, Mode, Overwrite};
+use otactl::publish::{ClientOptions, Event};
+use otactl::sign::SigningKey;
 
 /// The board string of the example's kit.
 const BOARD: &str = "APP_CY8CPROTO_062S2_43439";
@@ -30,11 +30,11 @@ const STEP: Duration = Duration::from_secs(90);
 const FLASHMAP: [(&str, &str); 2] = [
     (
         "board-host_swap.json",
-        include_str!("../../flashmap/board-host_swap.json"),
+        include_str!("../../../flashmap/board-host_swap.json"),
     ),
     (
         "board-host_platform.json",
-        include_str!("../../flashmap/board-host_platform.json"),
+        include_str!("../../../flashmap/board-host_platform.json"),
     ),
 ];
 
@@ -88,7 +88,7 @@ pub fn run(cfg: &DemoConfig, notes: impl Fn(Note) + Send + Sync + 'static) -> Re
         Some(p) => p,
         None => free_port()?,
     };
-    crate::publish::embedded::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    otactl::publish::embedded::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
     notes(Note::Setup(format!(
         "embedded MQTT broker on 127.0.0.1:{port}"
     )));
@@ -129,19 +129,19 @@ fn prepare(cfg: &DemoConfig, dir: &Path, notes: &Notes) -> Result<Setup> {
     )));
     let app = std::fs::read(&exes.devapp)
         .with_context(|| format!("reading {}", exes.devapp.display()))?;
-    let key = crate::sign::generate(ota_core::image::KeyType::EcdsaP256);
+    let key = otactl::sign::generate(ota_core::image::KeyType::EcdsaP256);
     let pubkey = key.public_key();
     let key_path = dir.join("signing-key.pem");
     let pubkey_pem = dir.join("signing-key.pub.pem");
     write_atomic(
         &key_path,
-        crate::sign::private_key_pem(&key)?.as_bytes(),
+        otactl::sign::private_key_pem(&key)?.as_bytes(),
         Mode::Private,
         Overwrite::Allow,
     )?;
     write_atomic(
         &pubkey_pem,
-        crate::sign::public_key_pem(&pubkey).as_bytes(),
+        otactl::sign::public_key_pem(&pubkey).as_bytes(),
         Mode::Public,
         Overwrite::Allow,
     )?;
@@ -200,7 +200,7 @@ fn sign(
         data: exe,
         base_addr: None,
     };
-    let signed = crate::assemble::build(&opts, payload, &Signer::Key(key))
+    let signed = otactl::assemble::build(&opts, payload, &Signer::Key(key))
         .with_context(|| format!("signing the device application {version}"))?;
     let out = dir.join(format!("app-{version}-signed.bin"));
     write_atomic(&out, &signed.to_bin(), Mode::Public, Overwrite::Allow)?;

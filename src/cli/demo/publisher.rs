@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc};
 use anyhow::{Context, Result};
 use ota_core::image::verify::PublicKey;
 
-use crate::publish::{self, ClientOptions, Event, PublishConfig, ServedImage};
+use otactl::publish::{self, ClientOptions, Event, PublishConfig, ServedImage};
 
 /// How fast the demo's board takes a push (bytes per second). It is a process on this machine
 /// writing a file, far faster than the Wi-Fi MCU the publisher's default pace
