@@ -10,7 +10,7 @@ use otactl::mqtt::{self, BrokerUrl, TlsSettings};
 use tokio::time::timeout;
 
 use super::{ok, path};
-use crate::util::{free_port, Mosquitto};
+use crate::util::{free_port, wait_for_addr, Mosquitto};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -126,6 +126,14 @@ fn broker_is_verified_by_its_ip_san_over_ipv6_and_refused_at_an_address_not_in_i
         return;
     };
     let log = || broker.log_text();
+    // mosquitto opens its listeners one after another; start() waited for the first only.
+    for addr in [format!("[::1]:{port6}"), format!("127.0.0.2:{port_other}")] {
+        assert!(
+            wait_for_addr(addr.parse().unwrap(), Duration::from_secs(10)),
+            "listener {addr} never opened\n{}",
+            log()
+        );
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let strict = publisher_tls(dir.path(), false);

@@ -153,8 +153,13 @@ pub fn free_port() -> u16 {
 
 /// Polls until a TCP connect to `127.0.0.1:port` succeeds or `timeout` passes.
 pub fn wait_for_port(port: u16, timeout: std::time::Duration) -> bool {
+    wait_for_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)), timeout)
+}
+
+/// Polls until a TCP connect to `addr` succeeds or `timeout` passes (a broker's second and
+/// later listeners open after the first one).
+pub fn wait_for_addr(addr: std::net::SocketAddr, timeout: std::time::Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     while std::time::Instant::now() < deadline {
         if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
             .is_ok()
