@@ -27,7 +27,46 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+/// A config file that cannot be used, named with what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file named by `--config` or `OTACTL_CONFIG` is not there.
+    #[error("config file {} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// The file cannot be read.
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("invalid config file {}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error (line and column).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// TOML text (not from a file) that does not parse.
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// An option whose value is a table or a date.
+    #[error("option `{key}` in [{table}]: unsupported value {value}")]
+    Unsupported {
+        /// The option.
+        key: String,
+        /// The table it is in.
+        table: String,
+        /// The value as TOML.
+        value: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Default file name, looked up in the current directory.
 pub const FILE_NAME: &str = "otactl.toml";
@@ -52,7 +91,7 @@ impl ConfigFile {
         let (path, must_exist) = Self::location(explicit);
         if !path.exists() {
             if must_exist {
-                bail!("config file {} does not exist", path.display());
+                return Err(ConfigError::Missing(path));
             }
             return Ok(Self::default());
         }
@@ -75,14 +114,20 @@ impl ConfigFile {
     /// # Errors
     /// I/O or TOML errors, naming the file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text)
-            .map(|mut c| {
-                c.path = Some(path.to_path_buf());
-                c
-            })
-            .with_context(|| format!("invalid config file {}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|source| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            path: Some(path.to_path_buf()),
+            table,
+        })
     }
 
     /// Parses TOML text.
@@ -167,7 +212,13 @@ impl ConfigFile {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
-                other => bail!("option `{key}` in [{table}]: unsupported value {other}"),
+                other => {
+                    return Err(ConfigError::Unsupported {
+                        key: key.to_owned(),
+                        table: table.clone(),
+                        value: other.to_string(),
+                    })
+                }
             })
         };
         let values = match value {

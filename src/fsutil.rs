@@ -3,10 +3,40 @@
 //! existing key or certificate without `--force`.
 
 use std::fs;
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+/// A file that could not be written or read, named with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file exists and may not be replaced.
+    #[error("{} already exists; pass --force to overwrite it", .0.display())]
+    Exists(PathBuf),
+    /// An I/O error.
+    #[error("{doing} {}", path.display())]
+    Io {
+        /// What failed: "cannot read", "cannot write", "cannot create directory"…
+        doing: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FileError {
+    pub(crate) fn io(doing: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io {
+            doing,
+            path,
+            source,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, FileError>;
 
 /// Whether an existing file may be replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +74,7 @@ pub enum Mode {
 /// When the file exists and may not be replaced.
 pub fn check_overwrite(path: &Path, overwrite: Overwrite) -> Result<()> {
     if overwrite == Overwrite::Refuse && path.exists() {
-        bail!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        );
+        return Err(FileError::Exists(path.to_path_buf()));
     }
     Ok(())
 }
@@ -82,36 +109,32 @@ fn write_via_temp(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(FileError::io("cannot create directory", dir))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".otactl-")
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    set_mode(tmp.as_file(), mode)
-        .with_context(|| format!("cannot set permissions for {}", path.display()))?;
+        .map_err(FileError::io("cannot create a temporary file in", dir))?;
+    set_mode(tmp.as_file(), mode).map_err(FileError::io("cannot set permissions for", path))?;
     tmp.write_all(data)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(FileError::io("cannot write", path))?;
     if durable {
         tmp.as_file()
             .sync_all()
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .map_err(FileError::io("cannot write", path))?;
     }
     if overwrite == Overwrite::Refuse {
         // Hard-link style "create new": fails if someone created the file meanwhile.
         tmp.persist_noclobber(path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+            .map_err(|e| FileError::io("cannot create", path)(e.error))?;
     } else {
         tmp.persist(path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .map_err(|e| FileError::io("cannot write", path)(e.error))?;
     }
     Ok(())
 }
 
 #[cfg(unix)]
-fn set_mode(file: &fs::File, mode: Mode) -> std::io::Result<()> {
+fn set_mode(file: &fs::File, mode: Mode) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let bits = match mode {
         Mode::Private => 0o600,
@@ -121,7 +144,7 @@ fn set_mode(file: &fs::File, mode: Mode) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn set_mode(_file: &fs::File, _mode: Mode) -> std::io::Result<()> {
+fn set_mode(_file: &fs::File, _mode: Mode) -> io::Result<()> {
     Ok(())
 }
 
@@ -130,7 +153,7 @@ fn set_mode(_file: &fs::File, _mode: Mode) -> std::io::Result<()> {
 /// # Errors
 /// I/O errors, with the path.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    fs::read(path).map_err(FileError::io("cannot read", path))
 }
 
 #[cfg(test)]

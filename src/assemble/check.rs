@@ -1,8 +1,8 @@
 //! Checking an image file as MCUboot would (`otactl verify`), with reasons a user can act on.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use ota_core::image::enc::{Decrypting, EncPrivateKey, ImageKey};
 use ota_core::image::trailer;
 use ota_core::image::verify::{self, OutOfBounds, VerifiedImage, VerifyError};
@@ -13,14 +13,66 @@ use ota_core::image::{
 
 use super::{hex, hex_string, FileFormat};
 
+/// An input file (an application to sign, an image to check) that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageFileError {
+    /// The file cannot be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A `.hex` file (or text starting with `:`) that is not Intel HEX.
+    #[error("{} is not valid Intel HEX", path.display())]
+    Hex {
+        /// The file.
+        path: PathBuf,
+        /// The record that is wrong.
+        #[source]
+        source: hex::HexError,
+    },
+}
+
+impl ImageFileError {
+    pub(super) fn read(path: &Path) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Read { path, source }
+    }
+
+    pub(super) fn hex(path: &Path) -> impl FnOnce(hex::HexError) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Hex { path, source }
+    }
+}
+
+/// An image that MCUboot would not accept, and why, in one line a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidImage(String);
+
+impl From<String> for InvalidImage {
+    fn from(why: String) -> Self {
+        Self(why)
+    }
+}
+
+impl From<&str> for InvalidImage {
+    fn from(why: &str) -> Self {
+        Self(why.to_owned())
+    }
+}
+
 /// Reads an image file: raw binary, or Intel HEX converted to bytes from its lowest address, as
 /// `imgtool verify` does (see [`image_bytes`]).
 ///
 /// # Errors
 /// I/O errors and malformed HEX, naming the file.
-pub fn read_image_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    image_bytes(path, raw).with_context(|| format!("{} is not valid Intel HEX", path.display()))
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ImageFileError> {
+    let raw = std::fs::read(path).map_err(ImageFileError::read(path))?;
+    image_bytes(path, raw).map_err(ImageFileError::hex(path))
 }
 
 /// The image in a file's contents `raw`: Intel HEX (a `.hex` name, or text whose first record
@@ -68,7 +120,7 @@ pub fn not_an_image(bytes: &[u8]) -> Option<String> {
 /// # Errors
 /// The reason it is invalid, as one line: the [`VerifyError`] plus, for a hash mismatch, the
 /// computed and recorded hashes, and for an unknown key, the image's and the given key hashes.
-pub fn verify_image(image: &[u8], keys: &[PublicKey]) -> Result<VerifiedImage, String> {
+pub fn verify_image(image: &[u8], keys: &[PublicKey]) -> Result<VerifiedImage, InvalidImage> {
     verify_image_with(image, keys, None)
 }
 
@@ -82,7 +134,7 @@ pub fn verify_image_with(
     image: &[u8],
     keys: &[PublicKey],
     enc: Option<&EncPrivateKey>,
-) -> Result<VerifiedImage, String> {
+) -> Result<VerifiedImage, InvalidImage> {
     let mut r: &[u8] = image;
     let cap = r.len().min(u32::MAX as usize) as u32;
     let encrypted =
@@ -92,9 +144,9 @@ pub fn verify_image_with(
             let header = ImageHeader::parse(image).map_err(|e| e.to_string())?;
             let key = image_key(image, &header, k)?;
             let mut d = Decrypting::new(r, &key, &header);
-            verify::validate(&mut d, cap, keys).map_err(|e| e.to_string())
+            Ok(verify::validate(&mut d, cap, keys).map_err(|e| e.to_string())?)
         }
-        _ => verify::validate(&mut r, cap, keys).map_err(|e| {
+        _ => Ok(verify::validate(&mut r, cap, keys).map_err(|e| {
             let why = explain(&e, image, keys);
             match (e, encrypted) {
                 (VerifyError::HashMismatch, true) => format!(
@@ -104,19 +156,25 @@ pub fn verify_image_with(
                 ),
                 _ => why,
             }
-        }),
+        })?),
     }
 }
 
 /// The AES key of an encrypted image, unwrapped with the device key `enc`.
-fn image_key(image: &[u8], header: &ImageHeader, enc: &EncPrivateKey) -> Result<ImageKey, String> {
-    enc.image_key(&mut &image[..], header).map_err(|e| match e {
-        Ok(e) => format!(
-            "cannot decrypt with the {} key: {e}",
-            enc.scheme().display_name()
-        ),
-        Err(OutOfBounds) => "the image is truncated".to_string(),
-    })
+fn image_key(
+    image: &[u8],
+    header: &ImageHeader,
+    enc: &EncPrivateKey,
+) -> Result<ImageKey, InvalidImage> {
+    enc.image_key(&mut &image[..], header)
+        .map_err(|e| match e {
+            Ok(e) => format!(
+                "cannot decrypt with the {} key: {e}",
+                enc.scheme().display_name()
+            ),
+            Err(OutOfBounds) => "the image is truncated".to_string(),
+        })
+        .map_err(InvalidImage)
 }
 
 /// The plaintext of an encrypted image: header and TLVs as stored, the payload decrypted with
@@ -124,7 +182,7 @@ fn image_key(image: &[u8], header: &ImageHeader, enc: &EncPrivateKey) -> Result<
 ///
 /// # Errors
 /// Not an encrypted image, a malformed one, or one encrypted for another key.
-pub fn decrypt_image(image: &[u8], enc: &EncPrivateKey) -> Result<Vec<u8>, String> {
+pub fn decrypt_image(image: &[u8], enc: &EncPrivateKey) -> Result<Vec<u8>, InvalidImage> {
     let parsed = ParsedImage::parse(image).map_err(|e| e.to_string())?;
     let header = parsed.header;
     if !header.flags.contains(ImageFlags::ENCRYPTED_AES128) {

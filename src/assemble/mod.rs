@@ -36,13 +36,13 @@ mod recipe;
 
 pub use check::{
     decrypt_image, image_bytes, not_an_image, read_image_file, read_trailer, verify_image,
-    verify_image_with, TrailerInfo,
+    verify_image_with, ImageFileError, InvalidImage, TrailerInfo,
 };
 pub use options::{
     parse_custom_tlv, parse_dependencies, parse_int, CustomTlv, Dependency, PublicKeyFormat,
     SecurityCounter,
 };
-pub use recipe::{FlashmapOptions, Recipe};
+pub use recipe::{FlashmapFileError, FlashmapOptions, Recipe};
 
 /// Why an image could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -153,18 +153,15 @@ impl Payload {
     ///
     /// # Errors
     /// I/O errors or malformed HEX, naming the file.
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let raw =
-            read_with_room(path).with_context(|| format!("cannot read {}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Self, ImageFileError> {
+        let raw = read_with_room(path).map_err(ImageFileError::read(path))?;
         match FileFormat::from_path(path) {
             FileFormat::Bin => Ok(Self {
                 data: raw,
                 base_addr: None,
             }),
             FileFormat::Hex => {
-                let (base, data) = hex::parse(&raw)
-                    .with_context(|| format!("{} is not valid Intel HEX", path.display()))?;
+                let (base, data) = hex::parse(&raw).map_err(ImageFileError::hex(path))?;
                 Ok(Self {
                     data,
                     base_addr: Some(base),

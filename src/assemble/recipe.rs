@@ -35,7 +35,30 @@
 
 use std::path::Path;
 
-use ota_core::flashmap::{infineon, FlashMap};
+use ota_core::flashmap::{infineon, FlashMap, FlashMapError};
+
+/// A flash map that cannot be signed for.
+#[derive(Debug, thiserror::Error)]
+pub enum FlashmapFileError {
+    /// Unreadable, not JSON, or not Infineon's schema.
+    #[error("flash map {}", path.display())]
+    Parse {
+        /// The map.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: infineon::ParseError,
+    },
+    /// Its slots do not make a layout MCUboot can use.
+    #[error("flash map {}", path.display())]
+    Invalid {
+        /// The map.
+        path: std::path::PathBuf,
+        /// What is wrong with the layout.
+        #[source]
+        source: FlashMapError,
+    },
+}
 
 /// Infineon's `MCUBOOT_HEADER_SIZE`.
 pub const INFINEON_HEADER_SIZE: u32 = 0x400;
@@ -167,11 +190,16 @@ impl FlashmapOptions {
         path: &Path,
         platform: Option<&str>,
         recipe: Option<Recipe>,
-    ) -> anyhow::Result<Self> {
-        let map = infineon::load(path, platform)
-            .map_err(|e| anyhow::anyhow!("flash map {}: {e}", path.display()))?;
+    ) -> Result<Self, FlashmapFileError> {
+        let map = infineon::load(path, platform).map_err(|source| FlashmapFileError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
         map.validate()
-            .map_err(|e| anyhow::anyhow!("flash map {}: {e}", path.display()))?;
+            .map_err(|source| FlashmapFileError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

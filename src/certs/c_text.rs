@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use super::{CertsError, Result};
 use ota_core::protocol::{DeviceIdentity, MessageKind};
 use rustls::pki_types::pem::SectionKind;
 
@@ -51,14 +51,13 @@ pub enum PemKind {
 /// Not UTF-8 text, invalid PEM, or no certificate or key; the message names `path`.
 pub fn pem_kind(path: &Path, data: &[u8]) -> Result<PemKind> {
     if std::str::from_utf8(data).is_err() {
-        bail!(
-            "{}: not a PEM file (binary data; DER must be converted to PEM)",
-            path.display()
-        );
+        return Err(CertsError::NotText(path.to_path_buf()));
     }
     let (mut certs, mut keys) = (0, 0);
-    let kinds = super::pem::section_kinds(data)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid PEM file: {e}", path.display()))?;
+    let kinds = super::pem::section_kinds(data).map_err(|source| CertsError::BadPem {
+        path: path.to_path_buf(),
+        source,
+    })?;
     for kind in kinds {
         match kind {
             SectionKind::Certificate => certs += 1,
@@ -69,10 +68,7 @@ pub fn pem_kind(path: &Path, data: &[u8]) -> Result<PemKind> {
         }
     }
     Ok(match (certs, keys) {
-        (0, 0) => bail!(
-            "{}: not a PEM file (no CERTIFICATE or PRIVATE KEY block)",
-            path.display()
-        ),
+        (0, 0) => return Err(CertsError::NoPemBlock(path.to_path_buf())),
         (_, 0) => PemKind::Certificate,
         (0, _) => PemKind::PrivateKey,
         _ => PemKind::Mixed,
@@ -327,10 +323,10 @@ pub fn c_header(
     let macros = [&names.ca, &names.cert, &names.key];
     for (i, m) in macros.iter().enumerate() {
         if !is_c_identifier(m) {
-            bail!("macro name {m:?} is not a C identifier");
+            return Err(CertsError::MacroName((*m).clone()));
         }
         if macros[..i].contains(m) {
-            bail!("macro name {m} is used twice");
+            return Err(CertsError::MacroTwice((*m).clone()));
         }
     }
     let wants = [
@@ -362,10 +358,11 @@ pub fn c_header(
             } else {
                 "certificates only"
             };
-            bail!(
-                "{}: {macro_name} needs a PEM file with {what}",
-                path.display()
-            );
+            return Err(CertsError::WrongPemKind {
+                path: path.to_path_buf(),
+                macro_name: (*macro_name).clone(),
+                what,
+            });
         }
         let _ = write!(out, "\n#define {macro_name} \\\n{}", c_literal(data));
     }

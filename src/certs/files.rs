@@ -8,13 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-
 use super::{
-    check_device_name, csr, owner_name, render_acl, render_mosquitto_conf, BrokerConf, GenParams,
-    KeyType, Pki, PUBLISHER_CN,
+    check_device_name, csr, owner_name, render_acl, render_mosquitto_conf, BrokerConf, CertsError,
+    GenParams, KeyType, Pki, Result, PUBLISHER_CN,
 };
-use crate::fsutil::{self, Mode, Overwrite};
+use crate::fsutil::{self, FileError, Mode, Overwrite};
 
 /// The files of the broker and publisher pairs `certs gen` issues, with their modes.
 const ISSUED: [(&str, Mode); 4] = [
@@ -61,7 +59,7 @@ pub struct GenOutcome {
 }
 
 fn read(p: &Path) -> Result<String> {
-    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    std::fs::read_to_string(p).map_err(|e| FileError::io("cannot read", p)(e).into())
 }
 
 /// The CA from its certificate and key files.
@@ -74,11 +72,7 @@ fn folder_ca(out: &Path, days: u32) -> Result<Pki> {
     let (crt, key) = (out.join("ca.crt"), out.join("ca.key"));
     for p in [&crt, &key] {
         if !p.exists() {
-            bail!(
-                "{} not found: run `otactl certs gen` first, or adopt a CA with `otactl certs gen \
-                 --ca-cert FILE --ca-key FILE`",
-                p.display()
-            );
+            return Err(CertsError::NoCa(p.clone()));
         }
     }
     load_ca(&crt, &key, days)
@@ -126,7 +120,6 @@ pub fn write_gen_with(
     }
     let (crt, key) = (out.join("ca.crt"), out.join("ca.key"));
     let (has_crt, has_key) = (crt.exists(), key.exists());
-    let lost = "boards that trust the old CA could no longer connect until re-flashed";
     let (pki, outcome, copy) = match &opts.adopt {
         Some((c, k)) => {
             let (cert_pem, key_pem) = (read(c)?, read(k)?);
@@ -137,11 +130,12 @@ pub fn write_gen_with(
                 (true, _, _) => CaOutcome::Kept,
                 (false, false, _) => CaOutcome::Adopted,
                 (false, true, true) => CaOutcome::Replaced,
-                (false, true, false) => bail!(
-                    "{} already holds another CA: pass --new-ca to replace it with {} ({lost})",
-                    out.display(),
-                    c.display()
-                ),
+                (false, true, false) => {
+                    return Err(CertsError::OtherCa {
+                        out: out.to_path_buf(),
+                        adopt: c.clone(),
+                    })
+                }
             };
             let copy = (outcome != CaOutcome::Kept).then_some((cert_pem, key_pem));
             (pki, outcome, copy)
@@ -159,12 +153,10 @@ pub fn write_gen_with(
         None if has_crt && has_key => (load_ca(&crt, &key, p.days)?, CaOutcome::Kept, None),
         None => {
             let (here, missing) = if has_crt { (&crt, &key) } else { (&key, &crt) };
-            bail!(
-                "{} exists but {} does not: cannot issue from half a CA; pass --ca-cert FILE \
-                 --ca-key FILE, or --new-ca to make a new CA ({lost})",
-                here.display(),
-                missing.display()
-            )
+            return Err(CertsError::HalfCa {
+                here: here.clone(),
+                missing: missing.clone(),
+            });
         }
     };
     let key_type = if opts.key_type_of_ca && outcome != CaOutcome::Made {
@@ -174,9 +166,8 @@ pub fn write_gen_with(
     };
     let server = pki.server(&p.ips, &p.dns, key_type)?;
     let publisher = pki.client(PUBLISHER_CN, key_type)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let dir =
-        std::fs::canonicalize(out).with_context(|| format!("cannot resolve {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(FileError::io("cannot create", out))?;
+    let dir = std::fs::canonicalize(out).map_err(FileError::io("cannot resolve", out))?;
     let mut written = Vec::new();
     if let Some((cert_pem, key_pem)) = copy {
         // The CA is replaced only when asked to (checked above).
@@ -256,13 +247,13 @@ pub fn write_devices(
     force: bool,
 ) -> Result<Vec<PathBuf>> {
     if serials.is_empty() {
-        bail!("name at least one device (SERIAL...)");
+        return Err(CertsError::NoDevices);
     }
     let ow = Overwrite::from_force(force);
     for (i, s) in serials.iter().enumerate() {
         check_device_name(s)?;
         if serials[..i].contains(s) {
-            bail!("device {s:?} is named twice");
+            return Err(CertsError::DeviceTwice(s.clone()));
         }
         for ext in ["crt", "key"] {
             fsutil::check_overwrite(&out.join(format!("{s}.{ext}")), ow)?;
@@ -294,7 +285,7 @@ pub fn write_csr(out: &Path, name: &str, key_type: KeyType, force: bool) -> Resu
     fsutil::check_overwrite(&key_path, ow)?;
     fsutil::check_overwrite(&csr_path, ow)?;
     let (key, req) = csr(name, key_type)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(FileError::io("cannot create", out))?;
     fsutil::write_atomic(&key_path, key.as_bytes(), Mode::Private, ow)?;
     fsutil::write_atomic(&csr_path, req.as_bytes(), Mode::Public, ow)?;
     Ok(vec![csr_path, key_path])

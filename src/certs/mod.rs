@@ -11,9 +11,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
-use anyhow::{bail, Context, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
@@ -33,6 +33,190 @@ pub use files::{
     GenOutcome,
 };
 pub use templates::{owner_name, render_acl, render_mosquitto_conf, BrokerConf};
+
+/// Why TLS material could not be made, read or written; each names the file, flag or name.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    /// `--key-type` is not one of ours.
+    #[error("unknown key type {0:?}: use ecdsa-p256 or rsa2048")]
+    UnknownKeyType(String),
+    /// A key could not be generated, read or converted (`doing` says which step).
+    #[error("{doing}")]
+    Key {
+        /// "RSA key generation", "invalid PEM", "not a P-256 key"…
+        doing: &'static str,
+        /// The library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A PEM file with no private key in it.
+    #[error("no PRIVATE KEY found")]
+    NoPrivateKey,
+    /// A private key in a format rcgen cannot use.
+    #[error("unsupported key format")]
+    UnsupportedKeyFormat,
+    /// A device name that is not 1 to 64 characters.
+    #[error("device {0:?}: must be 1 to 64 characters")]
+    DeviceNameLength(String),
+    /// A device name starting with `.` or `-`.
+    #[error("device {0:?}: must not start with '.' or '-'")]
+    DeviceNameStart(String),
+    /// A device name with a character outside `A-Z a-z 0-9 . _ -`.
+    #[error("device {name:?}: {c:?} not allowed (use letters, digits, '.', '_', '-')")]
+    DeviceNameChar {
+        /// The name.
+        name: String,
+        /// The first character not allowed.
+        c: char,
+    },
+    /// A device name the CA, broker or publisher uses.
+    #[error("device {0:?}: reserved name (used by the CA, broker or publisher)")]
+    DeviceNameReserved(String),
+    /// The same device twice in one command.
+    #[error("device {0:?} is named twice")]
+    DeviceTwice(String),
+    /// `certs device` without a device.
+    #[error("name at least one device (SERIAL...)")]
+    NoDevices,
+    /// Signing or encoding a certificate or request failed.
+    #[error("{what}")]
+    Sign {
+        /// "signing the certificate for NAME", "encoding the certificate request"…
+        what: String,
+        /// rcgen's error.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// The CA key file (`what` names it) is not a key we can sign with.
+    #[error("{what}: the CA key is not an unencrypted RSA or ECDSA P-256 key")]
+    CaKey {
+        /// The CA key file.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<CertsError>,
+    },
+    /// The CA certificate file holds no certificate.
+    #[error("{what}: no CERTIFICATE in the CA certificate file")]
+    CaNoCertificate {
+        /// The CA key file the pair is named by.
+        what: String,
+    },
+    /// The CA certificate file is not valid PEM.
+    #[error("{what}: invalid PEM")]
+    CaPem {
+        /// The CA key file the pair is named by.
+        what: String,
+        /// The PEM error.
+        #[source]
+        source: ota_tls::pem::PemError,
+    },
+    /// The CA key and certificate are not a pair.
+    #[error("{what}: the CA key does not belong to the CA certificate")]
+    CaMismatch {
+        /// The CA key file.
+        what: String,
+    },
+    /// rcgen cannot issue from the CA certificate.
+    #[error("{what}: unusable CA certificate")]
+    CaUnusable {
+        /// The CA key file the pair is named by.
+        what: String,
+        /// rcgen's error.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// A folder without `ca.crt` or `ca.key`.
+    #[error("{} not found: run `otactl certs gen` first, or adopt a CA with `otactl certs gen --ca-cert FILE --ca-key FILE`", .0.display())]
+    NoCa(PathBuf),
+    /// `--ca-cert`/`--ca-key` would replace another CA in the folder.
+    #[error("{} already holds another CA: pass --new-ca to replace it with {} ({LOST})", out.display(), adopt.display())]
+    OtherCa {
+        /// The folder.
+        out: PathBuf,
+        /// The CA certificate given.
+        adopt: PathBuf,
+    },
+    /// Only one of `ca.crt` and `ca.key` is there.
+    #[error("{} exists but {} does not: cannot issue from half a CA; pass --ca-cert FILE --ca-key FILE, or --new-ca to make a new CA ({LOST})", here.display(), missing.display())]
+    HalfCa {
+        /// The file that is there.
+        here: PathBuf,
+        /// The one that is not.
+        missing: PathBuf,
+    },
+    /// The broker certificate needs an address.
+    #[error("the broker needs at least one --ip or --dns")]
+    NoBrokerAddress,
+    /// An IP address given as `--dns`.
+    #[error("--dns {0}: an IP address belongs in --ip (an IP SAN)")]
+    DnsIsIp(String),
+    /// A `--dns` that is not a DNS name.
+    #[error("--dns {name:?}: not a valid DNS name")]
+    BadDns {
+        /// The name.
+        name: String,
+        /// rcgen's error, when it was rcgen that refused it.
+        #[source]
+        source: Option<rcgen::Error>,
+    },
+    /// A `--topic-prefix` that cannot go into the ACL.
+    #[error("--topic-prefix {0:?}: must be a topic without wildcards, '%', spaces or leading/trailing '/'")]
+    TopicPrefix(String),
+    /// Binary data where PEM is needed.
+    #[error("{}: not a PEM file (binary data; DER must be converted to PEM)", .0.display())]
+    NotText(PathBuf),
+    /// Malformed PEM.
+    #[error("{}: not a valid PEM file", path.display())]
+    BadPem {
+        /// The file.
+        path: PathBuf,
+        /// The PEM error.
+        #[source]
+        source: ota_tls::pem::PemError,
+    },
+    /// PEM without a certificate or key.
+    #[error("{}: not a PEM file (no CERTIFICATE or PRIVATE KEY block)", .0.display())]
+    NoPemBlock(PathBuf),
+    /// A PEM file with the wrong kind of block for its macro.
+    #[error("{}: {macro_name} needs a PEM file with {what}", path.display())]
+    WrongPemKind {
+        /// The file.
+        path: PathBuf,
+        /// The macro it is for.
+        macro_name: String,
+        /// "a private key only" or "certificates only".
+        what: &'static str,
+    },
+    /// A `--*-macro` that is not a C identifier.
+    #[error("macro name {0:?} is not a C identifier")]
+    MacroName(String),
+    /// The same macro name twice.
+    #[error("macro name {0} is used twice")]
+    MacroTwice(String),
+    /// A serial that cannot go into the request templates.
+    #[error(transparent)]
+    Serial(#[from] SerialError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] crate::fsutil::FileError),
+}
+
+/// What replacing a CA costs.
+const LOST: &str = "boards that trust the old CA could no longer connect until re-flashed";
+
+impl CertsError {
+    fn key<E: std::error::Error + Send + Sync + 'static>(
+        doing: &'static str,
+    ) -> impl FnOnce(E) -> Self {
+        move |e| Self::Key {
+            doing,
+            source: Box::new(e),
+        }
+    }
+}
+
+pub(crate) type Result<T, E = CertsError> = std::result::Result<T, E>;
 
 /// Subject CN of the publisher's client certificate (its user name at the broker).
 pub const PUBLISHER_CN: &str = "otactl-publisher";
@@ -64,12 +248,12 @@ pub enum KeyType {
 }
 
 impl FromStr for KeyType {
-    type Err = anyhow::Error;
+    type Err = CertsError;
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "ecdsa-p256" => Ok(Self::EcdsaP256),
             "rsa2048" => Ok(Self::Rsa2048),
-            _ => bail!("unknown key type {s:?}: use ecdsa-p256 or rsa2048"),
+            _ => Err(CertsError::UnknownKeyType(s.to_owned())),
         }
     }
 }
@@ -91,17 +275,18 @@ impl KeyType {
     /// Key generation or import failure.
     pub fn generate(self) -> Result<KeyPair> {
         match self {
-            Self::EcdsaP256 => {
-                KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("ECDSA key")
-            }
+            Self::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(CertsError::key("ECDSA key")),
             Self::Rsa2048 => {
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
-                    .context("RSA key generation")?;
-                let der = key.to_pkcs8_der().context("RSA key encoding")?;
+                    .map_err(CertsError::key("RSA key generation"))?;
+                let der = key
+                    .to_pkcs8_der()
+                    .map_err(CertsError::key("RSA key encoding"))?;
                 let der = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
                 KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
-                    .context("RSA key import")
+                    .map_err(CertsError::key("RSA key import"))
             }
         }
     }
@@ -187,19 +372,22 @@ fn leaf_params(
 /// Empty, too long, a reserved name, or characters outside `A-Z a-z 0-9 . _ -`.
 pub fn check_device_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 64 {
-        bail!("device {name:?}: must be 1 to 64 characters");
+        return Err(CertsError::DeviceNameLength(name.to_owned()));
     }
     if name.starts_with(['.', '-']) {
-        bail!("device {name:?}: must not start with '.' or '-'");
+        return Err(CertsError::DeviceNameStart(name.to_owned()));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        bail!("device {name:?}: {c:?} not allowed (use letters, digits, '.', '_', '-')");
+        return Err(CertsError::DeviceNameChar {
+            name: name.to_owned(),
+            c,
+        });
     }
     if matches!(name, "ca" | "server" | "publisher" | PUBLISHER_CN) {
-        bail!("device {name:?}: reserved name (used by the CA, broker or publisher)");
+        return Err(CertsError::DeviceNameReserved(name.to_owned()));
     }
     Ok(())
 }
@@ -229,7 +417,10 @@ impl Pki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let cert = p.self_signed(&key).context("signing the CA certificate")?;
+        let cert = p.self_signed(&key).map_err(|source| CertsError::Sign {
+            what: "signing the CA certificate".into(),
+            source,
+        })?;
         let ca = Certified {
             name: "otactl CA".into(),
             cert_pem: cert.pem(),
@@ -247,18 +438,29 @@ impl Pki {
     /// # Errors
     /// Unparsable PEM, or a key that does not belong to the certificate.
     pub fn load_ca(cert_pem: &str, key_pem: &str, days: u32, what: &str) -> Result<Self> {
-        let key = ca_key_pair(key_pem).with_context(|| {
-            format!("{what}: the CA key is not an unencrypted RSA or ECDSA P-256 key")
+        let key = ca_key_pair(key_pem).map_err(|e| CertsError::CaKey {
+            what: what.to_owned(),
+            source: Box::new(e),
         })?;
         let der = pem::first_cert(cert_pem.as_bytes())
-            .with_context(|| format!("{what}: no CERTIFICATE in the CA certificate file"))?
-            .with_context(|| format!("{what}: invalid PEM"))?;
+            .ok_or_else(|| CertsError::CaNoCertificate {
+                what: what.to_owned(),
+            })?
+            .map_err(|source| CertsError::CaPem {
+                what: what.to_owned(),
+                source,
+            })?;
         let spki = key.subject_public_key_info();
         if !der.windows(spki.len()).any(|w| w == spki.as_slice()) {
-            bail!("{what}: the CA key does not belong to the CA certificate");
+            return Err(CertsError::CaMismatch {
+                what: what.to_owned(),
+            });
         }
-        let issuer = Issuer::from_ca_cert_der(&der, key)
-            .with_context(|| format!("{what}: unusable CA certificate"))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&der, key).map_err(|source| CertsError::CaUnusable {
+                what: what.to_owned(),
+                source,
+            })?;
         Ok(Self {
             issuer,
             ca: Certified {
@@ -284,7 +486,10 @@ impl Pki {
         let key = key_type.generate()?;
         let cert = params
             .signed_by(&key, &self.issuer)
-            .with_context(|| format!("signing the certificate for {cn}"))?;
+            .map_err(|source| CertsError::Sign {
+                what: format!("signing the certificate for {cn}"),
+                source,
+            })?;
         Ok(Certified {
             name: cn.to_string(),
             cert_pem: cert.pem(),
@@ -300,18 +505,21 @@ impl Pki {
         let cn = match (dns.first(), ips.first()) {
             (Some(d), _) => d.clone(),
             (None, Some(ip)) => ip.to_string(),
-            (None, None) => bail!("the broker needs at least one --ip or --dns"),
+            (None, None) => return Err(CertsError::NoBrokerAddress),
         };
         let rsa = key_type == KeyType::Rsa2048;
         let mut p = leaf_params(&cn, self.days, ExtendedKeyUsagePurpose::ServerAuth, rsa)?;
         p.subject_alt_names = ips.iter().map(|ip| SanType::IpAddress(*ip)).collect();
         for d in dns {
             if d.parse::<IpAddr>().is_ok() {
-                bail!("--dns {d}: an IP address belongs in --ip (an IP SAN)");
+                return Err(CertsError::DnsIsIp(d.clone()));
             }
-            let bad = || format!("--dns {d:?}: not a valid DNS name");
-            rustls::pki_types::DnsName::try_from(d.as_str()).map_err(|_| anyhow::anyhow!(bad()))?;
-            let name = d.clone().try_into().with_context(bad)?;
+            let bad = |source| CertsError::BadDns {
+                name: d.clone(),
+                source,
+            };
+            rustls::pki_types::DnsName::try_from(d.as_str()).map_err(|_| bad(None))?;
+            let name = d.clone().try_into().map_err(|e| bad(Some(e)))?;
             p.subject_alt_names.push(SanType::DnsName(name));
         }
         self.sign(&cn, key_type, p)
@@ -342,32 +550,32 @@ impl Pki {
 fn ca_key_pair(pem: &str) -> Result<KeyPair> {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let der = pem::private_key(pem.as_bytes())
-        .context("invalid PEM")?
-        .context("no PRIVATE KEY found")?;
+        .map_err(CertsError::key("invalid PEM"))?
+        .ok_or(CertsError::NoPrivateKey)?;
     let pkcs8 = match &der {
         PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
         PrivateKeyDer::Pkcs1(k) => {
             use rsa::pkcs1::DecodeRsaPrivateKey;
             use rsa::pkcs8::EncodePrivateKey;
             let key = rsa::RsaPrivateKey::from_pkcs1_der(k.secret_pkcs1_der())
-                .context("unreadable RSA key")?;
+                .map_err(CertsError::key("unreadable RSA key"))?;
             key.to_pkcs8_der()
-                .context("RSA key encoding")?
+                .map_err(CertsError::key("RSA key encoding"))?
                 .as_bytes()
                 .to_vec()
         }
         PrivateKeyDer::Sec1(k) => {
             use p256::pkcs8::EncodePrivateKey;
-            let key =
-                p256::SecretKey::from_sec1_der(k.secret_sec1_der()).context("not a P-256 key")?;
+            let key = p256::SecretKey::from_sec1_der(k.secret_sec1_der())
+                .map_err(CertsError::key("not a P-256 key"))?;
             key.to_pkcs8_der()
-                .context("EC key encoding")?
+                .map_err(CertsError::key("EC key encoding"))?
                 .as_bytes()
                 .to_vec()
         }
-        _ => bail!("unsupported key format"),
+        _ => return Err(CertsError::UnsupportedKeyFormat),
     };
-    KeyPair::try_from(&PrivatePkcs8KeyDer::from(pkcs8)).context("unsupported key")
+    KeyPair::try_from(&PrivatePkcs8KeyDer::from(pkcs8)).map_err(CertsError::key("unsupported key"))
 }
 
 /// The CA, server and publisher material of `certs gen`.
@@ -412,8 +620,14 @@ pub fn csr(name: &str, key_type: KeyType) -> Result<(String, String)> {
     p.distinguished_name = dn;
     let req = p
         .serialize_request(&key)
-        .context("signing the certificate request")?;
-    let pem = req.pem().context("encoding the certificate request")?;
+        .map_err(|source| CertsError::Sign {
+            what: "signing the certificate request".into(),
+            source,
+        })?;
+    let pem = req.pem().map_err(|source| CertsError::Sign {
+        what: "encoding the certificate request".into(),
+        source,
+    })?;
     Ok((key.serialize_pem(), pem))
 }
 

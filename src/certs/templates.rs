@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use super::{CertsError, Result};
 
 const CONF: &str = include_str!("../../templates/mosquitto.conf");
 const ACL: &str = include_str!("../../templates/acl");
@@ -36,7 +36,7 @@ impl BrokerConf {
             || p.contains(['+', '#', '%'])
             || p.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            bail!("--topic-prefix {p:?}: must be a topic without wildcards, '%', spaces or leading/trailing '/'");
+            return Err(CertsError::TopicPrefix(p.clone()));
         }
         Ok(())
     }

@@ -128,7 +128,8 @@ impl Cmd {
             text.as_bytes(),
             Mode::Private,
             Overwrite::from_force(self.force),
-        )
+        )?;
+        Ok(())
     }
 }
 

@@ -153,7 +153,12 @@ fn key_path(key: Option<PathBuf>) -> Result<PathBuf> {
 
 fn emit(output: Option<&PathBuf>, data: &[u8]) -> Result<()> {
     match output {
-        Some(p) => fsutil::write_atomic(p, data, Mode::Public, Overwrite::Allow),
+        Some(p) => Ok(fsutil::write_atomic(
+            p,
+            data,
+            Mode::Public,
+            Overwrite::Allow,
+        )?),
         None => {
             let mut out = std::io::stdout().lock();
             if let Err(e) = out.write_all(data).and_then(|()| out.flush()) {
@@ -251,7 +256,12 @@ impl GetprivCmd {
         };
         let text = sign::encode_private_c(&sign::enc::private_key_der(&key));
         match self.output {
-            Some(p) => fsutil::write_atomic(&p, &text, Mode::Private, Overwrite::Allow),
+            Some(p) => Ok(fsutil::write_atomic(
+                &p,
+                &text,
+                Mode::Private,
+                Overwrite::Allow,
+            )?),
             None => emit(None, &text),
         }
     }

@@ -207,7 +207,7 @@ where
         Err(_) if argv::subcommand_path(&args).first().map(String::as_str) == Some("init") => {
             ConfigFile::default()
         }
-        Err(e) => return Err(ParseError::Config(e)),
+        Err(e) => return Err(ParseError::Config(e.into())),
     };
     let mut layering = layer::Layering::default();
     let cmd = layer::layer(Cli::command(), &config, &mut Vec::new(), &mut layering)

@@ -34,11 +34,24 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+/// Why MQTT client options could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttOptionsError {
+    /// TLS flags with a plain `mqtt://` URL.
+    #[error(
+        "{0}: --ca/--cert/--client-key/--tls-server-name/--insecure need an mqtts:// broker URL"
+    )]
+    TlsWithoutMqtts(String),
+    /// The TLS flags.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsFlagError),
+}
+
+type Result<T, E = MqttOptionsError> = std::result::Result<T, E>;
 use rumqttc::{TlsConfiguration, Transport};
 
 pub(crate) mod tls;
-pub use tls::{client_config, load_certs, load_key, NameMismatch, TlsSettings};
+pub use tls::{client_config, load_certs, load_key, NameMismatch, TlsFlagError, TlsSettings};
 
 /// Default port of `mqtt://`.
 pub const MQTT_PORT: u16 = 1883;
@@ -205,10 +218,7 @@ pub fn transport(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<Transport>
 pub fn tls_for(url: &BrokerUrl, tls: &TlsSettings) -> Result<Option<rustls::ClientConfig>> {
     if !url.tls {
         if tls.any() {
-            bail!(
-                "{url}: --ca/--cert/--client-key/--tls-server-name/--insecure need an mqtts:// \
-                 broker URL"
-            );
+            return Err(MqttOptionsError::TlsWithoutMqtts(url.to_string()));
         }
         return Ok(None);
     }

@@ -127,7 +127,8 @@ fn client_configs_from_pem_files() {
 fn client_config_errors_name_the_flag_and_file() {
     let pki = Pki::new();
     let ca = pki.p("ca.crt");
-    let msg = |s: TlsSettings| format!("{:#}", client_config(&s).unwrap_err());
+    // The error and its causes, as the CLI prints them.
+    let msg = |s: TlsSettings| format!("{:#}", anyhow::Error::from(client_config(&s).unwrap_err()));
     let e = msg(settings(Some(&pki.p("junk.pem")), None, None));
     assert!(e.contains("--ca") && e.contains("junk.pem"), "{e}");
     let e = msg(settings(Some(&pki.p("missing.crt")), None, None));

@@ -10,9 +10,57 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
-use ota_tls::{ClientTls, NameAdvice, Roots, TlsError};
+use ota_tls::{ClientAuthError, ClientTls, FileError, NameAdvice, Roots, TlsError};
 use rustls::ClientConfig;
+
+/// What is wrong with the TLS flags, in otactl's words: the flag first, then the file and what
+/// is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFlagError {
+    /// `--tls-server-name` is neither a host name nor an IP address.
+    #[error("--tls-server-name {0:?}: not a host name or IP address")]
+    ServerName(String),
+    /// `--cert` without `--client-key`.
+    #[error("--cert needs --client-key (the client certificate's key)")]
+    CertWithoutKey,
+    /// `--client-key` without `--cert`.
+    #[error("--client-key needs --cert (the client certificate)")]
+    KeyWithoutCert,
+    /// The CA file.
+    #[error("--ca")]
+    Ca(#[source] FileError),
+    /// No `--ca` and no system roots.
+    #[error("--ca: no system root certificates found; pass --ca FILE (the broker's CA)")]
+    NoSystemRoots,
+    /// The CA certificates cannot verify anything.
+    #[error("--ca")]
+    Verifier(#[source] TlsError),
+    /// The client certificate file.
+    #[error("--cert")]
+    Cert(#[source] FileError),
+    /// The client key file.
+    #[error("--client-key")]
+    Key(#[source] FileError),
+    /// A client certificate and key that do not work together.
+    #[error("--cert {} / --client-key {}: unusable client certificate or key", cert.display(), key.display())]
+    ClientAuth {
+        /// `--cert`.
+        cert: PathBuf,
+        /// `--client-key`.
+        key: PathBuf,
+        /// Why.
+        #[source]
+        source: ClientAuthError,
+    },
+    /// rustls has no protocol version in common with the provider.
+    #[error("rustls: no usable protocol version")]
+    Versions(#[source] rustls::Error),
+    /// Anything else the builder reports.
+    #[error(transparent)]
+    Other(TlsError),
+}
+
+type Result<T, E = TlsFlagError> = std::result::Result<T, E>;
 
 pub use ota_tls::{load_certs, load_key, subject_alt_names, NameMismatch};
 
@@ -75,35 +123,26 @@ fn builder(tls: &TlsSettings) -> Result<ClientTls> {
     }
     match (&tls.cert, &tls.key) {
         (None, None) => Ok(b),
-        (Some(_), None) => bail!("--cert needs --client-key (the client certificate's key)"),
-        (None, Some(_)) => bail!("--client-key needs --cert (the client certificate)"),
+        (Some(_), None) => Err(TlsFlagError::CertWithoutKey),
+        (None, Some(_)) => Err(TlsFlagError::KeyWithoutCert),
         (Some(cert), Some(key)) => Ok(b.client_auth(cert, key)),
     }
 }
 
 /// `e` in otactl's words: the flag first, then the file and what is wrong with it.
-fn explain(e: TlsError) -> anyhow::Error {
+fn explain(e: TlsError) -> TlsFlagError {
     match e {
-        TlsError::ServerName { name } => {
-            anyhow!("--tls-server-name {name:?}: not a host name or IP address")
+        TlsError::ServerName { name } => TlsFlagError::ServerName(name),
+        TlsError::Ca(file) => TlsFlagError::Ca(file),
+        TlsError::NoSystemRoots => TlsFlagError::NoSystemRoots,
+        e @ TlsError::Verifier(_) => TlsFlagError::Verifier(e),
+        TlsError::Cert(file) => TlsFlagError::Cert(file),
+        TlsError::Key(file) => TlsFlagError::Key(file),
+        TlsError::ClientAuth { cert, key, source } => {
+            TlsFlagError::ClientAuth { cert, key, source }
         }
-        TlsError::Ca(file) => anyhow::Error::new(file).context("--ca"),
-        TlsError::NoSystemRoots => {
-            anyhow!("no system root certificates found; pass --ca FILE (the broker's CA)")
-                .context("--ca")
-        }
-        e @ TlsError::Verifier(_) => anyhow::Error::new(e).context("--ca"),
-        TlsError::Cert(file) => anyhow::Error::new(file).context("--cert"),
-        TlsError::Key(file) => anyhow::Error::new(file).context("--client-key"),
-        TlsError::ClientAuth { cert, key, source } => anyhow::Error::new(source).context(format!(
-            "--cert {} / --client-key {}: unusable client certificate or key",
-            cert.display(),
-            key.display()
-        )),
-        TlsError::Versions(source) => {
-            anyhow::Error::new(source).context("rustls: no usable protocol version")
-        }
-        other => anyhow::Error::new(other),
+        TlsError::Versions(source) => TlsFlagError::Versions(source),
+        other => TlsFlagError::Other(other),
     }
 }
 
@@ -136,7 +175,7 @@ mod tests {
     fn check(tls: &TlsSettings, leaf: &CertificateDer<'_>, host: &str) -> Result<(), String> {
         let v = builder(tls)
             .and_then(|b| b.verifier().map_err(explain))
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| ota_tls::error_chain(&e))?;
         let host = ServerName::try_from(host.to_owned()).unwrap();
         v.verify_server_cert(leaf, &[], &host, &[], UnixTime::now())
             .map(drop)

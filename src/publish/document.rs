@@ -7,7 +7,50 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use ota_core::protocol::codec::JobEncodeError;
+
+/// Why a job template or document is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum JobTemplateError {
+    /// Not one flat JSON object.
+    #[error("{0}")]
+    Json(String),
+    /// A value that is not a plain string.
+    #[error("field {0:?}: values must be plain strings without escapes (devices read only those)")]
+    NotPlain(String),
+    /// The template file cannot be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The template file's contents are not usable.
+    #[error("{}: not a usable job template", path.display())]
+    Template {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: Box<JobTemplateError>,
+    },
+    /// A field the device could not read.
+    #[error("job field {key:?}")]
+    Field {
+        /// The field.
+        key: String,
+        /// Why.
+        #[source]
+        source: JobEncodeError,
+    },
+    /// The whole document.
+    #[error("job document")]
+    Document(#[source] JobEncodeError),
+}
+
+type Result<T> = std::result::Result<T, JobTemplateError>;
 use ota_core::protocol::codec::JobWriter;
 use ota_core::protocol::json;
 use ota_core::protocol::{AppVersion, MessageKind, JOB_DOC_MAX};
@@ -41,9 +84,9 @@ impl JobTemplate {
                 bad.get_or_insert_with(|| f.key.to_string());
             }
         })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| JobTemplateError::Json(e.to_string()))?;
         if let Some(key) = bad {
-            bail!("field {key:?}: values must be plain strings without escapes (devices read only those)");
+            return Err(JobTemplateError::NotPlain(key));
         }
         Ok(Self { fields })
     }
@@ -53,9 +96,14 @@ impl JobTemplate {
     /// # Errors
     /// Unreadable or invalid file (named).
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("{}: not a usable job template", path.display()))
+        let text = std::fs::read(path).map_err(|source| JobTemplateError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| JobTemplateError::Template {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Sets (or appends) a field.
@@ -83,9 +131,12 @@ impl JobTemplate {
         let mut buf = vec![0u8; JOB_DOC_MAX + 64];
         let mut w = JobWriter::new(&mut buf);
         for (k, v) in &t.fields {
-            w.field(k, v).with_context(|| format!("job field {k:?}"))?;
+            w.field(k, v).map_err(|source| JobTemplateError::Field {
+                key: k.clone(),
+                source,
+            })?;
         }
-        let n = w.finish().context("job document")?;
+        let n = w.finish().map_err(JobTemplateError::Document)?;
         buf.truncate(n);
         Ok(buf)
     }

@@ -6,15 +6,32 @@ use std::net::SocketAddr;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
+/// The embedded broker cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedBrokerError {
+    /// Its address cannot be bound.
+    #[error("embedded broker on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its thread cannot be started.
+    #[error("cannot start the embedded broker's thread")]
+    Thread(#[source] std::io::Error),
+}
+
 /// Starts the broker on `addr` in a background thread (it lives as long as the process).
 ///
 /// # Errors
 /// The address cannot be bound.
-pub fn start(addr: SocketAddr) -> anyhow::Result<()> {
+pub fn start(addr: SocketAddr) -> Result<(), EmbeddedBrokerError> {
     // Fail early and clearly if the port is taken (rumqttd would only log it).
     drop(
         std::net::TcpListener::bind(addr)
-            .map_err(|e| anyhow::anyhow!("embedded broker on {addr}: {e}"))?,
+            .map_err(|source| EmbeddedBrokerError::Bind { addr, source })?,
     );
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
@@ -50,6 +67,7 @@ pub fn start(addr: SocketAddr) -> anyhow::Result<()> {
             if let Err(e) = broker.start() {
                 log::error!("embedded broker stopped: {e}");
             }
-        })?;
+        })
+        .map_err(EmbeddedBrokerError::Thread)?;
     Ok(())
 }

@@ -80,6 +80,9 @@ pub enum SignError {
         /// The key file.
         path: PathBuf,
     },
+    /// A key that cannot be written as PKCS#8 (not expected for a valid key).
+    #[error("cannot encode the key")]
+    Encode(#[source] p256::pkcs8::Error),
 }
 
 /// A private signing key of one of MCUboot's types.
@@ -227,7 +230,7 @@ pub fn generate(kind: KeyType) -> SigningKey {
 ///
 /// # Errors
 /// Encoding failures (not expected for a valid key).
-pub fn private_key_pem(key: &SigningKey) -> anyhow::Result<Zeroizing<String>> {
+pub fn private_key_pem(key: &SigningKey) -> Result<Zeroizing<String>, SignError> {
     use p256::pkcs8::EncodePrivateKey;
     let pem = match key {
         SigningKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
@@ -241,7 +244,7 @@ pub fn private_key_pem(key: &SigningKey) -> anyhow::Result<Zeroizing<String>> {
         }
         SigningKey::Rsa(k) => rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&**k, LineEnding::LF),
     }
-    .map_err(|e| anyhow::anyhow!("cannot encode the key: {e}"))?;
+    .map_err(SignError::Encode)?;
     Ok(Zeroizing::new(pem.to_string()))
 }
 

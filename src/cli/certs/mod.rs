@@ -168,7 +168,7 @@ impl Cmd {
 }
 
 fn key_type(s: Option<&str>) -> Result<KeyType> {
-    s.map_or(Ok(KeyType::default()), str::parse)
+    Ok(s.map_or(Ok(KeyType::default()), str::parse)?)
 }
 
 fn out_dir(out: Option<PathBuf>) -> PathBuf {

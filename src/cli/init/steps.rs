@@ -101,7 +101,8 @@ pub fn check_url(s: &str) -> Result<(), String> {
 pub fn generate_key(path: &Path) -> Result<()> {
     let key = otactl::sign::generate(otactl::KeyType::EcdsaP256);
     let pem = otactl::sign::private_key_pem(&key)?;
-    fsutil::write_atomic(path, pem.as_bytes(), Mode::Private, Overwrite::Refuse)
+    fsutil::write_atomic(path, pem.as_bytes(), Mode::Private, Overwrite::Refuse)?;
+    Ok(())
 }
 
 /// Paths as the config file at `out` needs them: relative paths are relative to the file's

@@ -868,7 +868,14 @@ impl Core {
                     Bytes::from(doc)
                 }
                 Err(e) => {
-                    self.warn(now, topic, format!("cannot build the job document: {e:#}"));
+                    self.warn(
+                        now,
+                        topic,
+                        format!(
+                            "cannot build the job document: {}",
+                            ota_tls::error_chain(&e)
+                        ),
+                    );
                     return;
                 }
             },
