@@ -185,7 +185,10 @@ fn the_agent_downloads_an_encrypted_image_and_the_bootloader_installs_it() {
         let (stored, plain) = encrypted_app(&key, 1, 3001);
         let mut tampered = stored.clone();
         tampered[0x200] ^= 0x10;
-        for (name, map) in maps(UpgradeMode::Overwrite) {
+        let all = maps(UpgradeMode::Overwrite)
+            .into_iter()
+            .chain(maps(UpgradeMode::Swap));
+        for (name, map) in all {
             let name = format!("{scheme:?} {name}");
             for (image, installs) in [(&stored, true), (&tampered, false)] {
                 let old = app(1, 0, 2000);
