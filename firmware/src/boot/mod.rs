@@ -70,7 +70,7 @@
 //! map with [`FlashMap::enc_images`]: the trailers hold the two AES keys) the image leaving the
 //! primary is encrypted again as it moves into the secondary, so the secondary only ever holds
 //! ciphertext, and a revert decrypts the old image again; an interrupted swap resumes with the
-//! keys recorded in its status trailer (see [`swap`]'s module docs).
+//! keys recorded in its status trailer (see the module docs of `boot/swap.rs`).
 
 pub mod app;
 #[cfg(feature = "enc")]
