@@ -42,6 +42,7 @@ pub const DEFAULT_MAP: FlashMap = FlashMap {
     status: None,
     mode: UpgradeMode::Overwrite,
     internal_base: 0x1000_0000,
+    enc_images: false,
 };
 
 /// What every stand-in device shares.

@@ -248,6 +248,10 @@ pub struct TrailerInfo {
     pub swap_info: (u8, SwapType, u8),
     /// `swap_size` (u32).
     pub swap_size: u32,
+    /// Whether the AES key fields of slot 0 and slot 1 (`MCUBOOT_ENC_IMAGES`, swap modes; see
+    /// [`TrailerLayout::enc_key_off`]) hold anything: MCUboot writes the keys of a swap there
+    /// in clear and leaves them. Meaningful for encrypted images only.
+    pub enc_keys_written: [bool; 2],
 }
 
 /// Decodes the trailer at the end of `file` when the file extends past the image (`image_end`),
@@ -286,5 +290,12 @@ pub fn read_trailer(file: &[u8], image_end: usize, erased_val: Option<u8>) -> Op
         copy_done: (byte(layout.copy_done_off()), st.copy_done),
         swap_info: (byte(layout.swap_info_off()), st.swap_info.0, st.swap_info.1),
         swap_size: st.swap_size,
+        enc_keys_written: [0, 1].map(|slot| {
+            let off = layout.with_enc_keys(true).enc_key_off(slot) as usize;
+            off >= image_end
+                && file
+                    .get(off..off + 16)
+                    .is_some_and(|k| k.iter().any(|b| *b != erased))
+        }),
     })
 }

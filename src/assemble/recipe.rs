@@ -143,12 +143,19 @@ pub struct FlashmapOptions {
     /// The largest image MCUboot (and otactl's simulated bootloader) installs with this map
     /// (`FlashMap::max_image_size`), for a warning.
     pub bootloader_max_image: u32,
+    /// The same for a bootloader built with `MCUBOOT_ENC_IMAGES` (the one an `-E` image is
+    /// for): in swap mode its trailer also holds two AES keys, so the limit is lower.
+    pub bootloader_max_enc_image: u32,
 }
 
 impl FlashmapOptions {
     /// Derives the options from a parsed map with `recipe`.
     #[must_use]
     pub fn from_map(map: &FlashMap, recipe: Recipe) -> Self {
+        let enc_map = FlashMap {
+            enc_images: true,
+            ..*map
+        };
         let p = map.sign_params();
         if recipe == Recipe::Cysecuretools {
             return Self {
@@ -163,6 +170,7 @@ impl FlashmapOptions {
                 overwrite_only: true,
                 hex_addr: map.primary.address,
                 bootloader_max_image: map.max_image_size(),
+                bootloader_max_enc_image: enc_map.max_image_size(),
             };
         }
         Self {
@@ -177,6 +185,7 @@ impl FlashmapOptions {
             overwrite_only: p.overwrite_only,
             hex_addr: map.primary.address,
             bootloader_max_image: map.max_image_size(),
+            bootloader_max_enc_image: enc_map.max_image_size(),
         }
     }
 

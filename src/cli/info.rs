@@ -114,7 +114,13 @@ fn describe(
         "protected_tlvs": prot.iter().map(tlv_json).collect::<Vec<_>>(),
         "tlvs": unprot.iter().map(tlv_json).collect::<Vec<_>>(),
         "image_size": img.len(),
-        "trailer": t.map(|t| json!({
+        "trailer": t.map(|t| trailer_json(t, img)),
+    })
+}
+
+/// The trailer fields; for an encrypted image also whether its AES key fields are written.
+fn trailer_json(t: &TrailerInfo, img: &ParsedImage<'_>) -> Value {
+    let mut v = json!({
             "slot_size": t.layout.slot_size,
             "max_align": t.layout.max_align,
             "erased_val": t.layout.erased_val,
@@ -127,8 +133,16 @@ fn describe(
             "image_num": t.swap_info.2,
             "swap_info_byte": t.swap_info.0,
             "swap_size": t.swap_size,
-        })),
-    })
+    });
+    let encrypted = img
+        .header
+        .flags
+        .contains(ota_core::image::ImageFlags::ENCRYPTED_AES128);
+    if encrypted {
+        let state = |w: bool| if w { "written" } else { "erased" };
+        v["enc_keys"] = json!(t.enc_keys_written.map(state));
+    }
+    v
 }
 
 fn print_text(d: &Value) {
@@ -231,6 +245,13 @@ fn print_text(d: &Value) {
                 t["swap_info_byte"].as_u64().unwrap_or(0)
             );
             outln!("  swap_size: {:#x}", t["swap_size"].as_u64().unwrap_or(0));
+            if let Some(k) = t.get("enc_keys") {
+                outln!(
+                    "  enc keys:  slot 0 {}, slot 1 {} (MCUBOOT_ENC_IMAGES swap trailer)",
+                    k[0].as_str().unwrap_or(""),
+                    k[1].as_str().unwrap_or("")
+                );
+            }
         }
     }
 }

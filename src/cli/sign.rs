@@ -225,12 +225,15 @@ impl SignArgs {
         let img = assemble::build(&opts, input, &signer)
             .with_context(|| format!("cannot sign {}", self.infile.display()))?;
         if let Some(d) = derived.as_ref() {
-            if img.bytes.len() as u64 > u64::from(d.bootloader_max_image) {
+            let (limit, which) = match opts.encrypt {
+                Some(_) => (d.bootloader_max_enc_image, " built with MCUBOOT_ENC_IMAGES"),
+                None => (d.bootloader_max_image, ""),
+            };
+            if img.bytes.len() as u64 > u64::from(limit) {
                 log::warn!(
-                    "the image ({:#x} bytes) is larger than MCUboot installs from this flash map \
-                     ({:#x} bytes): it will refuse it",
+                    "the image ({:#x} bytes) is larger than MCUboot{which} installs from this \
+                     flash map ({limit:#x} bytes): it will refuse it",
                     img.bytes.len(),
-                    d.bootloader_max_image
                 );
             }
         }

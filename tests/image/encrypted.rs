@@ -364,6 +364,22 @@ fn info_shows_the_encryption() {
     let json: serde_json::Value =
         serde_json::from_slice(&ok(&ours(&["info", "--json", s(&out)]), "info")).unwrap();
     assert_eq!(json["encryption"]["key_exchange"], "ECIES-X25519");
+    assert!(json["trailer"].is_null(), "no --pad, no trailer");
+    // A padded image: the key fields of a swap trailer are still erased.
+    let padded = d.join("padded.bin");
+    let args = sign_args(None, &enc, &["--pad"], &input, &padded);
+    ok(&ours(&args), "sign --pad");
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(&ours(&["info", "--json", s(&padded)]), "info")).unwrap();
+    assert_eq!(
+        json["trailer"]["enc_keys"],
+        serde_json::json!(["erased", "erased"])
+    );
+    let text = String::from_utf8(ok(&ours(&["info", s(&padded)]), "info")).unwrap();
+    assert!(
+        text.contains("enc keys:  slot 0 erased, slot 1 erased"),
+        "{text}"
+    );
 }
 
 /// Signs `input` with otactl's flash-map recipe for `map` (plus `extra`), returns the image.
@@ -373,6 +389,50 @@ fn sign_for_map(map: &Path, extra: &[&str], input: &Path, out: &Path, version: &
     args.extend([s(input), s(out)]);
     ok(&ours(&args), "sign for the map");
     std::fs::read(out).unwrap()
+}
+
+/// One scheme's images for a host-simulation flash map: the device key (made by imgtool), the
+/// trusted signing key, an old plain image (otactl's recipe for the map, v1.0.0), imgtool's
+/// `sign -E` output (`imgtool_extra`, v1.1.0) and otactl's `sign --flashmap -E` (`mine_version`).
+struct MapImages {
+    device_key: ota_core::image::enc::EncPrivateKey,
+    trusted: [ota_core::image::verify::PublicKey; 1],
+    old: Vec<u8>,
+    theirs: Vec<u8>,
+    mine: Vec<u8>,
+}
+
+fn map_images(
+    bin: &Path,
+    d: &Path,
+    map_file: &Path,
+    (enc_ty, sign_ty): (&str, &str),
+    imgtool_extra: &[&str],
+    mine_version: &str,
+) -> MapImages {
+    let (enc, sig) = imgtool_keys(bin, d, enc_ty, sign_ty);
+    let input = vectors_dir().join("payload-64k.bin");
+    let old = sign_for_map(
+        map_file,
+        &["-k", s(&sig)],
+        &input,
+        &d.join("old.bin"),
+        "1.0.0",
+    );
+    let theirs = d.join("theirs.bin");
+    let mut extra = imgtool_extra.to_vec();
+    extra.extend(["-v", "1.1.0"]);
+    let args = sign_args(Some(&sig), &enc, &extra, &input, &theirs);
+    ok(&imgtool(bin, &args), "imgtool sign -E");
+    let args = ["-k", s(&sig), "-E", s(&enc)];
+    let mine = sign_for_map(map_file, &args, &input, &d.join("mine.bin"), mine_version);
+    MapImages {
+        device_key: private(&enc),
+        trusted: [otactl::sign::load_key(&sig).unwrap().public_key()],
+        old,
+        theirs: std::fs::read(&theirs).unwrap(),
+        mine,
+    }
 }
 
 #[test]
@@ -387,42 +447,21 @@ fn encrypted_images_of_both_tools_boot_on_the_simulated_board() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("flashmap/psoc62_2m_ext_overwrite_sim.json");
     let map = ota_core::flashmap::infineon::load(&map_file, None).unwrap();
     let slot = format!("{:#x}", map.primary.size);
-    let input = vectors_dir().join("payload-64k.bin");
     for (scheme, _, enc_ty, sign_ty) in SCHEMES {
-        let (enc, sig) = imgtool_keys(&bin, d, enc_ty, sign_ty);
-        let device_key = private(&enc);
-        let trusted = [otactl::sign::load_key(&sig).unwrap().public_key()];
-        let old = sign_for_map(
-            &map_file,
-            &["-k", s(&sig)],
-            &input,
-            &d.join("old.bin"),
-            "1.0.0",
-        );
-        let theirs = d.join("theirs.bin");
-        let extra = ["--overwrite-only", "-S", &slot, "-v", "1.1.0"];
-        let args = sign_args(Some(&sig), &enc, &extra, &input, &theirs);
-        ok(&imgtool(&bin, &args), "imgtool sign -E");
-        let mine = d.join("mine.bin");
-        sign_for_map(
-            &map_file,
-            &["-k", s(&sig), "-E", s(&enc)],
-            &input,
-            &mine,
-            "1.1.0",
-        );
-        for update in [theirs, mine] {
-            let what = format!("{scheme:?} {}", update.display());
-            let stored = std::fs::read(&update).unwrap();
-            let plain = otactl::assemble::decrypt_image(&stored, &device_key).unwrap();
-            for (key, installs) in [(None, false), (Some(&device_key), true)] {
+        let extra = ["--overwrite-only", "-S", &slot];
+        let m = map_images(&bin, d, &map_file, (enc_ty, sign_ty), &extra, "1.1.0");
+        let (device_key, old) = (&m.device_key, &m.old);
+        for (who, stored) in [("imgtool", &m.theirs), ("otactl", &m.mine)] {
+            let what = format!("{scheme:?} {who}");
+            let plain = otactl::assemble::decrypt_image(stored, device_key).unwrap();
+            for (key, installs) in [(None, false), (Some(device_key), true)] {
                 let mut dev = SimDevice::new(map, 1);
-                dev.primary.program(0, &old);
-                dev.secondary.program(0, &stored);
+                dev.primary.program(0, old);
+                dev.secondary.program(0, stored);
                 let layout = dev.secondary_layout();
                 set_pending(&mut dev.secondary, &layout, true).unwrap();
-                let out = dev.boot_with(&trusted, false, key).unwrap();
-                let runs = if installs { &plain } else { &old };
+                let out = dev.boot_with(&m.trusted, false, key).unwrap();
+                let runs = if installs { &plain } else { old };
                 assert!(
                     dev.primary.data()[..runs.len()] == runs[..],
                     "{what}: key {key:?}"
@@ -431,5 +470,109 @@ fn encrypted_images_of_both_tools_boot_on_the_simulated_board() {
                 assert_eq!(minor, u8::from(installs), "{what}: key {key:?}");
             }
         }
+    }
+}
+
+/// Swap mode, from the otactl side: imgtool's and otactl's encrypted images (for a swap map's
+/// slot) are swapped in as plaintext by a bootloader built with `MCUBOOT_ENC_IMAGES`; the image
+/// moved out of the primary is encrypted again with its own key, so after otactl's image
+/// replaces imgtool's the secondary holds imgtool's output byte for byte; an unconfirmed image
+/// reverts and leaves its download encrypted in the secondary; `otactl info` on the primary
+/// slot dump shows the two AES key fields the swap wrote; without the key nothing changes.
+#[test]
+fn encrypted_images_of_both_tools_swap_and_revert_on_the_simulated_board() {
+    use ota_core::boot::app::{set_confirmed, set_pending};
+    use ota_host::sim::SimDevice;
+    let Some((bin, dir)) = with_imgtool() else {
+        return;
+    };
+    let d = dir.path();
+    let map_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("flashmap/psoc62_2m_ext_swap_sim.json");
+    let mut map = ota_core::flashmap::infineon::load(&map_file, None).unwrap();
+    map.enc_images = true;
+    let slot = format!("{:#x}", map.primary.size);
+    let has = |data: &[u8], img: &[u8]| data[..img.len()] == img[..];
+    for (scheme, _, enc_ty, sign_ty) in SCHEMES {
+        let m = map_images(
+            &bin,
+            d,
+            &map_file,
+            (enc_ty, sign_ty),
+            &["-S", &slot],
+            "1.2.0",
+        );
+        let MapImages {
+            device_key,
+            trusted,
+            old,
+            theirs,
+            mine,
+        } = m;
+        let plain = |img: &[u8]| otactl::assemble::decrypt_image(img, &device_key).unwrap();
+        let what = format!("{scheme:?}");
+        let mut dev = SimDevice::new(map, 1);
+        dev.primary.program(0, &old);
+        let stage = |dev: &mut SimDevice, img: &[u8], permanent: bool| {
+            dev.secondary.program(0, img);
+            let layout = dev.secondary_layout();
+            set_pending(&mut dev.secondary, &layout, permanent).unwrap();
+        };
+        let boot = |dev: &mut SimDevice, key| {
+            let out = dev.boot_with(&trusted, false, key).unwrap();
+            (out.swap_type, out.image.header.version.minor)
+        };
+        use ota_core::image::trailer::SwapType::{None as Stay, Revert, Test};
+        // No key: refused, the old image runs.
+        stage(&mut dev, &theirs, false);
+        assert_eq!(boot(&mut dev, None), (Stay, 0), "{what}");
+        assert!(has(dev.primary.data(), &old), "{what}");
+        // imgtool's image as a test, reverted: its download is back in the secondary.
+        stage(&mut dev, &theirs, false);
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Test, 1), "{what}");
+        assert!(has(dev.primary.data(), &plain(&theirs)), "{what}");
+        assert!(has(dev.secondary.data(), &old), "{what}: plain stays plain");
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Revert, 0), "{what}");
+        assert!(
+            has(dev.secondary.data(), &theirs),
+            "{what}: imgtool's bytes"
+        );
+        // Installed and confirmed; then otactl's image over it, as a test.
+        stage(&mut dev, &theirs, false);
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Test, 1), "{what}");
+        let layout = dev.primary_layout();
+        set_confirmed(&mut dev.primary, &layout).unwrap();
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Stay, 1), "{what}");
+        stage(&mut dev, &mine, false);
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Test, 2), "{what}");
+        assert!(has(dev.primary.data(), &plain(&mine)), "{what}");
+        assert!(
+            has(dev.secondary.data(), &theirs),
+            "{what}: imgtool's image re-encrypted to imgtool's bytes"
+        );
+        let dump = d.join("primary.bin");
+        std::fs::write(&dump, dev.primary.data()).unwrap();
+        let erased = if map.primary.erase_value == 0 {
+            "0"
+        } else {
+            "0xff"
+        };
+        let json: serde_json::Value = serde_json::from_slice(&ok(
+            &ours(&["info", "--json", "-R", erased, s(&dump)]),
+            "info",
+        ))
+        .unwrap();
+        let t = &json["trailer"];
+        assert_eq!(t["copy_done"], "set", "{what}: {t}");
+        assert_eq!(
+            t["enc_keys"],
+            serde_json::json!(["written", "written"]),
+            "{what}"
+        );
+        // Not confirmed: imgtool's image runs again, otactl's download is in the secondary.
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Revert, 1), "{what}");
+        assert!(has(dev.primary.data(), &plain(&theirs)), "{what}");
+        assert!(has(dev.secondary.data(), &mine), "{what}: otactl's bytes");
+        assert_eq!(boot(&mut dev, Some(&device_key)), (Stay, 1), "{what}");
     }
 }

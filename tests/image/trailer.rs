@@ -109,6 +109,7 @@ fn map(w: u32, e: u8) -> FlashMap {
         status: None,
         mode: UpgradeMode::Swap,
         internal_base: 0x1000_0000,
+        enc_images: false,
     }
 }
 

@@ -314,27 +314,6 @@ fn swap_revert_confirm(name: &str, map: FlashMap, images: &Images) {
     assert!(power_cut_during_confirm_boots_old_or_new(name, map, images) > 0);
 }
 
-/// A map whose swap unit holding the trailer also holds image bytes: 16 KiB slots, the
-/// primary in 512-byte rows, the secondary and scratch in 4 KiB sectors (the trailer,
-/// 32·3·8 + 48 = 816 bytes, starts at 0x3cd0 in the unit at 0x3000).
-fn trailer_unit_map(erased: u8, scratch_units: u32, overwrite: bool) -> FlashMap {
-    use ota_core::flashmap::{Area, Device};
-    let ext = |address, size| Area::new(address, size, 0x1000, erased, 8, Device::External);
-    FlashMap {
-        bootloader: Area::new(0x1000_0000, 0x1_0000, 0x200, 0x00, 8, Device::Internal),
-        primary: Area::new(0x1001_0000, 0x4000, 0x200, erased, 8, Device::Internal),
-        secondary: ext(0x1800_0000, 0x4000),
-        scratch: Some(ext(0x1801_0000, scratch_units * 0x1000)),
-        status: None,
-        mode: if overwrite {
-            UpgradeMode::Overwrite
-        } else {
-            UpgradeMode::Swap
-        },
-        internal_base: 0x1000_0000,
-    }
-}
-
 /// Images as large as MCUboot allows reach into the swap unit that holds the trailer: the
 /// bootloader swaps that unit's image bytes through the scratch area (with the status in the
 /// scratch area's trailer) and reverts and confirms them, whatever the power does.
@@ -343,7 +322,7 @@ fn power_cut_sweep_slot_filling_images() {
     println!("power-cut seed {:#x} (OTA_POWERCUT_SEED to replay)", seed());
     for (erased, scratch_units, overwrite) in [(0xff, 1, false), (0x00, 2, false), (0xff, 1, true)]
     {
-        let map = trailer_unit_map(erased, scratch_units, overwrite);
+        let map = common::trailer_unit_map(erased, scratch_units, overwrite);
         map.validate_for_boot().unwrap();
         let max = map.max_image_size();
         assert!(max > map.download_max_image_size());

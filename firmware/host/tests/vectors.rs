@@ -88,6 +88,7 @@ fn plain_map(write_size: u32) -> FlashMap {
         status: None,
         mode: UpgradeMode::Swap,
         internal_base: 0x1000_0000,
+        enc_images: false,
     };
     assert_eq!(map.max_img_sectors(), 128);
     map

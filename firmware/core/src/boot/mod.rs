@@ -66,8 +66,11 @@
 //! image's AES key with [`BootConfig::enc_key`], validates the secondary through it (the hash
 //! is over the plaintext) and decrypts while copying, so the primary slot holds the plaintext
 //! (header flag and TLVs unchanged). An image it cannot decrypt (no key, another device's key)
-//! is refused like an invalid one and the old image keeps running. Only overwrite-only
-//! upgrades decrypt; in swap mode an encrypted secondary image is refused.
+//! is refused like an invalid one and the old image keeps running. In swap mode (which needs a
+//! map with [`FlashMap::enc_images`]: the trailers hold the two AES keys) the image leaving the
+//! primary is encrypted again as it moves into the secondary, so the secondary only ever holds
+//! ciphertext, and a revert decrypts the old image again; an interrupted swap resumes with the
+//! keys recorded in its status trailer (see the module docs of `boot/swap.rs`).
 
 pub mod app;
 #[cfg(feature = "enc")]
@@ -116,6 +119,9 @@ pub enum BootError<E> {
     Map(FlashMapError),
     /// Swap mode without a scratch flash.
     NoScratch,
+    /// Swap mode with a decryption key ([`BootConfig::enc_key`]) on a map without
+    /// [`FlashMap::enc_images`]: the trailers have no room for the AES keys.
+    EncKeysNotInMap,
     /// The primary slot holds no valid image after all upgrade work: nothing to boot.
     NoBootableImage(VerifyError<E>),
     /// A trailer holds a value MCUboot would refuse (e.g. `set_pending` on a bad magic).
@@ -128,6 +134,10 @@ impl<E: core::fmt::Debug> core::fmt::Display for BootError<E> {
             Self::Flash { area, error } => write!(f, "flash error in {area}: {error:?}"),
             Self::Map(e) => write!(f, "flash map: {e}"),
             Self::NoScratch => f.write_str("swap mode needs a scratch flash"),
+            Self::EncKeysNotInMap => f.write_str(
+                "swap mode with a decryption key needs a flash map with enc_images \
+                 (MCUBOOT_ENC_IMAGES trailers hold the AES keys)",
+            ),
             Self::NoBootableImage(e) => write!(f, "no bootable image in the primary slot: {e}"),
             Self::Corrupted(a) => write!(f, "{a} trailer is corrupted"),
         }
@@ -169,7 +179,7 @@ where
     /// Checks the map and wraps the flashes.
     ///
     /// # Errors
-    /// [`BootError::Map`] or [`BootError::NoScratch`].
+    /// [`BootError::Map`], [`BootError::NoScratch`] or [`BootError::EncKeysNotInMap`].
     pub fn new(
         cfg: BootConfig<'k>,
         primary: &'a mut P,
@@ -179,6 +189,10 @@ where
         cfg.map.validate_for_boot().map_err(BootError::Map)?;
         if cfg.map.mode == UpgradeMode::Swap && scratch.is_none() {
             return Err(BootError::NoScratch);
+        }
+        #[cfg(feature = "enc")]
+        if cfg.map.mode == UpgradeMode::Swap && cfg.enc_key.is_some() && !cfg.map.enc_images {
+            return Err(BootError::EncKeysNotInMap);
         }
         Ok(Self {
             cfg,
@@ -358,12 +372,27 @@ where
         dst_off: u32,
         len: u32,
     ) -> Res<(), E> {
+        self.copy_with(src, src_off, dst, dst_off, len, |_, _| {})
+    }
+
+    /// [`Self::copy`], passing each chunk through `f(destination offset, chunk)` before it is
+    /// written (feature `enc`: the AES keystream).
+    pub(crate) fn copy_with(
+        &mut self,
+        src: AreaKind,
+        src_off: u32,
+        dst: AreaKind,
+        dst_off: u32,
+        len: u32,
+        mut f: impl FnMut(u32, &mut [u8]),
+    ) -> Res<(), E> {
         let mut buf = [0u8; COPY_BUF];
         let mut done = 0;
         while done < len {
             let n = (len - done).min(COPY_BUF as u32);
             let chunk = &mut buf[..n as usize];
             self.read(src, src_off + done, chunk)?;
+            f(dst_off + done, chunk);
             self.write(dst, dst_off + done, chunk)?;
             done += n;
         }

@@ -27,18 +27,45 @@
 //! | `S − 16 − 2A` | `copy_done` | at the end (`finish`) |
 //! | `S − 16 − 3A` | `swap_info` | `type \| image << 4` first |
 //! | `S − 16 − 4A` | `swap_size` | second, u32 LE |
+//! | `swap_size − 16`, `swap_size − 32` (`enc_images` maps, `A` ≤ 16) | AES keys of slot 0 and slot 1 | third, when the image in that slot is encrypted (see below) |
 //! | `status_off …` | status records | one per step |
+//!
+//! # Encrypted images (feature `enc`, map with `enc_images`)
+//!
+//! As MCUboot with `MCUBOOT_ENC_IMAGES`: the secondary slot (and the scratch area) hold
+//! ciphertext, the primary plaintext. Before the first record, `start` unwraps the AES key of
+//! each image whose header is flagged `ENCRYPTED_AES128` (slot 0: the primary's image, from its
+//! own ENC TLV; slot 1: the secondary's) and writes both into the status trailer, each
+//! `align_up(16, A)` bytes below `swap_size` (a slot without a key leaves its field erased
+//! where MCUboot writes 0xff). A resumed swap reads the keys back from the trailer that holds
+//! its status instead of unwrapping them again. Copies follow `boot_copy_region`: into the
+//! primary (from the scratch area) the payload is decrypted with key 1, out of the primary
+//! (into the secondary) it is encrypted with key 0, secondary → scratch copies as it is; the
+//! header and TLVs are never touched, and the payload range comes from the moving image's
+//! header wherever the swap has put it (scratch or the other slot during the last unit,
+//! MCUboot's `boot_read_image_header`). So the secondary ends up holding the old image as it
+//! was first downloaded, encrypted, and a revert decrypts it again.
 
 use embedded_storage::nor_flash::NorFlash;
 
+#[cfg(feature = "enc")]
+use super::decrypt::{SwapCrypt, SwapKeys};
 use super::{image_io::image_end, swap_type, BootError, BootLoader, Res};
 use crate::flashmap::AreaKind::{self, Primary, Scratch, Secondary};
 use crate::image::align_up;
 use crate::image::trailer::{encode_swap_info, FlagState, MagicState, SwapType};
 
+/// Without feature `enc` a swap has no keys...
+#[cfg(not(feature = "enc"))]
+#[derive(Clone, Debug)]
+struct SwapKeys;
+/// ...and copies bytes as they are.
+#[cfg(not(feature = "enc"))]
+struct SwapCrypt;
+
 /// A swap recorded in a trailer (the primary's, or the scratch area's while the trailer unit
 /// is swapped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 struct Progress {
     swap_type: SwapType,
     swap_size: u32,
@@ -46,6 +73,8 @@ struct Progress {
     image_ok: bool,
     /// Leading status records written.
     done: u32,
+    /// (feature `enc`) The AES keys of slot 0 and slot 1, as the status trailer holds them.
+    keys: SwapKeys,
 }
 
 impl<E, P, S, X> BootLoader<'_, '_, P, S, X>
@@ -64,8 +93,8 @@ where
         if let Some(p) = self.progress()? {
             if p.done > 0 && sec_magic != MagicState::Good {
                 fw_info!("resuming {:?} swap at record {}", p.swap_type, p.done);
-                self.run_units(p)?;
-                self.finish(p)?;
+                self.run_units(&p)?;
+                self.finish(&p)?;
                 return Ok((p.swap_type, true));
             }
         }
@@ -81,8 +110,8 @@ where
             return Ok((SwapType::None, false));
         }
         let p = self.start(ty, sec.image_ok == FlagState::Set)?;
-        self.run_units(p)?;
-        self.finish(p)?;
+        self.run_units(&p)?;
+        self.finish(&p)?;
         Ok((ty, false))
     }
 
@@ -96,7 +125,7 @@ where
     /// else the scratch area's, else the primary's (MCUboot's `swap_status_source`).
     fn progress(&mut self) -> Res<Option<Progress>, E> {
         let prim = self.recorded(Primary)?;
-        if let Some(p) = prim {
+        if let Some(p) = &prim {
             if !self.uses_scratch(p.swap_size) || p.done >= 3 {
                 return Ok(prim);
             }
@@ -132,6 +161,7 @@ where
             swap_size,
             image_ok: st.image_ok == FlagState::Set,
             done,
+            keys: self.read_swap_keys(area)?,
         }))
     }
 
@@ -180,24 +210,25 @@ where
             swap_size: p_end.unwrap_or(0).max(s_end.unwrap_or(0)),
             image_ok: sec_image_ok || ty == SwapType::Revert,
             done: 0,
+            keys: self.image_keys()?,
         };
         if self.uses_scratch(p.swap_size) {
             let size = self.area(Scratch).size;
             self.erase(Scratch, 0, size)?;
-            self.write_status_trailer(Scratch, p)?;
+            self.write_status_trailer(Scratch, &p)?;
         } else {
             if ty == SwapType::Revert {
                 self.fixup_revert()?;
             }
             self.scramble_trailer(Primary)?;
-            self.write_status_trailer(Primary, p)?;
+            self.write_status_trailer(Primary, &p)?;
         }
         Ok(p)
     }
 
-    /// Writes `swap_info`, `image_ok` (if set), `swap_size` and, last, the magic into the
-    /// (erased) trailer of `area`.
-    fn write_status_trailer(&mut self, area: AreaKind, p: Progress) -> Res<(), E> {
+    /// Writes `swap_info`, `image_ok` (if set), `swap_size`, the AES keys (feature `enc`) and,
+    /// last, the magic into the (erased) trailer of `area`.
+    fn write_status_trailer(&mut self, area: AreaKind, p: &Progress) -> Res<(), E> {
         let layout = self.layout(area);
         let info = encode_swap_info(p.swap_type, 0);
         self.write_flag(area, layout.swap_info_off(), info)?;
@@ -208,6 +239,7 @@ where
         rec[..4].copy_from_slice(&p.swap_size.to_le_bytes());
         let a = layout.max_align as usize;
         self.write(area, layout.swap_size_off(), &rec[..a])?;
+        self.write_swap_keys(area, &p.keys)?;
         self.write_magic(area)
     }
 
@@ -228,8 +260,9 @@ where
     }
 
     /// Runs the remaining steps from record `p.done`.
-    fn run_units(&mut self, p: Progress) -> Res<(), E> {
+    fn run_units(&mut self, p: &Progress) -> Res<(), E> {
         let units = self.units(p.swap_size);
+        let crypt = self.swap_crypt(&p.keys, p.done, units)?;
         let unit = self.cfg.map.swap_unit();
         let w = self.layout(Primary).write_align;
         let in_scratch = self.uses_scratch(p.swap_size);
@@ -239,7 +272,7 @@ where
             let off = idx * unit;
             let len = align_up(p.swap_size.min(off + unit) - off, w);
             if j == 0 && in_scratch {
-                self.trailer_unit_step(k, off, len, p)?;
+                self.trailer_unit_step(k, off, len, p, &crypt)?;
                 continue;
             }
             match k % 3 {
@@ -252,11 +285,11 @@ where
                         self.scramble_trailer(Secondary)?;
                     }
                     self.erase(Secondary, off, off + unit)?;
-                    self.copy(Primary, off, Secondary, off, len)?;
+                    self.swap_copy(Primary, off, Secondary, off, len, &crypt)?;
                 }
                 _ => {
                     self.erase(Primary, off, off + unit)?;
-                    self.copy(Scratch, 0, Primary, off, len)?;
+                    self.swap_copy(Scratch, 0, Primary, off, len, &crypt)?;
                 }
             }
             self.write_record(Primary, k)?;
@@ -268,7 +301,14 @@ where
     /// the scratch area's trailer: the unit's image bytes (`len`) move through the scratch
     /// area, the trailer bytes are not swapped. The last step rebuilds the primary trailer
     /// (records 0 and 1, the fields, the magic last) before its own record.
-    fn trailer_unit_step(&mut self, k: u32, off: u32, len: u32, p: Progress) -> Res<(), E> {
+    fn trailer_unit_step(
+        &mut self,
+        k: u32,
+        off: u32,
+        len: u32,
+        p: &Progress,
+        crypt: &SwapCrypt,
+    ) -> Res<(), E> {
         match k {
             // The scratch area was erased when its trailer was written (`start`).
             0 => {
@@ -277,12 +317,12 @@ where
             }
             1 => {
                 self.scramble_trailer(Secondary)?;
-                self.copy(Primary, off, Secondary, off, len)?;
+                self.swap_copy(Primary, off, Secondary, off, len, crypt)?;
                 self.write_record(Scratch, 1)
             }
             _ => {
                 self.scramble_trailer(Primary)?;
-                self.copy(Scratch, 0, Primary, off, len)?;
+                self.swap_copy(Scratch, 0, Primary, off, len, crypt)?;
                 self.write_record(Primary, 0)?;
                 self.write_record(Primary, 1)?;
                 self.write_status_trailer(Primary, p)?;
@@ -293,7 +333,7 @@ where
 
     /// End-of-swap writes: clear a scratch trailer left by the trailer unit, then `image_ok`
     /// for `Perm`/`Revert`, then `copy_done` (after which no trailer records a swap).
-    fn finish(&mut self, p: Progress) -> Res<(), E> {
+    fn finish(&mut self, p: &Progress) -> Res<(), E> {
         if self.uses_scratch(p.swap_size) && self.slot_state(Scratch)?.magic != MagicState::Unset {
             self.scramble_trailer(Scratch)?;
         }
@@ -307,5 +347,47 @@ where
             self.write_flag(Primary, layout.copy_done_off(), 1)?;
         }
         Ok(())
+    }
+}
+
+/// Without feature `enc`: no keys, and every swap copy is a plain copy.
+#[cfg(not(feature = "enc"))]
+impl<E, P, S, X> BootLoader<'_, '_, P, S, X>
+where
+    E: core::fmt::Debug,
+    P: NorFlash<Error = E>,
+    S: NorFlash<Error = E>,
+    X: NorFlash<Error = E>,
+{
+    #[allow(clippy::unnecessary_wraps)]
+    fn image_keys(&mut self) -> Res<SwapKeys, E> {
+        Ok(SwapKeys)
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn read_swap_keys(&mut self, _area: AreaKind) -> Res<SwapKeys, E> {
+        Ok(SwapKeys)
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn write_swap_keys(&mut self, _area: AreaKind, _keys: &SwapKeys) -> Res<(), E> {
+        Ok(())
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn swap_crypt(&mut self, _keys: &SwapKeys, _done: u32, _units: u32) -> Res<SwapCrypt, E> {
+        Ok(SwapCrypt)
+    }
+
+    fn swap_copy(
+        &mut self,
+        src: AreaKind,
+        src_off: u32,
+        dst: AreaKind,
+        dst_off: u32,
+        len: u32,
+        _crypt: &SwapCrypt,
+    ) -> Res<(), E> {
+        self.copy(src, src_off, dst, dst_off, len)
     }
 }

@@ -186,6 +186,12 @@ pub struct FlashMap {
     pub mode: UpgradeMode,
     /// Start of internal flash (0x10000000 on PSoC 6 and XMC7000).
     pub internal_base: u32,
+    /// The bootloader is built with `MCUBOOT_ENC_IMAGES` (it decrypts encrypted images): in
+    /// swap mode its trailers (slots and scratch area) hold the two slots' AES keys, which
+    /// moves the status area down by `2·align_up(16, A)` and lowers the largest image.
+    /// `false` in every Infineon flash map; nothing changes for maps without it.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub enc_images: bool,
 }
 
 /// Why a flash map is not usable.
@@ -445,6 +451,7 @@ impl FlashMap {
             slot.erase_value,
             matches!(self.mode, UpgradeMode::Overwrite),
         )
+        .with_enc_keys(self.enc_images)
     }
 
     /// Offset within `slot` of the first erase sector (swap unit, in swap mode) that holds
@@ -514,6 +521,7 @@ impl FlashMap {
             },
             false,
         )
+        .with_enc_keys(self.enc_images)
     }
 
     /// The largest image the OTA agent downloads: the space before the first trailer sector

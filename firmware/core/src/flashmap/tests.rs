@@ -15,6 +15,7 @@ const MAP: FlashMap = FlashMap {
     status: None,
     mode: UpgradeMode::Swap,
     internal_base: 0x1000_0000,
+    enc_images: false,
 };
 
 #[test]
@@ -51,6 +52,37 @@ fn max_image_size_is_mcuboots_for_swap_and_overwrite() {
         a.write_size = 32; // A = 32: S - 32 - 3*32
     }
     assert_eq!(m.max_image_size(), 40 * ROW - 128);
+}
+
+#[test]
+fn enc_images_grow_swap_trailers_only() {
+    // MCUBOOT_ENC_IMAGES adds 2 * align_up(16, A) = 32 bytes to the slot and scratch trailers
+    // in swap mode: the trailer starts at 0x1cb0, its first row then holds 336 bytes, room
+    // for the 104-byte scratch trailer, so MCUboot's limit is 0x1cb0.
+    let enc = FlashMap {
+        enc_images: true,
+        ..MAP
+    };
+    assert_eq!(enc.trailer_for(&enc.primary).trailer_size(), 816 + 32);
+    assert_eq!(enc.scratch_trailer().trailer_size(), 72 + 32);
+    assert_eq!(enc.max_image_size(), 0x1cb0);
+    assert_eq!(enc.download_max_image_size(), 0x1c00);
+    let t = enc.trailer_for(&enc.primary);
+    assert_eq!(t.enc_key_off(0), 0x2000 - 48 - 16);
+    assert_eq!(t.enc_key_off(1), 0x2000 - 48 - 32);
+    assert_eq!(t.status_off(), t.enc_key_off(1) - 32 * 3 * 8);
+    // Overwrite-only trailers have no key fields.
+    let mut o = MAP;
+    o.mode = UpgradeMode::Overwrite;
+    let oe = FlashMap {
+        enc_images: true,
+        ..o
+    };
+    assert_eq!(oe.max_image_size(), o.max_image_size());
+    assert_eq!(
+        oe.trailer_for(&oe.primary).trailer_size(),
+        o.trailer_for(&o.primary).trailer_size()
+    );
 }
 
 #[test]

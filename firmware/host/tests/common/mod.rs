@@ -3,7 +3,7 @@
 
 pub mod publisher;
 
-use ota_core::flashmap::{infineon, FlashMap};
+use ota_core::flashmap::{infineon, FlashMap, UpgradeMode};
 use ota_core::image::enc::{wrap_key, EncPrivateKey, EncScheme, ImageKey};
 use ota_core::image::header::{ImageFlags, ImageHeader, Version};
 use ota_core::image::tlv::{encode_entry_header, encode_info, TlvKind, TLV_INFO_MAGIC};
@@ -164,6 +164,28 @@ pub fn matrix() -> Vec<(String, FlashMap)> {
         out.push((format!("{}_w{w}", name.trim_end_matches(".json")), m));
     }
     out
+}
+
+/// A map whose swap unit holding the trailer also holds image bytes: 16 KiB slots, the
+/// primary in 512-byte rows, the secondary and scratch in 4 KiB sectors (the trailer,
+/// 32·3·8 + 48 = 816 bytes, starts at 0x3cd0 in the unit at 0x3000).
+pub fn trailer_unit_map(erased: u8, scratch_units: u32, overwrite: bool) -> FlashMap {
+    use ota_core::flashmap::{Area, Device};
+    let ext = |address, size| Area::new(address, size, 0x1000, erased, 8, Device::External);
+    FlashMap {
+        bootloader: Area::new(0x1000_0000, 0x1_0000, 0x200, 0x00, 8, Device::Internal),
+        primary: Area::new(0x1001_0000, 0x4000, 0x200, erased, 8, Device::Internal),
+        secondary: ext(0x1800_0000, 0x4000),
+        scratch: Some(ext(0x1801_0000, scratch_units * 0x1000)),
+        status: None,
+        mode: if overwrite {
+            UpgradeMode::Overwrite
+        } else {
+            UpgradeMode::Swap
+        },
+        internal_base: 0x1000_0000,
+        enc_images: false,
+    }
 }
 
 /// A device whose primary slot holds `img` (programmed by a "factory programmer").

@@ -312,6 +312,7 @@ fn parse_psoc6(
         status,
         mode: mode_from_name(file_name, scratch.is_some()),
         internal_base: PSOC6_INTERNAL_BASE,
+        enc_images: false,
     })
 }
 
@@ -353,6 +354,7 @@ fn parse_xmc(file_name: &str, root: &Value, regions: &[Region]) -> Result<FlashM
         status: area(K::Status, "status_area")?,
         mode: mode_from_name(file_name, scratch.is_some()),
         internal_base,
+        enc_images: false,
     })
 }
 

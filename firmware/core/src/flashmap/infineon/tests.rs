@@ -70,6 +70,13 @@ fn psoc62_2m_ext_swap_matches_the_spec() {
     // external flash's last 256 KiB sector, and the whole trailer is in that sector.
     assert_eq!(m.max_image_size(), 0x1a_afd0);
     assert_eq!(m.download_max_image_size(), 0x18_0000);
+    // A bootloader built with MCUBOOT_ENC_IMAGES: two 16-byte key fields more.
+    let enc = FlashMap {
+        enc_images: true,
+        ..m
+    };
+    assert_eq!(enc.trailer_for(&enc.primary).trailer_size(), 0x15050);
+    assert_eq!(enc.max_image_size(), 0x1a_afb0);
     assert_eq!(
         infineon("psoc62_2m_ext_overwrite_single.json").max_image_size(),
         0x1c_0000 - 40
