@@ -241,13 +241,13 @@ proptest! {
         // The agent after a boot: the bytes in the primary decide "awaiting confirmation".
         let keys = [];
         let cfg = AgentConfig::new(map, &keys, "BOARD", AppVersion::new(1, 0, 0));
-        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        let mut agent = Agent::new(cfg, 1).unwrap();
         let (mut pf, mut sf) = (flash(&bytes, map.primary), flash(&erased, map.secondary));
         let report = agent.on_boot(&mut pf, &mut sf).unwrap();
         let expected = if test_image_running { BootReport::AwaitingConfirm } else { BootReport::Normal };
         prop_assert_eq!(report, expected, "agent on_boot, primary trailer");
         // In the secondary: any magic that is not erased is a trailer to clear.
-        let mut agent = Agent::new::<()>(cfg, 2).unwrap();
+        let mut agent = Agent::new(cfg, 2).unwrap();
         let (mut pf, mut sf) = (flash(&erased, map.primary), flash(&bytes, map.secondary));
         prop_assert_eq!(agent.on_boot(&mut pf, &mut sf).unwrap(), BootReport::Normal);
         prop_assert_eq!(sf.data() != &bytes[..], want.magic != MagicState::Unset, "agent clears a secondary trailer iff its magic is set");

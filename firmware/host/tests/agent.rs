@@ -33,7 +33,7 @@ fn download_steps(
     if push {
         cfg.delivery = Delivery::Push;
     }
-    let mut agent = Agent::new::<()>(cfg, 4242).unwrap();
+    let mut agent = Agent::new(cfg, 4242).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Normal
@@ -55,7 +55,7 @@ fn full_update_downloads_swaps_confirms_and_reports_success() {
         assert_eq!(out.swap_type, SwapType::Test, "{name}");
         assert!(holds(dev.primary.data(), &new));
         let keys = keys();
-        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
+        let mut agent = Agent::new(agent_config(dev.map, &keys, V11), 7).unwrap();
         let report = agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         // Swap: a test image to confirm; overwrite: a fresh install to confirm and report.
         assert_eq!(report, BootReport::AwaitingConfirm, "{name}");
@@ -63,7 +63,7 @@ fn full_update_downloads_swaps_confirms_and_reports_success() {
             .unwrap()
             .unwrap();
         assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Success);
-        let mut again = Agent::new::<()>(agent_config(dev.map, &keys, V11), 8).unwrap();
+        let mut again = Agent::new(agent_config(dev.map, &keys, V11), 8).unwrap();
         let report = again.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         assert_eq!(report, BootReport::Normal, "{name}: confirmed once");
         assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::None);
@@ -160,7 +160,7 @@ fn reset_mid_download_resumes_from_persisted_progress() {
     let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
     let publ = Publisher::new(new.clone(), V11);
     let keys = keys();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
     assert!(
         agent.poll(1000, &mut dev.secondary).unwrap().is_none(),
         "nothing before on_boot"
@@ -188,7 +188,7 @@ fn reset_mid_download_resumes_from_persisted_progress() {
     assert_eq!(agent.status().received, 4 * 256);
     drop(agent);
     dev.boot(&keys, true).unwrap();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 2).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 2).unwrap();
     agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     assert_eq!(
         run(&mut agent, &mut dev.secondary, &publ, &mut now, 200).unwrap(),
@@ -206,7 +206,7 @@ fn no_update_check_while_a_test_image_awaits_confirmation() {
     download(&mut dev, &publ, false);
     dev.boot(&keys(), true).unwrap();
     let keys = keys();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V11), 7).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V11), 7).unwrap();
     agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     assert!(agent.poll(1_000_000, &mut dev.secondary).unwrap().is_none());
     assert_eq!(agent.status().phase, Phase::AwaitingConfirm);
@@ -220,7 +220,7 @@ fn reverted_update_is_reported_once() {
     dev.boot(&keys(), true).unwrap(); // test swap
     assert_eq!(dev.boot(&keys(), true).unwrap().swap_type, SwapType::Revert);
     let keys = keys();
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 7).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 7).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Reverted
@@ -230,7 +230,7 @@ fn reverted_update_is_reported_once() {
         .unwrap();
     assert_eq!(decode_request(&msg).unwrap().kind, MessageKind::Failure);
     assert_eq!(agent.status().last_error, Some(ErrorCode::ImageReverted));
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 8).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 8).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::Normal
@@ -254,7 +254,7 @@ fn file_backed_board_loop_survives_restarts() {
     {
         let mut dev = SimDevice::open(dir.path(), map, 1).unwrap();
         assert_eq!(dev.boot(&keys, true).unwrap().image.header.version.minor, 0);
-        let mut agent = Agent::new::<()>(agent_config(map, &keys, V10), 1).unwrap();
+        let mut agent = Agent::new(agent_config(map, &keys, V10), 1).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         // Only a few timer ticks: the download is cut short by a "reset".
         let end = run_limited(&mut agent, &mut dev.secondary, &publ, &mut now, 1, 4);
@@ -264,7 +264,7 @@ fn file_backed_board_loop_survives_restarts() {
     {
         let mut dev = SimDevice::open(dir.path(), map, 2).unwrap();
         dev.boot(&keys, true).unwrap();
-        let mut agent = Agent::new::<()>(agent_config(map, &keys, V10), 2).unwrap();
+        let mut agent = Agent::new(agent_config(map, &keys, V10), 2).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         assert_eq!(
             run(&mut agent, &mut dev.secondary, &publ, &mut now, 50).unwrap(),
@@ -273,7 +273,7 @@ fn file_backed_board_loop_survives_restarts() {
     }
     let mut dev = SimDevice::open(dir.path(), map, 3).unwrap();
     assert_eq!(dev.boot(&keys, true).unwrap().swap_type, SwapType::Test);
-    let mut agent = Agent::new::<()>(agent_config(map, &keys, V11), 3).unwrap();
+    let mut agent = Agent::new(agent_config(map, &keys, V11), 3).unwrap();
     assert_eq!(
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap(),
         BootReport::AwaitingConfirm
@@ -324,7 +324,7 @@ fn push_download_that_had_to_ask_pulls_the_rest_without_waiting_for_timeouts() {
     let keys = keys();
     for resumed in [false, true] {
         let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
-        let mut agent = Agent::new::<()>(agent_config_push(dev.map, &keys), 1).unwrap();
+        let mut agent = Agent::new(agent_config_push(dev.map, &keys), 1).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let mut now = 1000;
         let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap();
@@ -344,7 +344,7 @@ fn push_download_that_had_to_ask_pulls_the_rest_without_waiting_for_timeouts() {
             // A reset, then the same job again: the download resumes by pulling.
             drop(agent);
             dev.boot(&keys, true).unwrap();
-            agent = Agent::new::<()>(agent_config_push(dev.map, &keys), 2).unwrap();
+            agent = Agent::new(agent_config_push(dev.map, &keys), 2).unwrap();
             agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
             now += 1000;
             let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap();
@@ -379,7 +379,7 @@ fn chunk_requests_ask_for_the_exact_size_of_the_last_chunk() {
     let publ = Publisher::new(new.clone(), V11);
     let keys = keys();
     let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
     agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
     let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
     let job = publ.reply(&ask.unwrap()).remove(0);
@@ -415,7 +415,7 @@ fn resume_falls_back_to_request_update_when_chunk_requests_go_unanswered() {
         let mut dev = common::device_with(sim_map(SIM_MAPS[2]), &old);
         let mut cfg = agent_config(dev.map, &keys, V10);
         cfg.delivery = delivery;
-        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        let mut agent = Agent::new(cfg, 1).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
         let job = publ.reply(&ask.unwrap()).remove(0);
@@ -426,7 +426,7 @@ fn resume_falls_back_to_request_update_when_chunk_requests_go_unanswered() {
         assert_eq!(agent.status().received, 768, "{delivery:?}");
         drop(agent);
         dev.boot(&keys, true).unwrap();
-        let mut agent = Agent::new::<()>(cfg, 2).unwrap();
+        let mut agent = Agent::new(cfg, 2).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let mut now = 2000;
         let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap();
@@ -475,7 +475,7 @@ fn resume_falls_back_to_request_update_when_chunk_requests_go_unanswered() {
 fn each_session_has_its_own_unique_topic() {
     let keys = keys();
     let dev = common::device_with(sim_map(SIM_MAPS[2]), &app(1, 0, 1500));
-    let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
     let prefix = agent.unique_topic().rsplit_once('/').unwrap().0.to_string();
     assert!(agent.unique_topic().ends_with("/OTAImage/1"));
     agent.new_session(70_000).unwrap();
@@ -510,7 +510,7 @@ fn redirect_is_followed_when_enabled() {
         cfg.host = "127.0.0.1";
         cfg.port = 1883;
         cfg.follow_redirects = true;
-        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        let mut agent = Agent::new(cfg, 1).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap();
         let job = publ.reply(&ask.unwrap()).remove(0);

@@ -195,7 +195,7 @@ fn the_agent_downloads_an_encrypted_image_and_the_bootloader_installs_it() {
                 let mut dev = device_with(map, &old);
                 let keys = [public_key(0)];
                 let cfg = agent_config(dev.map, &keys, AppVersion::new(1, 0, 0));
-                let mut agent = Agent::new::<()>(cfg, 99).unwrap();
+                let mut agent = Agent::new(cfg, 99).unwrap();
                 let report = agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
                 assert_eq!(report, BootReport::Normal, "{name}");
                 let publ = Publisher::new(image.clone(), AppVersion::new(1, 1, 0));

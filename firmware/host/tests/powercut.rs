@@ -233,8 +233,7 @@ fn download_session(
     publ: &Publisher,
 ) -> Result<(BootReport, Option<u32>), String> {
     let keys = [public_key(0)];
-    let mut agent =
-        Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).map_err(|e| e.to_string())?;
+    let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).map_err(|e| e.to_string())?;
     let report = agent
         .on_boot(&mut dev.primary, &mut dev.secondary)
         .map_err(|e| e.to_string())?;

@@ -70,7 +70,7 @@ impl World {
         if self.push {
             cfg.delivery = Delivery::Push;
         }
-        let mut a = Agent::new::<()>(cfg, self.tick).unwrap();
+        let mut a = Agent::new(cfg, self.tick).unwrap();
         let r = a
             .on_boot(&mut self.dev.primary, &mut self.dev.secondary)
             .unwrap();
@@ -269,7 +269,7 @@ proptest! {
             let second = dev.boot(&keys, false).map(|o| o.image.hash);
             prop_assert!(second.is_ok());
         }
-        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+        let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
         let _ = agent.on_boot(&mut dev.primary, &mut dev.secondary);
     }
 
@@ -279,7 +279,7 @@ proptest! {
     ) {
         let keys = [public_key(0)];
         let mut dev = common::device_with(sim_map("xmcsim_int_swap_sim.json"), &app(1, 0, 1500));
-        let mut agent = Agent::new::<()>(agent_config(dev.map, &keys, V10), 1).unwrap();
+        let mut agent = Agent::new(agent_config(dev.map, &keys, V10), 1).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let publ = Publisher::new(app(1, 1, 2100), V11);
         let topic = agent.unique_topic().to_string();
@@ -331,7 +331,7 @@ proptest! {
             cfg.delivery = Delivery::Push;
         }
         let total = new.len() as u32;
-        let mut agent = Agent::new::<()>(cfg, 1).unwrap();
+        let mut agent = Agent::new(cfg, 1).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let ask = outbound(agent.poll(1000, &mut dev.secondary).unwrap()).unwrap().unwrap();
         deliver(&mut agent, &mut dev, 1000, &publ.reply(&ask)[0]);
@@ -341,7 +341,7 @@ proptest! {
         }
         drop(agent);
         dev.boot(&keys, true).unwrap();
-        let mut agent = Agent::new::<()>(cfg, 2).unwrap();
+        let mut agent = Agent::new(cfg, 2).unwrap();
         agent.on_boot(&mut dev.primary, &mut dev.secondary).unwrap();
         let mut now = 2000;
         let ask = outbound(agent.poll(now, &mut dev.secondary).unwrap()).unwrap().unwrap();

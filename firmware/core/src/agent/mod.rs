@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! boot (crate::boot::BootLoader::boot)
-//! let mut agent = Agent::new::<FlashError>(config, tick_ms)?;
+//! let mut agent = Agent::new(config, tick_ms)?;
 //! match agent.on_boot(&mut primary, &mut secondary)? {        // must come first
 //!     BootReport::AwaitingConfirm => …,    // call agent.confirm once healthy
 //!     BootReport::Reverted => agent.report_reverted(&mut secondary)?,  // publish it
@@ -323,16 +323,14 @@ impl<'a> Agent<'a> {
     /// test image's revert copy is never erased); then the first update check is due
     /// immediately.
     ///
-    /// `E` is the flash error type of the driver (the constructor touches no flash; the
-    /// parameter only keeps one error type throughout a driver).
+    /// The constructor touches no flash, so its only error is the topic's.
     ///
     /// # Errors
-    /// [`AgentError::Topic`] for a prefix or board that cannot form a topic.
-    pub fn new<E>(cfg: AgentConfig<'a>, tick_ms: u32) -> Res<Self, E> {
+    /// [`TopicError`](topics::TopicError) for a prefix or board that cannot form a topic.
+    pub fn new(cfg: AgentConfig<'a>, tick_ms: u32) -> Result<Self, topics::TopicError> {
         Ok(Self {
-            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)
-                .map_err(AgentError::Topic)?,
-            request: topics::request_topic(cfg.prefix, cfg.board).map_err(AgentError::Topic)?,
+            unique: topics::unique_topic(cfg.prefix, cfg.board, tick_ms)?,
+            request: topics::request_topic(cfg.prefix, cfg.board)?,
             journal: Journal::new(&cfg.map),
             cfg,
             state: State::Unchecked,

@@ -181,7 +181,7 @@ pub async fn drive(run: Drive<'_>, dev: &mut SimDevice, obs: &mut (dyn Observer 
         shown_pct: 0,
         quiet_check: None,
     };
-    let mut agent = match Agent::new::<crate::sim::SimFlashError>(ac, cx.tick()) {
+    let mut agent = match Agent::new(ac, cx.tick()) {
         Ok(a) => a,
         Err(e) => return Ending::Reset(format!("agent: {e}")),
     };
