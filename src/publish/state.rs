@@ -273,6 +273,50 @@ impl DeviceRecord {
         Some(r)
     }
 
+    /// Merges a copy of this record written by another publisher on the same store (a replica),
+    /// field by field, the same rule the PostgreSQL store applies when it writes a record:
+    /// - the copy that saw the device last (`last_seen`, ties to `other`) gives `version`,
+    ///   `offered` and `not_installed`;
+    /// - `sent` is `other`'s when it saw the device later; at the same `last_seen` (seconds)
+    ///   the copy with the newer result (the one that settled it), else whichever has one
+    ///   (`other`'s first): a copy that saw no newer report cannot clear what another replica
+    ///   sent, and an older copy (a backlog written late) cannot bring back a `sent` that a
+    ///   newer report settled;
+    /// - the newer `last_result` wins; `shared` once set stays set; `blocked` is untouched
+    ///   (blocked versions come and go as block and unblock events).
+    pub fn merge_from(&mut self, other: &DeviceRecord) {
+        if other.last_seen >= self.last_seen {
+            self.version.clone_from(&other.version);
+            self.offered.clone_from(&other.offered);
+            self.not_installed.clone_from(&other.not_installed);
+            self.board.clone_from(&other.board);
+        }
+        let result_at = |r: &DeviceRecord| r.last_result.as_ref().map_or(-1, |l| l.at as i64);
+        let take_sent = match other.last_seen.cmp(&self.last_seen) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => match result_at(other).cmp(&result_at(self)) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => other.sent.is_some(),
+            },
+        };
+        if take_sent {
+            self.sent.clone_from(&other.sent);
+            self.sent_epoch = None;
+        }
+        self.last_seen = self.last_seen.max(other.last_seen);
+        let newer = match (&self.last_result, &other.last_result) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => b.at >= a.at,
+        };
+        if newer {
+            self.last_result.clone_from(&other.last_result);
+        }
+        self.shared |= other.shared;
+    }
+
     /// Records a reported result (`Success` / `Failure`) for `version`; a failure blocks the
     /// version for an identified device.
     pub fn observe_result(&mut self, success: bool, version: &str) -> LastResult {

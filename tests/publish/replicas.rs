@@ -1,0 +1,270 @@
+//! The PostgreSQL store (issue 15): several publishers on one database (replicas), a database
+//! that is down at start or goes away while serving. Real PostgreSQL (a private server, child of
+//! the test: tests/util/postgres.rs) and real mosquitto.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otactl::publish::store::{HistoryKind, PostgresStore, Store};
+use otactl::publish::Event;
+
+use super::device::{self, DeviceConfig, Outcome};
+use super::fixture::{self, served, write_image, write_key, Running, BOARD};
+use super::World;
+use super::{rt, updated};
+use crate::util::postgres::Postgres;
+use crate::util::{otactl, Mosquitto};
+
+/// Polls `check` (a blocking look at the database) every 50 ms until it holds or `limit` passes.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn count(pg: &Postgres, sql: &str) -> i64 {
+    pg.client().query_one(sql, &[]).unwrap().get(0)
+}
+
+/// A database that is not there at start: exit 2, its address named without the password, and
+/// what to do.
+#[test]
+fn a_database_down_at_start_is_an_exit_2_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_image(dir.path(), "app.bin", (1, 1, 0));
+    let key = write_key(dir.path());
+    let port = crate::util::free_port();
+    let url = format!("postgres://ota:hunter2@127.0.0.1:{port}/fleet");
+    let out = crate::util::output_within(
+        otactl()
+            .args([
+                "publish",
+                "--broker",
+                "mqtt://127.0.0.1:1",
+                "--board",
+                BOARD,
+            ])
+            .arg("--image")
+            .arg(&path)
+            .arg("--key")
+            .arg(&key)
+            .env("OTACTL_STATE", &url),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("postgres://ota@127.0.0.1:{port}/fleet"))
+            && err.contains("is PostgreSQL running")
+            && !err.contains("hunter2"),
+        "{err}"
+    );
+    let out = otactl().args(["status", "--state", &url]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot connect") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+/// The database goes away while a publisher serves: the next device is served from memory,
+/// and once the database is back the backlog (its record and its events) is written.
+#[test]
+fn a_database_that_goes_away_while_serving_gets_the_backlog() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let Some(w) = World::new(fixture::signed_image((1, 1, 0), 60_000, 3), b"") else {
+        return;
+    };
+    let rt = rt();
+    let mut cfg = w.config(false);
+    cfg.state_file = Some(PathBuf::from(pg.url()));
+    let p = rt.block_on(Running::start(cfg));
+    let dev = |serial: &str, tick| {
+        let mut d = DeviceConfig::new(w.port(), BOARD, (1, 0, 0), tick);
+        d.serial = serial.into();
+        d
+    };
+    rt.block_on(async {
+        updated(
+            &device::session(&dev("SN-BEFORE", 10)).await,
+            &w.image,
+            "before",
+        );
+    });
+    assert!(eventually(Duration::from_secs(10), || count(
+        &pg,
+        "SELECT COUNT(*) FROM events WHERE device LIKE '%/SN-BEFORE' AND kind = 'transfer'"
+    ) == 1));
+    pg.stop();
+    rt.block_on(async {
+        updated(
+            &device::session(&dev("SN-DURING", 11)).await,
+            &w.image,
+            "while the database is down",
+        );
+        // A result settled from memory, too: the device reports the new version.
+        let mut d = dev("SN-DURING", 12);
+        d.running = (1, 1, 0);
+        assert!(matches!(device::session(&d).await, Outcome::NoUpdate(_)));
+        assert!(
+            p.events
+                .wait_for(
+                    |e| matches!(e, Event::Result { device, result, .. } if device.ends_with("/SN-DURING") && result == "updated"),
+                    Duration::from_secs(10)
+                )
+                .await
+        );
+    });
+    pg.restart();
+    assert!(
+        eventually(Duration::from_secs(20), || count(
+            &pg,
+            "SELECT COUNT(*) FROM events WHERE device LIKE '%/SN-DURING'"
+        ) >= 3),
+        "the backlog was not written after the database came back"
+    );
+    let mut db = PostgresStore::open(&pg.url(), "test").unwrap();
+    let st = db.load().unwrap();
+    let rec = &st.devices[&format!("{BOARD}/SN-DURING")];
+    assert_eq!(rec.version.as_deref(), Some("1.1.0"));
+    let kinds: Vec<HistoryKind> = db
+        .history(&format!("{BOARD}/SN-DURING"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            HistoryKind::Offer,
+            HistoryKind::Transfer,
+            HistoryKind::Result
+        ]
+    );
+    rt.block_on(p.stop());
+}
+
+/// Two publishers on one database, each behind its own broker: a device reverts on A (it comes
+/// back on its old version after A sent it the whole image) and is refused by B; `otactl status
+/// --unblock` against the database reaches both, and B serves it again.
+#[test]
+fn a_device_that_reverts_on_one_publisher_is_refused_by_another() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let Some(w) = World::new(fixture::signed_image((1, 1, 0), 60_000, 4), b"") else {
+        return;
+    };
+    let dir2 = tempfile::tempdir().unwrap();
+    let Some(m2) = Mosquitto::start_plain(dir2.path()) else {
+        return;
+    };
+    let url = pg.url();
+    let key = format!("{BOARD}/SN-REVERT");
+    let rt = rt();
+    let (a, b) = rt.block_on(async {
+        let mut ca = w.config(false);
+        ca.state_file = Some(PathBuf::from(&url));
+        let mut cb = fixture::config(m2.port, vec![served(BOARD, &w.path)]);
+        cb.state_file = Some(PathBuf::from(&url));
+        (Running::start(ca).await, Running::start(cb).await)
+    });
+    let dev = |port, tick| {
+        let mut d = DeviceConfig::new(port, BOARD, (1, 0, 0), tick);
+        d.serial = "SN-REVERT".into();
+        d
+    };
+    rt.block_on(async {
+        updated(&device::session(&dev(w.port(), 20)).await, &w.image, "on A");
+        assert!(matches!(
+            device::session(&dev(w.port(), 21)).await,
+            Outcome::NoUpdate("invalid_version")
+        ));
+        assert!(
+            b.events
+                .wait_for(
+                    |e| matches!(e, Event::Blocked { device, version } if *device == key && version == "1.1.0"),
+                    Duration::from_secs(10)
+                )
+                .await,
+            "B did not hear of A's block"
+        );
+        assert!(matches!(
+            device::session(&dev(m2.port, 22)).await,
+            Outcome::NoUpdate(_)
+        ));
+        assert_eq!(
+            b.events.count(|e| matches!(e, Event::Offered { .. })),
+            0,
+            "B offered a version A blocked"
+        );
+    });
+    let out = otactl().args(["status", "--state", &url]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = table.lines().find(|l| l.starts_with(&key)).unwrap_or("");
+    assert!(row.contains("reverted 1.1.0"), "{table}");
+    let out = otactl()
+        .args(["status", "--state", &url, "--unblock", &key])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("unblocked 1 version(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        for p in [&a, &b] {
+            assert!(
+                p.events
+                    .wait_for(
+                        |e| matches!(e, Event::Unblocked { device, .. } if *device == key),
+                        Duration::from_secs(10)
+                    )
+                    .await
+            );
+        }
+        let o = device::session(&dev(m2.port, 23)).await;
+        if !matches!(o, Outcome::Updated { .. }) {
+            eprintln!("B: {:#?}", b.events.all.lock().unwrap());
+        }
+        updated(&o, &w.image, "on B after the unblock");
+    });
+    let out = otactl()
+        .args(["status", "--state", &url, "--history", &key])
+        .output()
+        .unwrap();
+    let h = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<&str> = h
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["offer", "transfer", "revert", "block", "unblock", "offer", "transfer"],
+        "{h}"
+    );
+    assert!(
+        h.contains(&format!("otactl-test-{}", m2.port)),
+        "B's events name B: {h}"
+    );
+    rt.block_on(async {
+        a.stop().await;
+        b.stop().await;
+    });
+    let _ = Arc::clone(&w.image);
+}
