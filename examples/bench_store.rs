@@ -13,9 +13,7 @@
 use std::time::{Duration, Instant};
 
 use otactl::publish::state::{now, DeviceRecord, LastResult};
-use otactl::publish::store::{
-    Batch, HistoryEvent, HistoryKind, PostgresStore, SqliteStore, Store,
-};
+use otactl::publish::store::{Batch, HistoryEvent, HistoryKind, PostgresStore, SqliteStore, Store};
 
 fn event(device: &str, kind: HistoryKind, detail: &str) -> HistoryEvent {
     HistoryEvent {

@@ -4,7 +4,8 @@
 //! at shutdown); between events the task hands the core's transmits to the clients, runs the
 //! core's timers and reports saves. The state store runs on a blocking task of its own: it
 //! writes the core's batches (retrying, with the backlog merged, while the database is away) and
-//! watches for unblocks by other processes, which it feeds back to the core.
+//! asks every 0.2 s what other processes wrote (unblocks; other replicas' blocks and records),
+//! which it feeds back to the core as inputs.
 //!
 //! Acknowledgements: rumqttc reports each of our PUBLISHes as it goes out (with its packet id),
 //! in the order the client was given them, and each PUBACK by packet id; this loop maps packet

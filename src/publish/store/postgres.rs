@@ -30,6 +30,9 @@ use crate::publish::state::{now, DeviceRecord, LastResult, State, StateError, ST
 /// How long connecting may take before the attempt fails.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long unacknowledged data or a silent peer is tolerated on the connection.
+pub const DEAD_PEER: Duration = Duration::from_secs(15);
+
 /// The advisory lock every writing transaction takes first (an arbitrary constant: "otactl").
 pub const WRITE_LOCK: i64 = 0x6f74_6163_746c;
 
@@ -301,6 +304,15 @@ impl PostgresStore {
         config.ssl_mode(SslMode::Disable);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A database host that vanishes without closing the connection (a network cut) fails
+        // the write within seconds instead of holding the store task: the driver then serves
+        // from memory and retries.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(DEAD_PEER);
+        }
+        if config.get_keepalives_idle() > DEAD_PEER {
+            config.keepalives_idle(DEAD_PEER);
         }
         if config.get_application_name().is_none() {
             config.application_name("otactl");
