@@ -170,6 +170,18 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The change a stored `block` (else `unblock`) event of another process means.
+    #[must_use]
+    pub fn of_event(kind: &str, device: String, version: String) -> Self {
+        if kind == HistoryKind::Block.as_str() {
+            Self::Blocked { device, version }
+        } else {
+            Self::Unblocked { device, version }
+        }
+    }
+}
+
 /// A publisher's state store. Every method is blocking: the driver calls them off its event
 /// loop.
 pub trait Store: Send {

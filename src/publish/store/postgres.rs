@@ -485,11 +485,7 @@ impl Store for PostgresStore {
                 &[&seen, &who],
             )? {
                 let (device, version): (String, String) = (row.get(0), row.get(1));
-                out.push(if row.get::<_, &str>(2) == "block" {
-                    Change::Blocked { device, version }
-                } else {
-                    Change::Unblocked { device, version }
-                });
+                out.push(Change::of_event(row.get(2), device, version));
             }
             Ok((out, top))
         })?;

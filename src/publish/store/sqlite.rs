@@ -356,11 +356,7 @@ impl Store for SqliteStore {
             let (id, device, version, by, kind) = row.map_err(&err)?;
             self.seen = self.seen.max(id);
             if by != self.who {
-                out.push(if kind == "block" {
-                    Change::Blocked { device, version }
-                } else {
-                    Change::Unblocked { device, version }
-                });
+                out.push(Change::of_event(&kind, device, version));
             }
         }
         Ok(out)
