@@ -405,3 +405,116 @@ fn three_replicas_serve_200_devices_and_survive_a_sigkill() {
     );
     drop(publishers);
 }
+
+/// The store itself, two replicas' connections on one database: each reports only what the
+/// other wrote; an older copy of a record does not undo a newer one (the merge rule in SQL), and
+/// a writer whose copy came out of the merge different hears of the merged row.
+#[test]
+fn the_store_merges_records_and_reports_only_the_other_writers_changes() {
+    use otactl::publish::state::{DeviceRecord, LastResult};
+    use otactl::publish::store::{Batch, Change, HistoryEvent};
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let mut a = PostgresStore::open(&pg.url(), "replica-a").unwrap();
+    let mut b = PostgresStore::open(&pg.url(), "replica-b").unwrap();
+    assert!(a.load().unwrap().devices.is_empty() && b.load().unwrap().devices.is_empty());
+    let key = format!("{BOARD}/SN-1");
+    let sent = DeviceRecord {
+        board: BOARD.into(),
+        version: Some("1.0.0".into()),
+        last_seen: 100,
+        offered: Some("1.1.0".into()),
+        sent: Some("1.1.0".into()),
+        ..DeviceRecord::default()
+    };
+    let event = |kind| HistoryEvent {
+        at: 100,
+        device: key.clone(),
+        version: "1.1.0".into(),
+        kind,
+        detail: String::new(),
+        publisher: String::new(),
+    };
+    a.write(&Batch {
+        records: vec![(key.clone(), sent.clone())],
+        removed: vec![],
+        events: vec![event(HistoryKind::Transfer), event(HistoryKind::Block)],
+    })
+    .unwrap();
+    assert!(a.changes_since().unwrap().is_empty(), "its own writes");
+    let got = b.changes_since().unwrap();
+    assert_eq!(
+        got,
+        [
+            Change::Record {
+                device: key.clone(),
+                record: Box::new(sent.clone())
+            },
+            Change::Blocked {
+                device: key.clone(),
+                version: "1.1.0".into()
+            }
+        ]
+    );
+    // B's older copy (it had not seen A's transfer: no `sent`, seen earlier, an older result).
+    let stale = DeviceRecord {
+        last_seen: 90,
+        sent: None,
+        version: Some("0.9.0".into()),
+        last_result: Some(LastResult {
+            result: "success".into(),
+            version: "1.0.0".into(),
+            at: 90,
+        }),
+        ..sent.clone()
+    };
+    b.write(&Batch {
+        records: vec![(key.clone(), stale)],
+        ..Batch::default()
+    })
+    .unwrap();
+    let row = &a.load().unwrap().devices[&key];
+    assert_eq!(
+        row.sent.as_deref(),
+        Some("1.1.0"),
+        "an older copy cleared sent"
+    );
+    assert_eq!(row.version.as_deref(), Some("1.0.0"));
+    assert_eq!(row.last_seen, 100);
+    assert!(row.last_result.is_some(), "the only result is kept");
+    assert!(row.blocked.contains("1.1.0"));
+    // B hears of the merged row (its copy was older).
+    let back = b.changes_since().unwrap();
+    assert!(
+        matches!(&back[..], [Change::Record { record, .. }] if record.sent.as_deref() == Some("1.1.0")),
+        "{back:?}"
+    );
+    // A newer report (the device came back on 1.1.0 at B) settles it for everyone.
+    let settled = DeviceRecord {
+        last_seen: 110,
+        sent: None,
+        version: Some("1.1.0".into()),
+        ..sent
+    };
+    b.write(&Batch {
+        records: vec![(key.clone(), settled.clone())],
+        ..Batch::default()
+    })
+    .unwrap();
+    let row = &a.load().unwrap().devices[&key];
+    assert_eq!((row.sent.as_deref(), row.last_seen), (None, 110));
+    assert_eq!(b.unblock(Some(&key), None).unwrap(), 1);
+    assert!(matches!(
+        b.unblock(Some("nobody"), None),
+        Err(otactl::publish::StateError::NoDevice { .. })
+    ));
+    let news = a.changes_since().unwrap();
+    assert!(
+        news.contains(&Change::Unblocked {
+            device: key.clone(),
+            version: "1.1.0".into()
+        }),
+        "{news:?}"
+    );
+}
