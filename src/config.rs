@@ -162,7 +162,12 @@ impl ConfigFile {
     #[must_use]
     pub fn resolve_path(&self, value: &str) -> String {
         match self.base_dir() {
-            Some(dir) if !value.is_empty() && Path::new(value).is_relative() => {
+            // An address (`postgres://…` for `--state`) is not a path.
+            Some(dir)
+                if !value.is_empty()
+                    && !value.contains("://")
+                    && Path::new(value).is_relative() =>
+            {
                 dir.join(value).to_string_lossy().into_owned()
             }
             _ => value.to_owned(),

@@ -100,9 +100,25 @@ pub enum Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Env { var, value } => write!(f, "the environment ({var}={value})"),
-            Self::File { file, key, value } => write!(f, "{file} ({key} = {value})"),
+            Self::Env { var, value } => write!(f, "the environment ({var}={})", redact(value)),
+            Self::File { file, key, value } => write!(f, "{file} ({key} = {})", redact(value)),
         }
+    }
+}
+
+/// `value` with the password of a `SCHEME://USER:PASSWORD@…` address replaced by `***`.
+fn redact(value: &str) -> String {
+    let Some(start) = value.find("://").map(|i| i + 3) else {
+        return value.to_owned();
+    };
+    let rest = &value[start..];
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..auth_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!("{}{}:***{}", &value[..start], &rest[..colon], &rest[at..]),
+            None => value.to_owned(),
+        },
+        None => value.to_owned(),
     }
 }
 
@@ -421,6 +437,17 @@ fn with_env_note(a: clap::Arg, var: &str) -> clap::Arg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_an_address_is_never_shown() {
+        assert_eq!(
+            redact("postgres://ota:s3cret@db:5432/fleet"),
+            "postgres://ota:***@db:5432/fleet"
+        );
+        assert_eq!(redact("postgres://ota@db/fleet"), "postgres://ota@db/fleet");
+        assert_eq!(redact("mqtt://host:1883"), "mqtt://host:1883");
+        assert_eq!(redact("state.db"), "state.db");
+    }
 
     #[test]
     fn env_names() {

@@ -107,6 +107,9 @@ fn line(e: &Event) -> Option<String> {
         Event::Unblocked { device, version } => {
             format!("{device}: {version} unblocked by another process; offered again")
         }
+        Event::Blocked { device, version } => {
+            format!("{device}: {version} blocked by another publisher; not offered here either")
+        }
         Event::Warning { topic, message } if topic.is_empty() => format!("warning: {message}"),
         Event::Warning { topic, message } => format!("warning: {topic}: {message}"),
         Event::Notice { message, .. } => format!("note: {message}"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use otactl::mqtt;
-use otactl::publish::store::{self, Store};
+use otactl::publish::store;
 use otactl::publish::{
     self, load_public_key, ClientOptions, Event, EventSink, JobTemplate, Profile, PublishConfig,
     ServedImage,
@@ -44,10 +44,11 @@ pub struct Cmd {
     /// Company topic prefix (COMPANY_TOPIC_PREPEND of the devices).
     #[arg(long, default_value = ota_core::protocol::topics::PREFIX_APP)]
     topic_prefix: String,
-    /// State database (SQLite): device versions, results, blocked versions, history. A JSON
-    /// state file (FILE.json, or the .json next to FILE) is imported once into FILE.db and kept
-    /// as FILE.json.imported.
-    #[arg(long, value_name = "FILE", default_value = "otactl-state.db")]
+    /// State database: device versions, results, blocked versions, history. A FILE is SQLite (a
+    /// JSON state file, FILE.json or the .json next to FILE, is imported once into FILE.db and
+    /// kept as FILE.json.imported); postgres://USER[:PASSWORD]@HOST[:PORT]/DB is a PostgreSQL
+    /// database that several publishers (--share-group replicas) share.
+    #[arg(long, value_name = "FILE|URL", default_value = "otactl-state.db")]
     state: PathBuf,
     /// Clear a device's blocked versions (DEVICE as shown by `otactl status`, or "all") first.
     #[arg(long, value_name = "DEVICE")]
@@ -261,7 +262,7 @@ impl Cmd {
         };
         if !self.unblock.is_empty() {
             let who = store::command_id("otactl publish --unblock");
-            let (mut st, imported) = store::open_sqlite(&self.state, &who)?;
+            let (mut st, imported) = store::open(&self.state, &who)?;
             if let Some(i) = imported {
                 log::warn!("{i}");
             }

@@ -7,7 +7,7 @@ use clap::Args;
 use std::time::Duration;
 
 use otactl::publish::state::now;
-use otactl::publish::store::{self, HistoryEvent, SqliteStore, Store};
+use otactl::publish::store::{self, HistoryEvent, Store};
 use otactl::publish::State;
 
 use super::Ctx;
@@ -28,8 +28,9 @@ use super::Ctx;
   otactl status --history APP_CY8CPROTO_062S2_43439/SN-0042
   otactl status --unblock APP_CY8CPROTO_062S2_43439/SN-0042")]
 pub struct Cmd {
-    /// The publisher's state database (a FILE.json means FILE.db, importing the JSON once).
-    #[arg(long, value_name = "FILE", default_value = "otactl-state.db")]
+    /// The publisher's state database: a SQLite FILE (a FILE.json means FILE.db, importing the
+    /// JSON once) or postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
+    #[arg(long, value_name = "FILE|URL", default_value = "otactl-state.db")]
     state: PathBuf,
     /// Clear blocked versions of DEVICE ("all" for every device).
     #[arg(long, value_name = "DEVICE", conflicts_with = "history")]
@@ -97,8 +98,8 @@ impl Cmd {
     }
 
     /// Opens the database (importing a JSON state file once, which is said).
-    fn open(&self, who: &str) -> Result<SqliteStore> {
-        let (db, imported) = store::open_sqlite(&self.state, who)?;
+    fn open(&self, who: &str) -> Result<Box<dyn Store>> {
+        let (db, imported) = store::open(&self.state, who)?;
         if let Some(i) = imported {
             eprintln!("note: {i}");
         }
@@ -111,6 +112,7 @@ impl Cmd {
         use std::io::IsTerminal;
         let tty = std::io::stdout().is_terminal();
         let path = store::database_path(&self.state);
+        let shown = store::describe(&self.state);
         let who = store::command_id("otactl status --watch");
         loop {
             let body = if store::exists(&self.state) {
@@ -121,14 +123,11 @@ impl Cmd {
                         |st| table(&st, now()),
                     )
             } else {
-                format!(
-                    "waiting for {} (no publisher has written it yet)",
-                    path.display()
-                )
+                format!("waiting for {shown} (no publisher has written it yet)")
             };
             let head = format!(
                 "{} at {}, every {} s (Ctrl-C to stop){}",
-                path.display(),
+                shown,
                 clock(now()),
                 every.as_secs(),
                 holder(&path).map_or_else(String::new, |h| format!("; in use by {h}"))

@@ -4,7 +4,8 @@
 //! at shutdown); between events the task hands the core's transmits to the clients, runs the
 //! core's timers and reports saves. The state store runs on a blocking task of its own: it
 //! writes the core's batches (retrying, with the backlog merged, while the database is away) and
-//! watches for unblocks by other processes, which it feeds back to the core.
+//! asks every 0.2 s what other processes wrote (unblocks; other replicas' blocks and records),
+//! which it feeds back to the core as inputs.
 //!
 //! Acknowledgements: rumqttc reports each of our PUBLISHes as it goes out (with its packet id),
 //! in the order the client was given them, and each PUBACK by packet id; this loop maps packet
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 
 use super::core::{Core, Input, Tag};
 use super::events::{Event, EventSink};
-use super::store::{Batch, Store, Unblocked};
+use super::store::{Batch, Change, Store};
 use super::transport::{self, Client, ClientOptions, Loop, NetError, NetEvent, Tuning};
 
 /// One connection's client and packet-id bookkeeping.
@@ -55,15 +56,15 @@ fn poll_owned(mut lp: Loop, delay: Duration) -> Polling {
     })
 }
 
-/// How often the store is asked for unblocks by other processes (and a failed write retried).
+/// How often the store is asked for changes by other processes (and a failed write retried).
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// What the store task tells the loop.
 enum FromStore {
     /// Every change up to this number was handled (written, or kept for a retry).
     Saved(u64),
-    /// Versions other processes unblocked.
-    Unblocked(Vec<Unblocked>),
+    /// What other processes (`status --unblock`, other replicas) wrote.
+    Changes(Vec<Change>),
 }
 
 /// Writes `backlog` if there is one; says so when the database fails and when it is back.
@@ -93,7 +94,7 @@ fn flush(store: &mut dyn Store, backlog: &mut Option<Batch>, failing: &mut bool)
 
 /// Runs the store off the loop: writes each batch (one at a time; the loop sends the next once
 /// this one is reported), retries a failed one with later batches merged in, and reports
-/// unblocks by other processes. Ends, after a last write, when the sender is dropped.
+/// what other processes wrote. Ends, after a last write, when the sender is dropped.
 fn spawn_store(
     mut store: Box<dyn Store>,
     out: tokio::sync::mpsc::UnboundedSender<FromStore>,
@@ -136,14 +137,16 @@ fn spawn_store(
                 }
                 return;
             }
-            match store.unblocked_since() {
-                Ok(v) if !v.is_empty() => {
-                    let _ = out.send(FromStore::Unblocked(v));
+            match store.changes_since() {
+                Ok(v) => {
+                    watch_failed = false;
+                    if !v.is_empty() {
+                        let _ = out.send(FromStore::Changes(v));
+                    }
                 }
-                Ok(_) => watch_failed = false,
                 Err(e) if !watch_failed => {
                     watch_failed = true;
-                    log::warn!("cannot read unblocks from the state store: {e}");
+                    log::warn!("cannot read other publishers' changes from the state store: {e}");
                 }
                 Err(_) => {}
             }
@@ -251,11 +254,18 @@ impl Driver {
                             saving = false;
                             core.handle(now, Input::Saved(n));
                         }
-                        FromStore::Unblocked(v) => {
-                            for u in &v {
-                                core.handle(now, Input::Unblocked {
-                                    device: &u.device,
-                                    version: &u.version,
+                        FromStore::Changes(v) => {
+                            for c in &v {
+                                core.handle(now, match c {
+                                    Change::Unblocked { device, version } => {
+                                        Input::Unblocked { device, version }
+                                    }
+                                    Change::Blocked { device, version } => {
+                                        Input::Blocked { device, version }
+                                    }
+                                    Change::Record { device, record } => {
+                                        Input::Record { device, record }
+                                    }
                                 });
                             }
                         }
@@ -436,7 +446,7 @@ mod tests {
             self.written.push(batch.clone());
             Ok(())
         }
-        fn unblocked_since(&mut self) -> Result<Vec<Unblocked>, StateError> {
+        fn changes_since(&mut self) -> Result<Vec<Change>, StateError> {
             Ok(Vec::new())
         }
         fn unblock(&mut self, _: Option<&str>, _: Option<&str>) -> Result<usize, StateError> {

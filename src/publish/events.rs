@@ -104,6 +104,14 @@ pub enum Event {
         /// The version.
         version: String,
     },
+    /// Another publisher on the same database (a replica) blocked a version for a device (it
+    /// saw a failure or a revert): this one does not offer it either.
+    Blocked {
+        /// Device key.
+        device: String,
+        /// The version.
+        version: String,
+    },
     /// Something an operator should know once (said once per board): e.g. why revert
     /// protection is off for a board's devices.
     Notice {

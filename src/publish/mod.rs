@@ -99,7 +99,8 @@ pub struct PublishConfig {
     pub template: JobTemplate,
     /// Where results, blocked versions and history persist (`None`: memory only): the SQLite
     /// database for `--state PATH` (see [`store::database_path`]; a JSON state file is
-    /// imported once).
+    /// imported once), or a PostgreSQL database for `postgres://…` ([`store::open`]), which
+    /// several publishers share.
     pub state_file: Option<PathBuf>,
     /// MQTT 5 shared-subscription group.
     pub share_group: Option<String>,
@@ -207,7 +208,8 @@ impl PublishConfig {
 
 /// Runs the publisher until `shutdown` completes. Reconnects by itself; returns only on
 /// shutdown or a start-up error. With a state file, holds its lock for the whole run (a second
-/// publisher on the same database is refused, naming this one), opens and migrates the
+/// publisher on the same file is refused, naming this one; a PostgreSQL database is shared by
+/// any number of publishers, each learning what the others write), opens and migrates the
 /// database at start (importing a JSON state file once), and writes every change to it as it
 /// happens; other processes may read it and unblock versions meanwhile.
 ///
@@ -221,21 +223,30 @@ pub async fn run(
     let images = cfg.check()?;
     let filters = cfg.filters()?;
     let wide = cfg.wide_filter();
+    // One publisher per SQLite file; a PostgreSQL database is shared by design (replicas).
     let _lock = match &cfg.state_file {
-        Some(p) => Some(StateLock::acquire(
+        Some(p) if store::postgres_address(p).is_none() => Some(StateLock::acquire(
             &store::database_path(p),
             "otactl publish",
         )?),
-        None => None,
+        _ => None,
     };
-    let (mut state, store) = match &cfg.state_file {
+    let (mut state, store) = match cfg.state_file.clone() {
         Some(p) => {
-            let (mut s, imported) = store::open_sqlite(p, &cfg.mqtt.client_id())?;
+            // Blocking I/O (a database connection with its own runtime): off this runtime.
+            let who = cfg.mqtt.client_id();
+            let opened = tokio::task::spawn_blocking(move || {
+                let (mut s, imported) = store::open(&p, &who)?;
+                let state = s.load()?;
+                Ok::<_, StateError>((s, imported, state))
+            })
+            .await
+            .map_err(|e| PublishError::Config(format!("opening the state store: {e}")))?;
+            let (s, imported, state) = opened?;
             if let Some(i) = imported {
                 log::warn!("{i}");
             }
-            let state = store::Store::load(&mut s)?;
-            (state, Some(Box::new(s) as Box<dyn store::Store>))
+            (state, Some(s))
         }
         None => (State::new(), None),
     };

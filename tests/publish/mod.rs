@@ -8,6 +8,7 @@ pub(crate) mod fixture;
 mod fleet;
 pub(crate) mod infineon;
 mod pacing;
+mod replicas;
 mod resilience;
 mod store;
 mod tls;

@@ -159,6 +159,23 @@ pub enum Input<'a> {
         /// The version no longer blocked.
         version: &'a str,
     },
+    /// Another publisher on the same store (a replica) blocked `version` for `device`: it is
+    /// not offered or sent to it here either.
+    Blocked {
+        /// Device key.
+        device: &'a str,
+        /// The version blocked.
+        version: &'a str,
+    },
+    /// Another publisher on the same store wrote `device`'s record (what it sent, what the
+    /// device reported): merged into this one's ([`state::DeviceRecord::merge_from`]), so that
+    /// a revert reported here of an image sent there is recognised.
+    Record {
+        /// Device key.
+        device: &'a str,
+        /// The record as stored (its blocked versions come as [`Input::Blocked`]).
+        record: &'a state::DeviceRecord,
+    },
 }
 
 /// Why a broker refused a PUBLISH (MQTT 5 PUBACK reason codes that matter).
@@ -414,6 +431,24 @@ impl Core {
                     }
                 }
             }
+            Input::Blocked { device, version } => {
+                // Not a change of this publisher's (nothing to write back): the block is stored.
+                if let Some(r) = self.state.devices.get_mut(device) {
+                    if r.blocked.insert(version.to_string()) {
+                        self.emit(Event::Blocked {
+                            device: device.to_string(),
+                            version: version.to_string(),
+                        });
+                    }
+                }
+            }
+            Input::Record { device, record } => match self.state.devices.get_mut(device) {
+                Some(r) => r.merge_from(record),
+                None => {
+                    let r = self.state.device(device, &record.board, !record.shared);
+                    r.merge_from(record);
+                }
+            },
         }
     }
 

@@ -259,6 +259,65 @@ fn an_identified_device_that_reverts_is_blocked_alone() {
     assert!(matches!(h.session("SN-new", OLD, 900), Outcome::Updated(_)));
 }
 
+/// Two replicas on one store: what one writes reaches the other as inputs. A block from the
+/// other replica is honoured (not offered, not written back as this one's change), and a
+/// record the other wrote (it sent the whole image) lets this one recognise the revert the
+/// device reports here.
+#[test]
+fn another_replicas_blocks_and_records_are_honoured() {
+    use crate::publish::store::HistoryKind::{Block, Revert};
+    let mut a = H::new(1, Limits::default());
+    let mut b = H::new(1, Limits::default());
+    // SN1 updates on A; B learns A's record, then the device comes back on OLD at B.
+    assert!(matches!(a.session("SN1", OLD, 1), Outcome::Updated(_)));
+    let (_, batch) = a.core.take_save().expect("changes");
+    for (device, record) in &batch.records {
+        b.core.handle(b.now, Input::Record { device, record });
+    }
+    assert!(b.core.take_save().is_none(), "nothing of B's own to write");
+    assert_eq!(
+        b.session("SN1", OLD, 2),
+        Outcome::NoUpdate,
+        "revert seen on B"
+    );
+    assert!(b.blocked("SN1"));
+    let (_, batch) = b.core.take_save().expect("the revert");
+    let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [Revert, Block]);
+    // A hears of B's block: SN1 is refused on A too, and A writes no block of its own.
+    let device = format!("{B}/SN1");
+    a.core.handle(
+        a.now,
+        Input::Blocked {
+            device: &device,
+            version: "1.1.0",
+        },
+    );
+    a.pump();
+    assert!(a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Blocked { device: d, .. } if *d == device)));
+    assert_eq!(a.session("SN1", OLD, 3), Outcome::NoUpdate);
+    let (_, batch) = a.core.take_save().expect("a request");
+    assert!(batch.events.iter().all(|e| e.kind != Block));
+    // An older copy of a record (a backlog written late) does not undo a newer report.
+    let mut stale = a.core.state().devices[&device].clone();
+    stale.last_seen -= 10;
+    stale.version = Some("0.9.0".into());
+    stale.sent = Some("1.1.0".into());
+    a.core.handle(
+        a.now,
+        Input::Record {
+            device: &device,
+            record: &stale,
+        },
+    );
+    let rec = &a.core.state().devices[&device];
+    assert_eq!(rec.version.as_deref(), Some("1.0.0"));
+    assert_eq!(rec.sent, None);
+}
+
 /// Batches carry only the records that changed and one history event per step; an unblock
 /// from the store clears the block in memory without a block being written again.
 #[test]

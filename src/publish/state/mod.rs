@@ -230,7 +230,9 @@ impl DeviceRecord {
 
     /// Records a reported running version; returns a result when this report settles a version
     /// that was sent: `updated`, `reverted` (now blocked) or, while fewer than `block_after`
-    /// such reports were seen for that version, `not_installed` (offered again).
+    /// such reports were seen for that version, `not_installed` (offered again). A device that
+    /// moves from an older version to the one it was offered is `updated` too when no transfer
+    /// was recorded (a replica sent it the image and died before writing that down).
     ///
     /// `epoch` is the publisher's current connection epoch (see [`DeviceRecord::sent_epoch`]).
     pub fn observe_version(
@@ -239,9 +241,23 @@ impl DeviceRecord {
         epoch: u64,
         block_after: u32,
     ) -> Option<LastResult> {
-        self.version = Some(running.to_string());
+        let before = self.version.replace(running.to_string());
         self.last_seen = now();
-        let sent = self.sent.take()?;
+        let Some(sent) = self.sent.take() else {
+            let offered = self.offered.as_deref().and_then(AppVersion::parse_strict)?;
+            let was = before.as_deref().and_then(AppVersion::parse_strict)?;
+            if offered != running || was >= running {
+                return None;
+            }
+            self.not_installed.clear();
+            let r = LastResult {
+                result: "updated".into(),
+                version: running.to_string(),
+                at: now(),
+            };
+            self.last_result = Some(r.clone());
+            return Some(r);
+        };
         let sent_epoch = self.sent_epoch.take();
         let sent_v = AppVersion::parse_strict(&sent)?;
         let result = if running >= sent_v {
@@ -271,6 +287,50 @@ impl DeviceRecord {
         };
         self.last_result = Some(r.clone());
         Some(r)
+    }
+
+    /// Merges a copy of this record written by another publisher on the same store (a replica),
+    /// field by field, the same rule the PostgreSQL store applies when it writes a record:
+    /// - the copy that saw the device last (`last_seen`, ties to `other`) gives `version`,
+    ///   `offered` and `not_installed`;
+    /// - `sent` is `other`'s when it saw the device later; at the same `last_seen` (seconds)
+    ///   the copy with the newer result (the one that settled it), else whichever has one
+    ///   (`other`'s first): a copy that saw no newer report cannot clear what another replica
+    ///   sent, and an older copy (a backlog written late) cannot bring back a `sent` that a
+    ///   newer report settled;
+    /// - the newer `last_result` wins; `shared` once set stays set; `blocked` is untouched
+    ///   (blocked versions come and go as block and unblock events).
+    pub fn merge_from(&mut self, other: &DeviceRecord) {
+        if other.last_seen >= self.last_seen {
+            self.version.clone_from(&other.version);
+            self.offered.clone_from(&other.offered);
+            self.not_installed.clone_from(&other.not_installed);
+            self.board.clone_from(&other.board);
+        }
+        let result_at = |r: &DeviceRecord| r.last_result.as_ref().map_or(-1, |l| l.at as i64);
+        let take_sent = match other.last_seen.cmp(&self.last_seen) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => match result_at(other).cmp(&result_at(self)) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => other.sent.is_some(),
+            },
+        };
+        if take_sent {
+            self.sent.clone_from(&other.sent);
+            self.sent_epoch = None;
+        }
+        self.last_seen = self.last_seen.max(other.last_seen);
+        let newer = match (&self.last_result, &other.last_result) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => b.at >= a.at,
+        };
+        if newer {
+            self.last_result.clone_from(&other.last_result);
+        }
+        self.shared |= other.shared;
     }
 
     /// Records a reported result (`Success` / `Failure`) for `version`; a failure blocks the
@@ -408,6 +468,20 @@ mod tests {
 
     const V1: AppVersion = AppVersion::new(1, 0, 0);
     const V2: AppVersion = AppVersion::new(2, 0, 0);
+
+    #[test]
+    fn moving_to_the_offered_version_is_an_update_even_without_a_recorded_transfer() {
+        let mut r = DeviceRecord::default();
+        assert_eq!(r.observe_version(V1, 0, 1), None);
+        r.offered = Some("2.0.0".into());
+        let got = r.observe_version(V2, 0, 1).expect("a result");
+        assert_eq!(
+            (got.result.as_str(), got.version.as_str()),
+            ("updated", "2.0.0")
+        );
+        assert_eq!(r.observe_version(V2, 0, 1), None, "once");
+        assert!(r.blocked.is_empty());
+    }
 
     #[test]
     fn block_after_allows_that_many_reports_on_the_old_version() {

@@ -1,13 +1,16 @@
 //! Where the publisher's state lives: one [`Store`] trait, with SQLite ([`sqlite`]) as the
-//! embedded default.
+//! embedded default and PostgreSQL ([`postgres`], `--state postgres://…`) for several publishers
+//! (replicas behind one `--share-group`) on one database.
 //!
 //! The sans-IO core decides and keeps the state in memory; it hands the driver a [`Batch`] of
 //! what changed (the records it touched, the records it dropped, and one [`HistoryEvent`] per
 //! offer, transfer, result, revert and block). The driver writes each batch in one transaction
-//! off the event loop, and asks the store now and then which blocked versions another process
-//! (`otactl status --unblock`) cleared, so that the running publisher honours an unblock at once
-//! and never writes the block back: a device's row never carries its blocked versions; they are
-//! rows of their own, added by block events and removed only by an unblock.
+//! off the event loop, and asks the store now and then what other processes changed
+//! ([`Store::changes_since`]: versions `otactl status --unblock` cleared; with PostgreSQL also
+//! the blocks and records of the other replicas), so that the running publisher honours an
+//! unblock at once and never writes the block back, and a revert one replica saw is refused by
+//! all: a device's row never carries its blocked versions; they are rows of their own, added by
+//! block events and removed only by an unblock.
 //!
 //! A state file of the JSON era (`--state FILE.json`, or a `.json` next to the database) is
 //! imported once into the database and kept, renamed, as a backup ([`open_sqlite`]).
@@ -18,8 +21,10 @@ use serde::Serialize;
 
 use super::state::{DeviceRecord, State, StateError};
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use self::postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// What a history row records.
@@ -89,6 +94,21 @@ pub struct HistoryEvent {
     pub publisher: String,
 }
 
+impl HistoryEvent {
+    /// The unblock of `version` for `device` at `at` (the store fills in the publisher).
+    #[must_use]
+    pub fn unblock(device: &str, version: &str, at: u64) -> Self {
+        Self {
+            at,
+            device: device.to_string(),
+            version: version.to_string(),
+            kind: HistoryKind::Unblock,
+            detail: String::new(),
+            publisher: String::new(),
+        }
+    }
+}
+
 /// Everything that changed since the last batch, written in one transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {
@@ -123,13 +143,43 @@ impl Batch {
     }
 }
 
-/// A blocked version another process cleared.
+/// What another process wrote to the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unblocked {
-    /// Device key.
-    pub device: String,
-    /// The version no longer blocked.
-    pub version: String,
+pub enum Change {
+    /// A blocked version was cleared (`otactl status --unblock`, or another replica's
+    /// `publish --unblock`).
+    Unblocked {
+        /// Device key.
+        device: String,
+        /// The version no longer blocked.
+        version: String,
+    },
+    /// Another replica blocked a version for a device.
+    Blocked {
+        /// Device key.
+        device: String,
+        /// The version blocked.
+        version: String,
+    },
+    /// Another replica wrote a device's record (as merged in the store; no blocked versions).
+    Record {
+        /// Device key.
+        device: String,
+        /// The record.
+        record: Box<DeviceRecord>,
+    },
+}
+
+impl Change {
+    /// The change a stored `block` (else `unblock`) event of another process means.
+    #[must_use]
+    pub fn of_event(kind: &str, device: String, version: String) -> Self {
+        if kind == HistoryKind::Block.as_str() {
+            Self::Blocked { device, version }
+        } else {
+            Self::Unblocked { device, version }
+        }
+    }
 }
 
 /// A publisher's state store. Every method is blocking: the driver calls them off its event
@@ -139,8 +189,8 @@ pub trait Store: Send {
     /// messages.
     fn describe(&self) -> String;
 
-    /// Every record, with its blocked versions. Unblocks before this call are not reported by
-    /// [`Store::unblocked_since`].
+    /// Every record, with its blocked versions. Changes before this call are not reported by
+    /// [`Store::changes_since`].
     ///
     /// # Errors
     /// The database cannot be read.
@@ -152,11 +202,12 @@ pub trait Store: Send {
     /// The database cannot be written; nothing of the batch is.
     fn write(&mut self, batch: &Batch) -> Result<(), StateError>;
 
-    /// Blocked versions other processes cleared since the last call (or [`Store::load`]).
+    /// What other processes wrote since the last call (or [`Store::load`]), in the order they
+    /// wrote it; never what this store wrote.
     ///
     /// # Errors
     /// The database cannot be read.
-    fn unblocked_since(&mut self) -> Result<Vec<Unblocked>, StateError>;
+    fn changes_since(&mut self) -> Result<Vec<Change>, StateError>;
 
     /// Clears blocked versions, of one device (`Some(key)`) or all, one version or all, and
     /// records an unblock event per cleared version. Returns how many were cleared.
@@ -171,6 +222,38 @@ pub trait Store: Send {
     /// # Errors
     /// The database cannot be read.
     fn history(&mut self, device: &str) -> Result<Vec<HistoryEvent>, StateError>;
+}
+
+/// Opens the store `--state` names on behalf of `who`: a PostgreSQL database for a
+/// `postgres://` or `postgresql://` address, else the SQLite file ([`open_sqlite`], which may
+/// import a JSON state file).
+///
+/// # Errors
+/// See [`open_sqlite`] and [`PostgresStore::open`].
+pub fn open(state: &Path, who: &str) -> Result<(Box<dyn Store>, Option<Imported>), StateError> {
+    match postgres_address(state) {
+        Some(url) => Ok((Box::new(PostgresStore::open(url, who)?), None)),
+        None => {
+            let (s, imported) = open_sqlite(state, who)?;
+            Ok((Box::new(s), imported))
+        }
+    }
+}
+
+/// The PostgreSQL address `--state` holds, if it is one.
+#[must_use]
+pub fn postgres_address(state: &Path) -> Option<&str> {
+    state.to_str().filter(|s| postgres::is_address(s))
+}
+
+/// `--state` as messages show it: the database file, or the PostgreSQL address without its
+/// password.
+#[must_use]
+pub fn describe(state: &Path) -> String {
+    postgres_address(state).map_or_else(
+        || database_path(state).display().to_string(),
+        postgres::redacted,
+    )
 }
 
 /// The database file for `--state PATH`: `PATH` itself, except that a `.json` path (a state
@@ -203,10 +286,13 @@ pub fn backup_path(legacy: &Path) -> PathBuf {
     legacy.with_file_name(name)
 }
 
-/// Whether a state exists for `--state PATH` (a database, or a JSON file to import).
+/// Whether a state exists for `--state PATH` (a database, or a JSON file to import); a
+/// PostgreSQL address always does (connecting says whether it is there).
 #[must_use]
 pub fn exists(state: &Path) -> bool {
-    database_path(state).exists() || legacy_path(state).exists()
+    postgres_address(state).is_some()
+        || database_path(state).exists()
+        || legacy_path(state).exists()
 }
 
 /// What [`open_sqlite`] did besides opening.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{Batch, HistoryEvent, HistoryKind, Store, Unblocked};
+use super::{Batch, Change, HistoryEvent, HistoryKind, Store};
 use crate::publish::state::{now, DeviceRecord, LastResult, State, StateError, STATE_FORMAT};
 
 /// How long a write waits for another connection's transaction.
@@ -329,13 +329,15 @@ impl Store for SqliteStore {
         tx.commit().map_err(&err)
     }
 
-    fn unblocked_since(&mut self) -> Result<Vec<Unblocked>, StateError> {
+    fn changes_since(&mut self) -> Result<Vec<Change>, StateError> {
+        // One publisher per file (the lock): what others write here are unblocks (and, in
+        // principle, blocks); records are this publisher's own.
         let err = db_err(&self.path);
         let mut q = self
             .conn
             .prepare_cached(
-                "SELECT id, device, version, publisher FROM events
-                 WHERE id > ?1 AND kind = 'unblock' ORDER BY id",
+                "SELECT id, device, version, publisher, kind FROM events
+                 WHERE id > ?1 AND kind IN ('unblock', 'block') ORDER BY id",
             )
             .map_err(&err)?;
         let rows = q
@@ -345,15 +347,16 @@ impl Store for SqliteStore {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })
             .map_err(&err)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, device, version, by) = row.map_err(&err)?;
+            let (id, device, version, by, kind) = row.map_err(&err)?;
             self.seen = self.seen.max(id);
             if by != self.who {
-                out.push(Unblocked { device, version });
+                out.push(Change::of_event(&kind, device, version));
             }
         }
         Ok(out)
@@ -396,14 +399,7 @@ impl Store for SqliteStore {
         };
         let at = now();
         for (d, v) in &pairs {
-            let e = HistoryEvent {
-                at,
-                device: d.clone(),
-                version: v.clone(),
-                kind: HistoryKind::Unblock,
-                detail: String::new(),
-                publisher: String::new(),
-            };
+            let e = HistoryEvent::unblock(d, v, at);
             put_event(&tx, &e, &self.who).map_err(&err)?;
         }
         tx.commit().map_err(&err)?;
@@ -519,15 +515,15 @@ mod tests {
         ));
         assert_eq!(status.unblock(Some("B/1"), None).unwrap(), 1);
         assert_eq!(status.unblock(None, None).unwrap(), 0, "nothing left");
-        let news = publisher.unblocked_since().unwrap();
+        let news = publisher.changes_since().unwrap();
         assert_eq!(
             news,
-            vec![Unblocked {
+            vec![Change::Unblocked {
                 device: "B/1".into(),
                 version: "2.0.0".into()
             }]
         );
-        assert!(publisher.unblocked_since().unwrap().is_empty(), "once");
+        assert!(publisher.changes_since().unwrap().is_empty(), "once");
         // The publisher rewrites the record (its copy still had the block in memory).
         let mut stale = rec;
         stale.blocked.insert("2.0.0".into());
