@@ -50,6 +50,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// At most this many warnings per [`WARN_WINDOW`]; the rest are counted and summarised.
 const WARN_BURST: u32 = 20;
 const WARN_WINDOW: Duration = Duration::from_secs(10);
+/// `detail` of a transfer event the core infers: the device reports the version it was offered
+/// but no transfer of it was recorded.
+pub const INFERRED_TRANSFER: &str = "inferred: the device runs the version it was offered; the publisher that sent it stopped before recording the transfer";
 
 /// What bounds the work a publisher does for devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -871,12 +874,24 @@ impl Core {
         let (epoch, block_after) = (self.epoch, self.cfg.block_after.max(1));
         let rec = self.state.device(&device, &image.board, true);
         let sent_blocked = rec.sent.as_ref().is_some_and(|v| rec.blocked.contains(v));
+        let transfer_recorded = rec.sent.is_some();
         let settled = rec.observe_version(running, epoch, block_after);
         let decision = rec.decide(running, image.version);
         if decision.is_ok() {
             rec.offered = Some(image.version.to_string());
         }
         if let Some(r) = &settled {
+            if !transfer_recorded {
+                // The device runs the version it was offered, but no publisher wrote down
+                // sending it (a replica that sent it was killed first): the history still
+                // shows the transfer, marked as inferred.
+                self.record(
+                    HistoryKind::Transfer,
+                    &device,
+                    &r.version,
+                    INFERRED_TRANSFER,
+                );
+            }
             self.record_result(&device, r, sent_blocked);
         }
         if decision.is_ok() {

@@ -909,3 +909,45 @@ fn a_full_window_waits_for_acknowledgements_without_a_timer() {
     h.core.handle(h.now, Input::Acked(a.tag));
     assert!(h.core.poll_transmit(h.now).is_some());
 }
+
+/// A replica killed after sending the whole image but before writing it down: its record
+/// (offered, no transfer) reaches another replica, where the device reports the new version.
+/// The history still gets a transfer, marked as inferred, before the result.
+#[test]
+fn a_transfer_nobody_recorded_is_inferred_when_the_device_reports_the_new_version() {
+    use crate::publish::store::HistoryKind::{Offer, Result, Transfer};
+    let mut a = H::new(1, Limits::default());
+    let mut b = H::new(1, Limits::default());
+    assert!(matches!(a.session("SN1", OLD, 1), Outcome::Updated(_)));
+    let (_, batch) = a.core.take_save().expect("changes");
+    for (device, record) in &batch.records {
+        // What A had written before it sent the image: the offer only.
+        let mut unsent = record.clone();
+        unsent.sent = None;
+        b.core.handle(
+            b.now,
+            Input::Record {
+                device,
+                record: &unsent,
+            },
+        );
+    }
+    assert_eq!(b.session("SN1", NEW, 2), Outcome::NoUpdate);
+    let (_, batch) = b.core.take_save().expect("the result");
+    let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [Transfer, Result]);
+    assert_eq!(batch.events[0].detail, super::INFERRED_TRANSFER);
+    assert_eq!(batch.events[1].detail, "updated");
+    // A transfer that was recorded is not inferred again.
+    let mut c = H::new(1, Limits::default());
+    assert!(matches!(c.session("SN2", OLD, 3), Outcome::Updated(_)));
+    let _ = c.core.take_save();
+    assert_eq!(c.session("SN2", NEW, 4), Outcome::NoUpdate);
+    let (_, batch) = c.core.take_save().expect("the result");
+    let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
+    assert!(
+        !kinds.contains(&Transfer) && kinds.contains(&Result),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&Offer));
+}

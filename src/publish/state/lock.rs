@@ -31,9 +31,10 @@ impl StateLock {
     /// cannot be created (the state folder is not writable).
     pub fn acquire(state: &Path, what: &str) -> Result<Self, StateError> {
         let path = lock_path(state);
-        let write_err = |e: std::io::Error| StateError::Write {
+        let write_err = |source: std::io::Error| StateError::Write {
             path: state.to_path_buf(),
-            source: anyhow::Error::new(e).context(format!("lock file {}", path.display())),
+            doing: format!("lock file {}", path.display()),
+            source,
         };
         let mut file = OpenOptions::new()
             .read(true)

@@ -71,13 +71,15 @@ pub enum StateError {
         found: u32,
     },
     /// The file (or its folder) cannot be written.
-    #[error("cannot write the state file {}: {source}", path.display())]
+    #[error("cannot write the state file {}: {doing}: {source}", path.display())]
     Write {
         /// The file.
         path: std::path::PathBuf,
-        /// Why.
+        /// What was being done ("renaming X", "lock file X").
+        doing: String,
+        /// The operating system's error.
         #[source]
-        source: anyhow::Error,
+        source: std::io::Error,
     },
     /// The state database cannot be opened, read or written.
     #[error("state database {what}: {source}")]

@@ -337,10 +337,10 @@ pub fn open_sqlite(state: &Path, who: &str) -> Result<(SqliteStore, Option<Impor
         let st = State::load(&legacy)?;
         sqlite::create_from(&db, &st)?;
         let backup = backup_path(&legacy);
-        std::fs::rename(&legacy, &backup).map_err(|e| StateError::Write {
+        std::fs::rename(&legacy, &backup).map_err(|source| StateError::Write {
             path: legacy.clone(),
-            source: anyhow::Error::new(e)
-                .context(format!("imported; renaming to {}", backup.display())),
+            doing: format!("imported; renaming to {}", backup.display()),
+            source,
         })?;
         imported = Some(Imported {
             from: legacy,

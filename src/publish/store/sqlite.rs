@@ -134,9 +134,10 @@ pub(super) fn create_from(path: &Path, state: &State) -> Result<(), StateError> 
         }
         tx.commit().map_err(&err)?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| StateError::Write {
+    std::fs::rename(&tmp, path).map_err(|source| StateError::Write {
         path: path.to_path_buf(),
-        source: anyhow::Error::new(e).context(format!("renaming {}", tmp.display())),
+        doing: format!("renaming {}", tmp.display()),
+        source,
     })
 }
 
