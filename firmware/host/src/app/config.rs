@@ -67,15 +67,41 @@ pub struct OtaConfig {
     pub flow: Delivery,
 }
 
+/// A device configuration that cannot be used; each names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceConfigError {
+    /// `OTA_DEVICE_FLOW` is neither `push` nor `chunks`.
+    #[error("OTA_DEVICE_FLOW={0:?}: expected push or chunks")]
+    Flow(String),
+    /// A variable the board always sets is missing.
+    #[error("{0} is not set (the board sets it)")]
+    Missing(&'static str),
+    /// `OTA_DEVICE_BROKER` without a scheme the device speaks.
+    #[error("broker {0:?}: expected mqtt://host:port or mqtts://host:port")]
+    BrokerScheme(String),
+    /// `OTA_DEVICE_BROKER` without `host:port`.
+    #[error("broker {0:?}: expected host:port")]
+    BrokerAddress(String),
+    /// The broker URL, named by its variable.
+    #[error("OTA_DEVICE_BROKER")]
+    Broker(#[source] Box<DeviceConfigError>),
+    /// One of the client certificate and key without the other.
+    #[error("OTA_DEVICE_CERT and OTA_DEVICE_KEY go together")]
+    HalfClientPair,
+    /// `OTA_DEVICE_CHECK_SECS` is not a number of seconds.
+    #[error("OTA_DEVICE_CHECK_SECS={0:?}: expected seconds")]
+    CheckSecs(String),
+}
+
 /// Parses `OTA_DEVICE_FLOW` (`push` or `chunks`).
 ///
 /// # Errors
 /// A message quoting the value and naming the accepted ones.
-pub fn parse_flow(s: &str) -> Result<Delivery, String> {
+pub fn parse_flow(s: &str) -> Result<Delivery, DeviceConfigError> {
     match s {
         "push" => Ok(Delivery::Push),
         "chunks" => Ok(Delivery::Pull),
-        _ => Err(format!("OTA_DEVICE_FLOW={s:?}: expected push or chunks")),
+        _ => Err(DeviceConfigError::Flow(s.to_owned())),
     }
 }
 
@@ -115,29 +141,27 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn required(name: &str) -> Result<String, String> {
-    var(name).ok_or_else(|| format!("{name} is not set (the board sets it)"))
+fn required(name: &'static str) -> Result<String, DeviceConfigError> {
+    var(name).ok_or(DeviceConfigError::Missing(name))
 }
 
 /// Splits `mqtt://host:port` / `mqtts://host:port` into (tls, host, port).
 ///
 /// # Errors
 /// A message quoting the URL.
-pub fn parse_broker(url: &str) -> Result<(bool, String, u16), String> {
+pub fn parse_broker(url: &str) -> Result<(bool, String, u16), DeviceConfigError> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("mqtt://") {
         (false, r)
     } else {
-        return Err(format!(
-            "broker {url:?}: expected mqtt://host:port or mqtts://host:port"
-        ));
+        return Err(DeviceConfigError::BrokerScheme(url.to_owned()));
     };
     let (host, port) = rest
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
         .filter(|(h, _)| !h.is_empty())
-        .ok_or_else(|| format!("broker {url:?}: expected host:port"))?;
+        .ok_or_else(|| DeviceConfigError::BrokerAddress(url.to_owned()))?;
     Ok((tls, host, port))
 }
 
@@ -146,15 +170,15 @@ impl DeviceConfig {
     ///
     /// # Errors
     /// A message naming the variable that is missing or malformed.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, DeviceConfigError> {
         let broker = var("OTA_DEVICE_BROKER").unwrap_or_else(|| "mqtt://127.0.0.1:1883".into());
         let (tls, host, port) =
-            parse_broker(&broker).map_err(|e| format!("OTA_DEVICE_BROKER: {e}"))?;
+            parse_broker(&broker).map_err(|e| DeviceConfigError::Broker(Box::new(e)))?;
         let tls = if tls {
             let client = match (var("OTA_DEVICE_CERT"), var("OTA_DEVICE_KEY")) {
                 (Some(c), Some(k)) => Some((c.into(), k.into())),
                 (None, None) => None,
-                _ => return Err("OTA_DEVICE_CERT and OTA_DEVICE_KEY go together".into()),
+                _ => return Err(DeviceConfigError::HalfClientPair),
             };
             Some(TlsFiles {
                 ca: required("OTA_DEVICE_CA")?.into(),
@@ -169,7 +193,7 @@ impl DeviceConfig {
                 .parse::<f64>()
                 .ok()
                 .filter(|v| *v > 0.0 && *v < 1e6)
-                .ok_or_else(|| format!("OTA_DEVICE_CHECK_SECS={s:?}: expected seconds"))?,
+                .ok_or(DeviceConfigError::CheckSecs(s))?,
             None => 10.0,
         };
         Ok(Self {
@@ -200,7 +224,7 @@ mod tests {
     fn flows() {
         assert_eq!(parse_flow("push"), Ok(Delivery::Push));
         assert_eq!(parse_flow("chunks"), Ok(Delivery::Pull));
-        let e = parse_flow("pull").unwrap_err();
+        let e = parse_flow("pull").unwrap_err().to_string();
         assert!(
             e.contains("OTA_DEVICE_FLOW") && e.contains("push or chunks"),
             "{e}"

@@ -49,6 +49,22 @@ pub enum LinkError {
     TimedOut,
     /// The request queue of the client is closed.
     Closed(String),
+    /// The client refused a request (its queue is closed or full).
+    Client(rumqttc::ClientError),
+    /// A subscribe, unsubscribe or publish that did not complete.
+    On {
+        /// "subscribe", "unsubscribe" or "publish".
+        what: &'static str,
+        /// Its topic.
+        topic: String,
+        /// Why.
+        cause: Box<LinkError>,
+    },
+    /// The broker refused a subscription (its ACL).
+    Refused {
+        /// The topic.
+        topic: String,
+    },
 }
 
 impl core::fmt::Display for LinkError {
@@ -57,6 +73,13 @@ impl core::fmt::Display for LinkError {
             Self::Net(e) => f.write_str(&describe(e)),
             Self::TimedOut => f.write_str("timed out"),
             Self::Closed(e) => f.write_str(e),
+            Self::Client(e) => write!(f, "{e}"),
+            Self::On { what, topic, cause } => write!(f, "{what} {topic}: {cause}"),
+            Self::Refused { topic } => write!(
+                f,
+                "subscribe {topic}: the broker refused it (its ACL does not let this \
+                 certificate read the topic)"
+            ),
         }
     }
 }
@@ -162,25 +185,24 @@ impl Link {
     ///
     /// # Errors
     /// Network errors, timeout or refusal.
-    pub async fn subscribe(&mut self, topic: &str) -> Result<(), String> {
+    pub async fn subscribe(&mut self, topic: &str) -> Result<(), LinkError> {
         self.client
             .subscribe(topic, QoS::AtLeastOnce)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(LinkError::Client)?;
         let ack = self
             .wait_for(|p| matches!(p, Packet::SubAck(_)), NET_TIMEOUT)
             .await
-            .map_err(|e| format!("subscribe {topic}: {e}"))?;
+            .map_err(on("subscribe", topic))?;
         match ack {
             Packet::SubAck(a)
                 if a.return_codes
                     .iter()
                     .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
             {
-                Err(format!(
-                    "subscribe {topic}: the broker refused it (its ACL does not let this \
-                     certificate read the topic)"
-                ))
+                Err(LinkError::Refused {
+                    topic: topic.to_owned(),
+                })
             }
             _ => Ok(()),
         }
@@ -190,43 +212,43 @@ impl Link {
     ///
     /// # Errors
     /// Network errors or timeout.
-    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), String> {
+    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), LinkError> {
         self.client
             .unsubscribe(topic)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(LinkError::Client)?;
         self.wait_for(|p| matches!(p, Packet::UnsubAck(_)), NET_TIMEOUT)
             .await
             .map(drop)
-            .map_err(|e| format!("unsubscribe {topic}: {e}"))
+            .map_err(on("unsubscribe", topic))
     }
 
     /// Publishes at QoS 1 (retain off) and waits for the PUBACK.
     ///
     /// # Errors
     /// Network errors or timeout.
-    pub async fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<(), String> {
+    pub async fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<(), LinkError> {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(LinkError::Client)?;
         self.wait_for(|p| matches!(p, Packet::PubAck(_)), NET_TIMEOUT)
             .await
             .map(drop)
-            .map_err(|e| format!("publish {topic}: {e}"))
+            .map_err(on("publish", topic))
     }
 
     /// The next received PUBLISH, or `None` when `limit` passes first.
     ///
     /// # Errors
     /// The connection dropped.
-    pub async fn recv(&mut self, limit: Duration) -> Result<Option<Incoming>, String> {
+    pub async fn recv(&mut self, limit: Duration) -> Result<Option<Incoming>, LinkError> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(m) = self.inbox.pop_front() {
                 return Ok(Some(m));
             }
-            match self.poll(deadline).await.map_err(|e| describe(&e))? {
+            match self.poll(deadline).await.map_err(LinkError::Net)? {
                 None => return Ok(None),
                 Some(Packet::Publish(p)) => {
                     return Ok(Some(Incoming {
@@ -245,6 +267,16 @@ impl Link {
             let deadline = Instant::now() + Duration::from_secs(2);
             while let Ok(Some(_)) = self.poll(deadline).await {}
         }
+    }
+}
+
+/// `cause` of a request on `topic`.
+fn on(what: &'static str, topic: &str) -> impl FnOnce(LinkError) -> LinkError {
+    let topic = topic.to_owned();
+    move |cause| LinkError::On {
+        what,
+        topic,
+        cause: Box::new(cause),
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use crate::board::launch::{FEED, RESET_EXIT_CODE};
 use config::DeviceConfig;
-use record::AppRecord;
+use record::{AppRecord, RecordError};
 
 /// Prints one transcript line.
 pub fn say(tag: &str, message: &str) {
@@ -73,8 +73,8 @@ fn watch_power() {
 
 /// The build record of the running executable (see [`record`]); without one, the Makefile's
 /// defaults.
-fn own_record() -> Result<AppRecord, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
+fn own_record() -> Result<AppRecord, RecordError> {
+    let exe = std::env::current_exe().map_err(RecordError::Locate)?;
     match AppRecord::read(&exe) {
         Ok(Some(r)) => Ok(r),
         Ok(None) => {
@@ -84,7 +84,7 @@ fn own_record() -> Result<AppRecord, String> {
             );
             Ok(AppRecord::MAKEFILE_DEFAULTS)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
     let build = match own_record() {
         Ok(r) => r,
         Err(e) => {
-            say("app", &e);
+            say("app", &e.to_string());
             return ExitCode::from(2);
         }
     };
@@ -113,7 +113,10 @@ pub fn main() -> ExitCode {
     let cfg = match DeviceConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
-            say("app", &format!("configuration error: {e}"));
+            say(
+                "app",
+                &format!("configuration error: {}", ota_tls::error_chain(&e)),
+            );
             return ExitCode::from(2);
         }
     };

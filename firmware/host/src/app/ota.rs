@@ -20,6 +20,7 @@ use super::config::{DeviceConfig, OtaConfig};
 use super::link::Link;
 use super::say;
 use super::step::{Observer, Step};
+use crate::board::BoardError;
 use crate::sim::SimDevice;
 use ota_core::agent::{Agent, AgentConfig, BootReport, Inbound, Outbound, Phase, Status};
 use ota_core::flashmap::FlashMap;
@@ -82,7 +83,7 @@ pub fn boot_ms() -> u64 {
 pub async fn ota_task(cfg: DeviceConfig, running: AppVersion) -> String {
     let (map, key, mut dev) = match setup(&cfg) {
         Ok(s) => s,
-        Err(e) => halt(&format!("cannot start: {e}")).await,
+        Err(e) => halt(&format!("cannot start: {}", ota_tls::error_chain(&e))).await,
     };
     let tls = match cfg.tls.as_ref().map(|f| f.client_tls().build()).transpose() {
         Ok(t) => t.map(Arc::new),
@@ -115,12 +116,10 @@ async fn halt(why: &str) -> ! {
     unreachable!("pending never completes")
 }
 
-fn setup(cfg: &DeviceConfig) -> Result<(FlashMap, PublicKey, SimDevice), String> {
-    let map = ota_core::flashmap::infineon::load(&cfg.flashmap, None)
-        .map_err(|e| format!("{}: {e}", cfg.flashmap.display()))?;
+fn setup(cfg: &DeviceConfig) -> Result<(FlashMap, PublicKey, SimDevice), BoardError> {
+    let map = crate::board::load_flashmap(&cfg.flashmap)?;
     let key = crate::board::load_pubkey(&cfg.pubkey)?;
-    let dev =
-        SimDevice::open(&cfg.flash, map, 2).map_err(|e| format!("{}: {e}", cfg.flash.display()))?;
+    let dev = SimDevice::open(&cfg.flash, map, 2).map_err(BoardError::file(&cfg.flash))?;
     Ok((map, key, dev))
 }
 
@@ -274,7 +273,7 @@ async fn session(
     let here = agent.redirect().map(|(h, p)| (h.to_string(), p));
     for t in [direct.as_str(), unique.as_str()] {
         if let Err(e) = link.subscribe(t).await {
-            cx.tell(&Step::LinkFailed(&e));
+            cx.tell(&Step::LinkFailed(&e.to_string()));
             return stop_or(cx, End::Lost);
         }
     }
@@ -309,7 +308,7 @@ async fn session(
         let msg = match link.recv(TICK).await {
             Ok(m) => m,
             Err(e) => {
-                cx.tell(&Step::ConnectionLost(&e));
+                cx.tell(&Step::ConnectionLost(&e.to_string()));
                 return stop_or(cx, End::Lost);
             }
         };
@@ -402,7 +401,7 @@ async fn act(link: &mut Link, cx: &mut Ctx<'_>, out: Option<Action>) -> Option<E
         Some(Action::Publish(topic, payload)) => match link.publish(&topic, &payload).await {
             Ok(()) => None,
             Err(e) => {
-                cx.tell(&Step::LinkFailed(&e));
+                cx.tell(&Step::LinkFailed(&e.to_string()));
                 Some(stop_or(cx, End::Lost))
             }
         },

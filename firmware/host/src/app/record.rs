@@ -64,6 +64,8 @@ pub enum RecordError {
     },
     /// A key the record must have is missing.
     Missing(&'static str),
+    /// The running executable cannot be found (to read its own record).
+    Locate(std::io::Error),
 }
 
 impl core::fmt::Display for RecordError {
@@ -76,6 +78,7 @@ impl core::fmt::Display for RecordError {
             ),
             Self::Line { line, reason } => write!(f, "build record line {line:?}: {reason}"),
             Self::Missing(key) => write!(f, "the build record has no {key}= line"),
+            Self::Locate(e) => write!(f, "locating this executable: {e}"),
         }
     }
 }

@@ -114,28 +114,60 @@ impl BoardSpec {
     }
 }
 
+/// A command line the board cannot run with; the Display names the option (and shows the usage
+/// where that helps).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// `-h` or `--help`: the usage itself.
+    #[error("{USAGE}")]
+    Help,
+    /// An argument that is not an option.
+    #[error("unexpected argument {0:?}\n{USAGE}")]
+    Unexpected(String),
+    /// An option at the end without its value.
+    #[error("{0} needs a value")]
+    NeedsValue(String),
+    /// A required option is missing.
+    #[error("--{0} is required\n{USAGE}")]
+    Required(&'static str),
+    /// A number option with something else.
+    #[error("--{flag} {value:?}: not a number")]
+    NotANumber {
+        /// The option (without `--`).
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// An option the board does not know.
+    #[error("unknown option --{0}\n{USAGE}")]
+    Unknown(String),
+}
+
 /// Parses the board's command line (without the executable name).
 ///
 /// # Errors
 /// A message naming the option that is missing, unknown or malformed (with the usage).
-pub fn parse(args: &[String]) -> Result<BoardConfig, String> {
+pub fn parse(args: &[String]) -> Result<BoardConfig, UsageError> {
     let mut get = std::collections::HashMap::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
-            return Err(USAGE.into());
+            return Err(UsageError::Help);
         }
         let name = flag
             .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {flag:?}\n{USAGE}"))?;
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            .ok_or_else(|| UsageError::Unexpected(flag.clone()))?;
+        let value = it
+            .next()
+            .ok_or_else(|| UsageError::NeedsValue(flag.clone()))?;
         get.insert(name.to_string(), value.clone());
     }
     let mut take = |k: &str| get.remove(k);
-    let need = |v: Option<String>, k: &str| v.ok_or_else(|| format!("--{k} is required\n{USAGE}"));
-    let num = |v: Option<String>, k: &str, default: u64| -> Result<u64, String> {
+    let need = |v: Option<String>, k: &'static str| v.ok_or(UsageError::Required(k));
+    let num = |v: Option<String>, k: &'static str, default: u64| -> Result<u64, UsageError> {
         v.map_or(Ok(default), |s| {
-            s.parse().map_err(|_| format!("--{k} {s:?}: not a number"))
+            s.parse()
+                .map_err(|_| UsageError::NotANumber { flag: k, value: s })
         })
     };
     let flash = PathBuf::from(need(take("flash"), "flash")?);
@@ -165,14 +197,16 @@ pub fn parse(args: &[String]) -> Result<BoardConfig, String> {
         )?),
         max_boots: take("max-boots")
             .map(|s| {
-                s.parse()
-                    .map_err(|_| format!("--max-boots {s:?}: not a number"))
+                s.parse().map_err(|_| UsageError::NotANumber {
+                    flag: "max-boots",
+                    value: s,
+                })
             })
             .transpose()?,
         app_env: env,
     };
     if let Some(k) = get.keys().next() {
-        return Err(format!("unknown option --{k}\n{USAGE}"));
+        return Err(UsageError::Unknown(k.clone()));
     }
     Ok(cfg)
 }
@@ -191,7 +225,7 @@ pub fn main() -> ExitCode {
     match super::run(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("otactl-simboard: {e}");
+            eprintln!("otactl-simboard: {}", ota_tls::error_chain(&e));
             ExitCode::from(1)
         }
     }
@@ -249,16 +283,19 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_option() {
-        let e = parse(&["--flash".into(), "x".into()]).unwrap_err();
+        let e = parse(&["--flash".into(), "x".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--flashmap is required"), "{e}");
         let mut a = strings(spec().args(None));
         a.extend(["--colour".into(), "red".into()]);
         assert!(parse(&a)
             .unwrap_err()
+            .to_string()
             .starts_with("unknown option --colour"));
         a.truncate(a.len() - 2);
         a.extend(["--watchdog-ms".into(), "soon".into()]);
-        let e = parse(&a).unwrap_err();
+        let e = parse(&a).unwrap_err().to_string();
         assert!(e.contains("--watchdog-ms \"soon\": not a number"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 
 use super::transcript;
+use super::BoardError;
 use crate::sim::{SimDevice, SimFlash, SimFlashError};
 use ota_core::image::verify::VerifiedImage;
 
@@ -85,21 +86,21 @@ impl NorFlash for Watched<'_> {
 ///
 /// # Errors
 /// The image does not fit, or flash errors.
-pub fn provision(dev: &mut SimDevice, image: &[u8]) -> Result<(), String> {
+pub fn provision(dev: &mut SimDevice, image: &[u8]) -> Result<(), BoardError> {
     let slot = dev.map.primary;
     if image.len() as u64 > u64::from(dev.map.max_image_size()) {
-        return Err(format!(
-            "the image is {} bytes; the primary slot takes at most {}",
-            image.len(),
-            dev.map.max_image_size()
-        ));
+        return Err(BoardError::TooLarge {
+            len: image.len(),
+            max: dev.map.max_image_size(),
+        });
     }
+    let flash = |doing| move |source| BoardError::Flash { doing, source };
     dev.primary
         .erase(0, slot.size)
-        .map_err(|e| format!("erasing the primary slot: {e}"))?;
+        .map_err(flash("erasing the primary slot"))?;
     dev.secondary
         .erase(0, dev.map.secondary.size)
-        .map_err(|e| format!("erasing the secondary slot: {e}"))?;
+        .map_err(flash("erasing the secondary slot"))?;
     dev.primary.program(0, image);
     Ok(())
 }
@@ -113,13 +114,16 @@ pub fn extract_app(
     dev: &mut SimDevice,
     img: &VerifiedImage,
     dir: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, BoardError> {
     let start = u32::from(img.header.hdr_size);
     let mut payload = vec![0u8; img.header.img_size as usize];
     dev.primary
         .read(start, &mut payload)
-        .map_err(|e| format!("reading the primary slot: {e}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|source| BoardError::Flash {
+            doing: "reading the primary slot",
+            source,
+        })?;
+    std::fs::create_dir_all(dir).map_err(BoardError::file(dir))?;
     let path = dir.join("app-primary");
     let tmp = dir.join(format!("app-primary.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
@@ -136,6 +140,6 @@ pub fn extract_app(
         // Renaming over the previous executable works even while nothing runs it any more.
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| format!("{}: {e}", path.display()))?;
+    write().map_err(BoardError::file(&path))?;
     Ok(path)
 }

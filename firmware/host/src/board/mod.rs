@@ -69,39 +69,140 @@ pub struct BoardConfig {
     pub app_env: Vec<(String, String)>,
 }
 
+/// Why the board (or the device application's set-up) cannot go on; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    /// A file or folder that cannot be read or written.
+    #[error("{}", path.display())]
+    File {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file that is not PEM.
+    #[error("{}: not a PEM file", path.display())]
+    NotPem {
+        /// The key file.
+        path: PathBuf,
+        /// The PEM decoder's error.
+        #[source]
+        source: p256::pkcs8::der::Error,
+    },
+    /// A PEM file that holds something else than a public key.
+    #[error("{}: a {label} PEM, expected a PUBLIC KEY", path.display())]
+    NotPublicKey {
+        /// The key file.
+        path: PathBuf,
+        /// What it holds.
+        label: String,
+    },
+    /// A public key of a type the bootloader does not verify.
+    #[error("{}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ota_core::image::key::KeyError,
+    },
+    /// A flash map that does not parse.
+    #[error("{}", path.display())]
+    FlashMap {
+        /// The map.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ota_core::flashmap::infineon::ParseError,
+    },
+    /// An image to provision that does not fit the primary slot.
+    #[error("the image is {len} bytes; the primary slot takes at most {max}")]
+    TooLarge {
+        /// The image's size.
+        len: usize,
+        /// The slot's limit.
+        max: u32,
+    },
+    /// A flash operation that failed (`doing` says which).
+    #[error("{doing}")]
+    Flash {
+        /// "erasing the primary slot", "reading the primary slot".
+        doing: &'static str,
+        /// The flash's error.
+        #[source]
+        source: crate::sim::SimFlashError,
+    },
+    /// The bootloader halted (nothing bootable) or could not start.
+    #[error("bootloader")]
+    Boot(#[source] ota_core::boot::BootError<crate::sim::SimFlashError>),
+    /// The application executable could not be started.
+    #[error("starting {}", exe.display())]
+    Start {
+        /// The executable.
+        exe: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BoardError {
+    pub(crate) fn file(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::File { path, source }
+    }
+}
+
 /// Loads a public key from a PEM file (`-----BEGIN PUBLIC KEY-----`): ECDSA P-256/P-384,
 /// Ed25519 or RSA-2048/3072.
 ///
 /// # Errors
 /// Unreadable file, not PEM, or not a supported public key.
-pub fn load_pubkey(path: &std::path::Path) -> Result<PublicKey, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (label, der) = p256::pkcs8::der::pem::decode_vec(&pem)
-        .map_err(|e| format!("{}: not a PEM file: {e}", path.display()))?;
+pub fn load_pubkey(path: &std::path::Path) -> Result<PublicKey, BoardError> {
+    let pem = std::fs::read(path).map_err(BoardError::file(path))?;
+    let (label, der) =
+        p256::pkcs8::der::pem::decode_vec(&pem).map_err(|source| BoardError::NotPem {
+            path: path.to_path_buf(),
+            source: source.into(),
+        })?;
     if label != "PUBLIC KEY" {
-        return Err(format!(
-            "{}: a {label} PEM, expected a PUBLIC KEY",
-            path.display()
-        ));
+        return Err(BoardError::NotPublicKey {
+            path: path.to_path_buf(),
+            label: label.to_owned(),
+        });
     }
-    PublicKey::from_spki_der(&der).map_err(|e| format!("{}: {e}", path.display()))
+    PublicKey::from_spki_der(&der).map_err(|source| BoardError::Key {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn open(cfg: &BoardConfig, map: FlashMap) -> Result<SimDevice, String> {
-    SimDevice::open(&cfg.flash, map, 1).map_err(|e| format!("{}: {e}", cfg.flash.display()))
+/// The flash map at `path`.
+///
+/// # Errors
+/// Unreadable or not Infineon's schema.
+pub fn load_flashmap(path: &std::path::Path) -> Result<FlashMap, BoardError> {
+    ota_core::flashmap::infineon::load(path, None).map_err(|source| BoardError::FlashMap {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn open(cfg: &BoardConfig, map: FlashMap) -> Result<SimDevice, BoardError> {
+    SimDevice::open(&cfg.flash, map, 1).map_err(BoardError::file(&cfg.flash))
 }
 
 /// Runs the board: provision (optional), then boot → run → reset, until `max_boots`.
 ///
 /// # Errors
 /// Configuration problems, or a primary slot with nothing bootable (the board halts).
-pub fn run(cfg: &BoardConfig) -> Result<(), String> {
+pub fn run(cfg: &BoardConfig) -> Result<(), BoardError> {
     transcript::start();
-    let map = ota_core::flashmap::infineon::load(&cfg.flashmap, None)
-        .map_err(|e| format!("{}: {e}", cfg.flashmap.display()))?;
+    let map = load_flashmap(&cfg.flashmap)?;
     let key = load_pubkey(&cfg.pubkey)?;
     if let Some(image) = &cfg.provision {
-        let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+        let bytes = std::fs::read(image).map_err(BoardError::file(image))?;
         flash::provision(&mut open(cfg, map)?, &bytes)?;
         transcript::line(
             "board",
@@ -121,8 +222,12 @@ pub fn run(cfg: &BoardConfig) -> Result<(), String> {
             let outcome = boot(cfg, &mut dev, &key)?;
             flash::extract_app(&mut dev, &outcome.image, &cfg.workdir)?
         };
-        let end = launch::run_app(&exe, &cfg.app_env, cfg.watchdog)
-            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        let end = launch::run_app(&exe, &cfg.app_env, cfg.watchdog).map_err(|source| {
+            BoardError::Start {
+                exe: exe.clone(),
+                source,
+            }
+        })?;
         let why = match end {
             AppEnd::ResetRequested => "software reset".to_string(),
             AppEnd::WatchdogTimeout => format!(
@@ -138,7 +243,11 @@ pub fn run(cfg: &BoardConfig) -> Result<(), String> {
     }
 }
 
-fn boot(cfg: &BoardConfig, dev: &mut SimDevice, key: &PublicKey) -> Result<BootOutcome, String> {
+fn boot(
+    cfg: &BoardConfig,
+    dev: &mut SimDevice,
+    key: &PublicKey,
+) -> Result<BootOutcome, BoardError> {
     let keys = [*key];
     let bc = BootConfig {
         map: dev.map,
@@ -151,7 +260,7 @@ fn boot(cfg: &BoardConfig, dev: &mut SimDevice, key: &PublicKey) -> Result<BootO
     let mut secondary = Watched::new(&mut dev.secondary, d, None);
     let mut scratch_flash = dev.scratch.as_mut().map(|s| Watched::new(s, d, None));
     let mut bl = BootLoader::new(bc, &mut primary, &mut secondary, scratch_flash.as_mut())
-        .map_err(|e| format!("bootloader: {e}"))?;
+        .map_err(BoardError::Boot)?;
     let prim = bl.slot_state(ota_core::flashmap::AreaKind::Primary);
     let sec = bl.slot_state(ota_core::flashmap::AreaKind::Secondary);
     if let (Ok(p), Ok(s)) = (prim, sec) {
@@ -171,7 +280,7 @@ fn boot(cfg: &BoardConfig, dev: &mut SimDevice, key: &PublicKey) -> Result<BootO
         Ok(o) => o,
         Err(e) => {
             transcript::line("boot", &format!("halted: {e}"));
-            return Err(format!("bootloader: {e}"));
+            return Err(BoardError::Boot(e));
         }
     };
     if outcome.resumed {
