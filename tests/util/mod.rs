@@ -251,10 +251,28 @@ impl Mosquitto {
             .spawn()
             .expect("spawn mosquitto");
         self.child = Some(child);
+        // Generous: on a loaded 2-core machine (CI beside other builds) mosquitto once took
+        // more than 10 s to start; the wait ends as soon as it listens, or when it exits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let listening = loop {
+            if wait_for_port(self.port, std::time::Duration::from_millis(500)) {
+                break true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || std::time::Instant::now() >= deadline {
+                break false;
+            }
+        };
         assert!(
-            wait_for_port(self.port, std::time::Duration::from_secs(10)),
-            "mosquitto did not listen on {} within 10 s; log:\n{}",
+            listening,
+            "mosquitto did not listen on {} within 30 s (exit status: {:?}); log:\n{}",
             self.port,
+            self.child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten()),
             self.log_text()
         );
     }
