@@ -293,8 +293,10 @@ impl DeviceRecord {
 
     /// Merges a copy of this record written by another publisher on the same store (a replica),
     /// field by field, the same rule the PostgreSQL store applies when it writes a record:
-    /// - the copy that saw the device last (`last_seen`, ties to `other`) gives `version`,
-    ///   `offered` and `not_installed`;
+    /// - the copy that saw the device last (`last_seen`, in seconds) gives `version`,
+    ///   `offered` and `not_installed`; at the same second, the copy with the newer result (the
+    ///   report that settled an update beats a copy written the same second by the replica that
+    ///   sent the image), else `other`;
     /// - `sent` is `other`'s when it saw the device later; at the same `last_seen` (seconds)
     ///   the copy with the newer result (the one that settled it), else whichever has one
     ///   (`other`'s first): a copy that saw no newer report cannot clear what another replica
@@ -303,13 +305,18 @@ impl DeviceRecord {
     /// - the newer `last_result` wins; `shared` once set stays set; `blocked` is untouched
     ///   (blocked versions come and go as block and unblock events).
     pub fn merge_from(&mut self, other: &DeviceRecord) {
-        if other.last_seen >= self.last_seen {
+        let result_at = |r: &DeviceRecord| r.last_result.as_ref().map_or(-1, |l| l.at as i64);
+        let report_wins = match other.last_seen.cmp(&self.last_seen) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => result_at(other) >= result_at(self),
+        };
+        if report_wins {
             self.version.clone_from(&other.version);
             self.offered.clone_from(&other.offered);
             self.not_installed.clone_from(&other.not_installed);
             self.board.clone_from(&other.board);
         }
-        let result_at = |r: &DeviceRecord| r.last_result.as_ref().map_or(-1, |l| l.at as i64);
         let take_sent = match other.last_seen.cmp(&self.last_seen) {
             std::cmp::Ordering::Greater => true,
             std::cmp::Ordering::Less => false,
@@ -467,6 +474,44 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The replica that heard the device report the new version, and the replica that sent it
+    /// the image, both wrote the record within the same second: whichever copy arrives last,
+    /// the report that settled the update keeps the version (seconds cannot order them).
+    #[test]
+    fn a_settled_report_beats_the_senders_copy_of_the_same_second() {
+        let t = 1_000;
+        let sender = DeviceRecord {
+            version: Some("1.0.0".into()),
+            offered: Some("1.1.0".into()),
+            sent: Some("1.1.0".into()),
+            last_seen: t,
+            ..DeviceRecord::default()
+        };
+        let reporter = DeviceRecord {
+            version: Some("1.1.0".into()),
+            offered: Some("1.1.0".into()),
+            last_seen: t,
+            last_result: Some(LastResult {
+                result: "updated".into(),
+                version: "1.1.0".into(),
+                at: t,
+            }),
+            ..DeviceRecord::default()
+        };
+        for (mut mine, theirs) in [
+            (reporter.clone(), sender.clone()),
+            (sender.clone(), reporter.clone()),
+        ] {
+            mine.merge_from(&theirs);
+            assert_eq!(mine.version.as_deref(), Some("1.1.0"));
+            assert_eq!(mine.sent, None);
+            assert_eq!(
+                mine.last_result.as_ref().map(|r| r.result.as_str()),
+                Some("updated")
+            );
+        }
+    }
 
     const V1: AppVersion = AppVersion::new(1, 0, 0);
     const V2: AppVersion = AppVersion::new(2, 0, 0);

@@ -81,9 +81,12 @@ const UPSERT: &str = "INSERT INTO devices AS d (key, board, version, last_seen, 
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nextval('changes'), $12)
     ON CONFLICT (key) DO UPDATE SET
         board = excluded.board,
-        version = CASE WHEN excluded.last_seen >= d.last_seen THEN excluded.version ELSE d.version END,
-        offered = CASE WHEN excluded.last_seen >= d.last_seen THEN excluded.offered ELSE d.offered END,
-        not_installed = CASE WHEN excluded.last_seen >= d.last_seen
+        version = CASE WHEN (excluded.last_seen > d.last_seen OR (excluded.last_seen = d.last_seen
+            AND COALESCE(excluded.result_at, -1) >= COALESCE(d.result_at, -1))) THEN excluded.version ELSE d.version END,
+        offered = CASE WHEN (excluded.last_seen > d.last_seen OR (excluded.last_seen = d.last_seen
+            AND COALESCE(excluded.result_at, -1) >= COALESCE(d.result_at, -1))) THEN excluded.offered ELSE d.offered END,
+        not_installed = CASE WHEN (excluded.last_seen > d.last_seen OR (excluded.last_seen = d.last_seen
+            AND COALESCE(excluded.result_at, -1) >= COALESCE(d.result_at, -1)))
             THEN excluded.not_installed ELSE d.not_installed END,
         sent = CASE WHEN excluded.last_seen > d.last_seen THEN excluded.sent
             WHEN excluded.last_seen < d.last_seen THEN d.sent
